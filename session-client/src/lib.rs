@@ -1,0 +1,1 @@
+//! Client for session-server; see the workspace README.

@@ -1,0 +1,255 @@
+//! Accounts: registration, login (with throttling and hash upgrades), password changes and
+//! disabling.
+
+use std::{net::IpAddr, sync::Arc};
+
+use uuid::Uuid;
+
+use super::{
+    clock::now_ms,
+    error::Error,
+    password::{Password, PasswordHasher, Verification},
+    rate_limit::{LoginThrottle, RateKey},
+    user::{UserRecord, Username},
+};
+use crate::{
+    metrics::Metrics,
+    store::{CreateUser, RevokeScope, Store},
+};
+
+pub struct AccountService {
+    store: Arc<dyn Store>,
+    hasher: PasswordHasher,
+    throttle: LoginThrottle,
+    metrics: Arc<Metrics>,
+}
+
+fn username(raw: &str) -> Result<Username, Error> {
+    Username::parse(raw).map_err(|e| Error::invalid("username", e))
+}
+
+impl AccountService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
+        metrics: Arc<Metrics>,
+    ) -> AccountService {
+        AccountService {
+            store,
+            hasher,
+            throttle,
+            metrics,
+        }
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Counts an attempt from `ip`; refuses once the address is over its budget.
+    async fn charge_ip(&self, ip: Option<IpAddr>) -> Result<(), Error> {
+        let Some(ip) = ip else { return Ok(()) };
+        let count = self
+            .store
+            .hit(&RateKey::ip_attempts(ip), self.throttle.window)
+            .await?;
+        if count.count > self.throttle.max_attempts_per_ip {
+            return Err(Error::Throttled {
+                retry_after: count.resets_in,
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates a user. `ip` is charged against the same budget as logins.
+    pub async fn register(
+        &self,
+        raw_username: &str,
+        raw_password: String,
+        ip: Option<IpAddr>,
+    ) -> Result<UserRecord, Error> {
+        let username = username(raw_username)?;
+        let password =
+            Password::new_choice(raw_password).map_err(|e| Error::invalid("password", e))?;
+        self.charge_ip(ip).await?;
+        if self.store.user_by_name(&username).await?.is_some() {
+            return Err(Error::UsernameTaken);
+        }
+        let user = UserRecord {
+            id: Uuid::now_v7(),
+            username,
+            password_hash: self.hasher.hash(password).await?,
+            disabled: false,
+            created_ms: now_ms(),
+        };
+        match self.store.create_user(&user).await? {
+            CreateUser::Created => {
+                tracing::info!(target: "audit", event = "user_created", user_id = %user.id);
+                Ok(user)
+            }
+            CreateUser::UsernameTaken => Err(Error::UsernameTaken),
+        }
+    }
+
+    /// Verifies credentials. Unknown user, wrong password and disabled account all answer
+    /// [`Error::InvalidCredentials`] after the same argon2 work.
+    pub async fn login(
+        &self,
+        raw_username: &str,
+        raw_password: String,
+        ip: Option<IpAddr>,
+    ) -> Result<UserRecord, Error> {
+        let username = username(raw_username)?;
+        let password =
+            Password::presented(raw_password).map_err(|e| Error::invalid("password", e))?;
+        self.charge_ip(ip).await?;
+        let failures_key = RateKey::user_failures(&username);
+        let failures = self.store.peek(&failures_key).await?;
+        if failures.count >= self.throttle.max_failures_per_user {
+            return Err(Error::Throttled {
+                retry_after: failures.resets_in,
+            });
+        }
+        let user = self.store.user_by_name(&username).await?;
+        let verdict = self
+            .hasher
+            .verify(
+                password.clone(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await?;
+        match (user, verdict) {
+            (Some(user), Verification::Match { outdated }) if !user.disabled => {
+                self.store.reset(&failures_key).await?;
+                if outdated {
+                    self.upgrade_hash(&user, password).await;
+                }
+                Ok(user)
+            }
+            (user, _) => {
+                self.store.hit(&failures_key, self.throttle.window).await?;
+                tracing::info!(target: "audit", event = "login_failed", user_id = ?user.map(|u| u.id), ip = ?ip);
+                Err(Error::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Re-hashes with the current parameters after a successful login. Best effort: a failure
+    /// leaves the old (still valid) hash in place.
+    async fn upgrade_hash(&self, user: &UserRecord, password: Password) {
+        let result = match self.hasher.hash(password).await {
+            Ok(new_hash) => self
+                .store
+                .replace_password_hash(user.id, &user.password_hash, &new_hash, RevokeScope::None)
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e.into()),
+        };
+        match result {
+            Ok(_) => {
+                tracing::info!(target: "audit", event = "password_rehashed", user_id = %user.id)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, user_id = %user.id, "password hash upgrade failed")
+            }
+        }
+    }
+
+    /// A signed-in user changes their password: needs the current one; ends every other session.
+    pub async fn change_password(
+        &self,
+        user_id: Uuid,
+        current: String,
+        new: String,
+        keep_session: Uuid,
+    ) -> Result<usize, Error> {
+        let current =
+            Password::presented(current).map_err(|e| Error::invalid("current_password", e))?;
+        let new = Password::new_choice(new).map_err(|e| Error::invalid("new_password", e))?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        let failures_key = RateKey::user_failures(&user.username);
+        let failures = self.store.peek(&failures_key).await?;
+        if failures.count >= self.throttle.max_failures_per_user {
+            return Err(Error::Throttled {
+                retry_after: failures.resets_in,
+            });
+        }
+        match self
+            .hasher
+            .verify(current, Some(user.password_hash.clone()))
+            .await?
+        {
+            Verification::Match { .. } => {}
+            Verification::Mismatch => {
+                self.store.hit(&failures_key, self.throttle.window).await?;
+                return Err(Error::WrongPassword);
+            }
+        }
+        let new_hash = self.hasher.hash(new).await?;
+        let ended = self
+            .store
+            .replace_password_hash(
+                user.id,
+                &user.password_hash,
+                &new_hash,
+                RevokeScope::AllExcept(keep_session),
+            )
+            .await?
+            .ok_or(Error::Conflict)?;
+        self.metrics.revoked("password_change", ended.len());
+        tracing::info!(target: "audit", event = "password_changed", user_id = %user.id, session = %keep_session, revoked = ended.len());
+        Ok(ended.len())
+    }
+
+    /// An operator sets a password: ends every session of the user.
+    pub async fn set_password(&self, user_id: Uuid, new: String) -> Result<usize, Error> {
+        let new = Password::new_choice(new).map_err(|e| Error::invalid("password", e))?;
+        let user = self.find(user_id).await?;
+        let new_hash = self.hasher.hash(new).await?;
+        let ended = self
+            .store
+            .replace_password_hash(user.id, &user.password_hash, &new_hash, RevokeScope::All)
+            .await?
+            .ok_or(Error::Conflict)?;
+        self.metrics.revoked("password_change", ended.len());
+        tracing::info!(target: "audit", event = "password_set_by_admin", user_id = %user.id, revoked = ended.len());
+        Ok(ended.len())
+    }
+
+    /// Disables (ending every session) or re-enables a user. Returns the sessions ended.
+    pub async fn set_disabled(&self, user_id: Uuid, disabled: bool) -> Result<usize, Error> {
+        let ended = self
+            .store
+            .set_disabled(user_id, disabled)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        self.metrics.revoked("user_disabled", ended.len());
+        let event = if disabled {
+            "user_disabled"
+        } else {
+            "user_enabled"
+        };
+        tracing::info!(target: "audit", event, user_id = %user_id, revoked = ended.len());
+        Ok(ended.len())
+    }
+
+    pub async fn find(&self, user_id: Uuid) -> Result<UserRecord, Error> {
+        self.store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    pub async fn find_by_name(&self, raw: &str) -> Result<UserRecord, Error> {
+        let name = username(raw)?;
+        self.store
+            .user_by_name(&name)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+}

@@ -1,0 +1,60 @@
+//! What can go wrong in the domain. The HTTP edge maps each variant to a status and a JSON body
+//! in one place (`http/error.rs`).
+
+use std::time::Duration;
+
+use super::password::PasswordError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Unknown user, wrong password and disabled account: deliberately one variant.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The current password given to change it was wrong.
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("no valid session")]
+    Unauthenticated,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("registration is closed")]
+    RegistrationClosed,
+    #[error("the maximum number of sessions for this user is reached")]
+    SessionLimitReached,
+    #[error("the account changed concurrently; try again")]
+    Conflict,
+    #[error("too many attempts; try again later")]
+    Throttled { retry_after: Duration },
+    #[error("the server is busy; try again shortly")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error")]
+    Internal,
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, message: impl ToString) -> Error {
+        Error::Invalid {
+            field,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<PasswordError> for Error {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Busy => Error::Busy,
+            PasswordError::Internal => Error::Internal,
+        }
+    }
+}

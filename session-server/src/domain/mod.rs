@@ -1,0 +1,11 @@
+//! The rules of the service, free of HTTP and of any particular store.
+
+pub mod accounts;
+pub mod clock;
+pub mod error;
+pub mod password;
+pub mod rate_limit;
+pub mod session;
+pub mod sessions;
+pub mod token;
+pub mod user;

@@ -1,0 +1,260 @@
+//! Sessions: the stored record, its compact encoding, and the lifetime rules.
+//!
+//! Lifetimes are enforced here, from the record's own timestamps, on every check. The store's
+//! TTL only garbage-collects: a session whose TTL was extended by mistake still ends on time.
+
+use std::{net::IpAddr, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::token::TokenDigest;
+
+/// What is kept per session. Encoded with [`SessionRecord::encode`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub user_id: Uuid,
+    /// Kept here so that a check needs no second read for the user record. Usernames never change.
+    pub username: String,
+    /// Public id of the session, used to list and revoke it. Never the token.
+    pub handle: Uuid,
+    pub created_ms: u64,
+    /// When the session was last renewed (updated only on renewal, see [`SessionPolicy`]).
+    pub last_seen_ms: u64,
+    pub idle_expires_ms: u64,
+    pub absolute_expires_ms: u64,
+    pub ip: Option<IpAddr>,
+    /// Truncated to [`USER_AGENT_MAX`] bytes.
+    pub user_agent: String,
+}
+
+/// Longest stored user agent, in bytes.
+pub const USER_AGENT_MAX: usize = 200;
+
+/// Version byte in front of every encoded record, so the format can change without a flag day.
+const RECORD_V1: u8 = 1;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("unknown session record version {0}")]
+    Version(u8),
+    #[error("session record is corrupt")]
+    Corrupt,
+}
+
+impl SessionRecord {
+    /// When the store may forget the session: whichever limit comes first.
+    pub fn expires_ms(&self) -> u64 {
+        self.idle_expires_ms.min(self.absolute_expires_ms)
+    }
+
+    /// Version byte + postcard (varints, no field names): about 100 bytes for a typical session.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![RECORD_V1];
+        // Serialising plain data into a Vec cannot fail.
+        out.extend(postcard::to_allocvec(self).unwrap_or_default());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<SessionRecord, RecordError> {
+        match bytes.split_first() {
+            Some((&RECORD_V1, body)) => {
+                postcard::from_bytes(body).map_err(|_| RecordError::Corrupt)
+            }
+            Some((&v, _)) => Err(RecordError::Version(v)),
+            None => Err(RecordError::Corrupt),
+        }
+    }
+
+    /// The session's entry in its user's index: `<handle>:<digest>`. The handle comes first so
+    /// revoke-by-handle can match a prefix; the digest names the session key.
+    pub fn index_member(&self, digest: &TokenDigest) -> String {
+        format!("{}:{}", self.handle.simple(), digest.encode())
+    }
+}
+
+/// Idle and absolute timeouts, and when a check renews the idle window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionPolicy {
+    pub idle: Duration,
+    pub absolute: Duration,
+    /// Part of the idle window that must have passed since the last renewal before a check writes
+    /// a renewal. Below it a check is a single read; the price is that the effective idle timeout
+    /// lies between `idle * (1 - renew_fraction)` and `idle`.
+    pub renew_fraction: f64,
+}
+
+/// What a check concluded about a stored record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Validity {
+    Valid,
+    /// Valid, and old enough since its last renewal to be renewed now.
+    ValidRenew,
+    Expired,
+}
+
+/// Who is logging in: the context recorded with a new session.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: String,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Truncates to at most `max` bytes on a character boundary.
+pub fn truncate_utf8(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+impl SessionPolicy {
+    /// A record for a session starting now.
+    pub fn new_record(
+        &self,
+        user_id: Uuid,
+        username: &str,
+        client: &ClientInfo,
+        now_ms: u64,
+    ) -> SessionRecord {
+        SessionRecord {
+            user_id,
+            username: username.to_owned(),
+            handle: Uuid::new_v4(),
+            created_ms: now_ms,
+            last_seen_ms: now_ms,
+            idle_expires_ms: now_ms.saturating_add(ms(self.idle)),
+            absolute_expires_ms: now_ms.saturating_add(ms(self.absolute)),
+            ip: client.ip,
+            user_agent: truncate_utf8(&client.user_agent, USER_AGENT_MAX).to_owned(),
+        }
+    }
+
+    pub fn evaluate(&self, record: &SessionRecord, now_ms: u64) -> Validity {
+        if now_ms >= record.idle_expires_ms || now_ms >= record.absolute_expires_ms {
+            return Validity::Expired;
+        }
+        let since_renewal = now_ms.saturating_sub(record.last_seen_ms);
+        let threshold = (ms(self.idle) as f64 * self.renew_fraction) as u64;
+        if since_renewal >= threshold && record.idle_expires_ms < record.absolute_expires_ms {
+            Validity::ValidRenew
+        } else {
+            Validity::Valid
+        }
+    }
+
+    /// The record after a renewal at `now_ms`. Never extends past the absolute expiry.
+    pub fn renewed(&self, record: &SessionRecord, now_ms: u64) -> SessionRecord {
+        SessionRecord {
+            last_seen_ms: now_ms,
+            idle_expires_ms: now_ms
+                .saturating_add(ms(self.idle))
+                .min(record.absolute_expires_ms),
+            ..record.clone()
+        }
+    }
+}
+
+/// The optional cap on concurrent sessions per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimit {
+    pub max: u32,
+    pub policy: LimitPolicy,
+}
+
+/// What happens to a login beyond the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitPolicy {
+    /// End the user's least recently active session(s) to make room.
+    EvictOldest,
+    /// Refuse the new login.
+    Refuse,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> SessionPolicy {
+        SessionPolicy {
+            idle: Duration::from_secs(100),
+            absolute: Duration::from_secs(1000),
+            renew_fraction: 0.1,
+        }
+    }
+
+    fn record() -> SessionRecord {
+        policy().new_record(
+            Uuid::now_v7(),
+            "alice",
+            &ClientInfo {
+                ip: Some("203.0.113.9".parse().unwrap()),
+                user_agent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into(),
+            },
+            1_700_000_000_000,
+        )
+    }
+
+    #[test]
+    fn records_round_trip_compactly() {
+        let r = record();
+        let bytes = r.encode();
+        assert_eq!(SessionRecord::decode(&bytes).unwrap(), r);
+        assert!(bytes.len() < 120, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn unknown_versions_and_garbage_are_rejected() {
+        let mut bytes = record().encode();
+        bytes[0] = 9;
+        assert_eq!(SessionRecord::decode(&bytes), Err(RecordError::Version(9)));
+        assert_eq!(SessionRecord::decode(&[]), Err(RecordError::Corrupt));
+        assert_eq!(SessionRecord::decode(&[1, 0xff]), Err(RecordError::Corrupt));
+    }
+
+    #[test]
+    fn checks_renew_only_after_the_configured_part_of_the_idle_window() {
+        let p = policy();
+        let r = record();
+        let t0 = r.created_ms;
+        assert_eq!(p.evaluate(&r, t0 + 9_999), Validity::Valid);
+        assert_eq!(p.evaluate(&r, t0 + 10_000), Validity::ValidRenew);
+        let renewed = p.renewed(&r, t0 + 50_000);
+        assert_eq!(renewed.idle_expires_ms, t0 + 150_000);
+        assert_eq!(p.evaluate(&renewed, t0 + 55_000), Validity::Valid);
+    }
+
+    #[test]
+    fn idle_and_absolute_limits_both_end_a_session() {
+        let p = policy();
+        let r = record();
+        let t0 = r.created_ms;
+        assert_eq!(p.evaluate(&r, t0 + 100_000), Validity::Expired);
+        // Renewed every 50 s, it still ends at the absolute limit.
+        let mut cur = r.clone();
+        let mut now = t0;
+        while now < t0 + 990_000 {
+            now += 50_000;
+            assert_ne!(p.evaluate(&cur, now), Validity::Expired, "at {now}");
+            cur = p.renewed(&cur, now);
+        }
+        assert!(cur.idle_expires_ms <= cur.absolute_expires_ms);
+        assert_eq!(p.evaluate(&cur, t0 + 1_000_000), Validity::Expired);
+    }
+
+    #[test]
+    fn user_agents_are_truncated_on_a_character_boundary() {
+        let ua = "ü".repeat(300);
+        let cut = truncate_utf8(&ua, USER_AGENT_MAX);
+        assert!(cut.len() <= USER_AGENT_MAX);
+        assert!(cut.chars().all(|c| c == 'ü'));
+    }
+}

@@ -1,0 +1,115 @@
+//! Users: the validated username, and the record the store keeps.
+
+use std::fmt;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Longest username, in characters.
+pub const USERNAME_MAX: usize = 64;
+
+/// A username that passed validation: trimmed, lowercased, 1-64 characters of
+/// `a-z 0-9 . _ - @ +`.
+///
+/// The alphabet is ASCII on purpose: no look-alike Unicode accounts, and no `{`/`}` that could
+/// act as a Redis Cluster hash tag inside a key.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Username(String);
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UsernameError {
+    #[error("username must not be empty")]
+    Empty,
+    #[error("username must be at most {USERNAME_MAX} characters")]
+    TooLong,
+    #[error("username may contain only letters a-z, digits and . _ - @ +")]
+    Alphabet,
+}
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Username, UsernameError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(UsernameError::Empty);
+        }
+        if trimmed.chars().count() > USERNAME_MAX {
+            return Err(UsernameError::TooLong);
+        }
+        let folded = trimmed.to_ascii_lowercase();
+        if !folded
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@+".contains(&b))
+        {
+            return Err(UsernameError::Alphabet);
+        }
+        Ok(Username(folded))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Username({})", self.0)
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A stored user. Users are the only records meant to live without a TTL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// UUID v7: time-ordered, so user keys and indexes stay friendly to sorted storage.
+    pub id: Uuid,
+    pub username: Username,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_ms: u64,
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"[REDACTED]")
+            .field("disabled", &self.disabled)
+            .field("created_ms", &self.created_ms)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_trimmed_and_case_folded() {
+        assert_eq!(
+            Username::parse("  Alice@Example.COM ").unwrap().as_str(),
+            "alice@example.com"
+        );
+    }
+
+    #[test]
+    fn usernames_outside_the_alphabet_or_length_are_rejected() {
+        assert_eq!(Username::parse("   "), Err(UsernameError::Empty));
+        assert_eq!(
+            Username::parse(&"a".repeat(65)),
+            Err(UsernameError::TooLong)
+        );
+        assert!(Username::parse(&"a".repeat(64)).is_ok());
+        for bad in [
+            "al ice", "{alice}", "al*ce", "ålice", "a\0b", "a\r\nb", "../x",
+        ] {
+            assert!(Username::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! The admin/service listener's API, behind bearer API keys: session checks for sibling
+//! services, and user and session administration for operators.
+
+mod check;
+mod users;
+
+pub use check::*;
+pub use users::*;
+
+use actix_web::{middleware::from_fn, web};
+
+use super::middleware::require_api_key;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin/v1")
+            .wrap(from_fn(require_api_key))
+            .service(web::resource("/sessions/check").post(check::check))
+            .service(
+                web::resource("/users")
+                    .get(users::find_by_name)
+                    .post(users::create),
+            )
+            .service(web::resource("/users/{id}").get(users::get))
+            .service(web::resource("/users/{id}/disable").post(users::disable))
+            .service(web::resource("/users/{id}/enable").post(users::enable))
+            .service(web::resource("/users/{id}/password").put(users::set_password))
+            .service(
+                web::resource("/users/{id}/sessions")
+                    .get(users::sessions)
+                    .delete(users::revoke_sessions),
+            )
+            .service(web::resource("/users/{id}/sessions/{handle}").delete(users::revoke_session)),
+    );
+}

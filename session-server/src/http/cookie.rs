@@ -1,0 +1,137 @@
+//! The session cookie: reading the presented token, and the Set-Cookie headers we send.
+//!
+//! Reading is strict: exactly one cookie with exactly the configured name (case-sensitive) counts.
+//! Duplicates are ambiguous (a sibling subdomain may have planted one) and count as no session.
+
+use actix_web::{HttpRequest, http::header};
+use cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+
+use crate::{config::CookieConfig, domain::token::SessionToken};
+
+/// What a request carried in place of a session cookie.
+#[derive(Debug)]
+pub enum Presented {
+    /// No session cookie.
+    Nothing,
+    /// A cookie that cannot be a session token, or several of them.
+    Unusable,
+    Token(SessionToken),
+}
+
+impl Presented {
+    pub fn token(&self) -> Option<&SessionToken> {
+        match self {
+            Presented::Token(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Finds the session token in a raw `Cookie` header value.
+pub fn find_in_header(header_value: &str, name: &str) -> Presented {
+    let mut found = Presented::Nothing;
+    // RFC 6265 5.4: `name=value` pairs separated by `;`. Pairs without `=` are skipped.
+    let pairs = header_value
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(n, v)| (n.trim(), v.trim()));
+    for (cookie_name, value) in pairs {
+        if cookie_name != name {
+            continue;
+        }
+        if !matches!(found, Presented::Nothing) {
+            return Presented::Unusable;
+        }
+        found = match SessionToken::parse(value) {
+            Ok(token) => Presented::Token(token),
+            Err(_) => Presented::Unusable,
+        };
+    }
+    found
+}
+
+/// Finds the session token across all `Cookie` headers of a request.
+pub fn presented(req: &HttpRequest, config: &CookieConfig) -> Presented {
+    let mut found = Presented::Nothing;
+    for value in req.headers().get_all(header::COOKIE) {
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        match (find_in_header(text, &config.name), &found) {
+            (Presented::Nothing, _) => {}
+            (this, Presented::Nothing) => found = this,
+            _ => return Presented::Unusable,
+        }
+    }
+    found
+}
+
+fn base(config: &CookieConfig, value: String) -> Cookie<'static> {
+    Cookie::build(config.name.clone(), value)
+        .http_only(true)
+        .secure(config.secure)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .finish()
+}
+
+/// The cookie that hands a new token to the browser. It has no `Max-Age`: it ends with the
+/// browser session at the latest, and the server ends it sooner by its own timeouts.
+pub fn issue(config: &CookieConfig, token: &SessionToken) -> Cookie<'static> {
+    base(config, token.expose())
+}
+
+/// A cookie that makes the browser forget the session.
+pub fn clear(config: &CookieConfig) -> Cookie<'static> {
+    let mut cookie = base(config, String::new());
+    cookie.set_max_age(CookieDuration::ZERO);
+    cookie.set_expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
+    cookie
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn config() -> CookieConfig {
+        CookieConfig {
+            name: "__Host-session".into(),
+            secure: true,
+        }
+    }
+
+    #[test]
+    fn the_issued_cookie_has_every_hardening_attribute() {
+        let token = SessionToken::generate(Uuid::now_v7());
+        let text = issue(&config(), &token).to_string();
+        for part in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+            assert!(text.contains(part), "{text}");
+        }
+        assert!(!text.contains("Domain"), "{text}");
+        let cleared = clear(&config()).to_string();
+        assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    }
+
+    #[test]
+    fn exactly_one_well_formed_cookie_is_a_token() {
+        let token = SessionToken::generate(Uuid::now_v7()).expose();
+        let name = "__Host-session";
+        assert!(matches!(
+            find_in_header(&format!("a=b; {name}={token}; c=d"), name),
+            Presented::Token(_)
+        ));
+        assert!(matches!(
+            find_in_header(&format!("{name}={token}; {name}={token}"), name),
+            Presented::Unusable
+        ));
+        assert!(matches!(
+            find_in_header(&format!("__host-session={token}"), name),
+            Presented::Nothing
+        ));
+        for junk in ["===;;;", "", ";", "__Host-session=", "__Host-session=x\0y"] {
+            assert!(find_in_header(junk, name).token().is_none(), "{junk:?}");
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The one place where errors become HTTP: status, `{"error": code, "message": text}` body and
+//! headers. Nothing else in the edge picks a status code for an error.
+//!
+//! Messages are fixed texts or validation hints about the request's shape; they never carry
+//! request values (a password typed in the wrong field must not come back), store internals or
+//! tokens. Store failures are logged here, with their detail, and answered as an opaque 503.
+
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{domain::error::Error, store::StoreError};
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `invalid_credentials`.
+    #[schema(example = "invalid_credentials")]
+    pub error: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Errors that arise at the edge, plus every domain error.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Domain(#[from] Error),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("expected Content-Type {0}")]
+    UnsupportedMediaType(&'static str),
+    #[error("cross-origin request refused: the Origin is not allowed")]
+    CrossOrigin,
+    #[error("missing or invalid API key")]
+    InvalidApiKey,
+    #[error("redirect target is not allowed")]
+    ForbiddenRedirect,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Domain(Error::Store(e))
+    }
+}
+
+impl ApiError {
+    /// Stable error code for the body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Domain(e) => match e {
+                Error::InvalidCredentials => "invalid_credentials",
+                Error::WrongPassword => "wrong_password",
+                Error::Unauthenticated => "unauthenticated",
+                Error::NotFound(_) => "not_found",
+                Error::UsernameTaken => "username_taken",
+                Error::Invalid { .. } => "invalid_request",
+                Error::RegistrationClosed => "registration_closed",
+                Error::SessionLimitReached => "session_limit_reached",
+                Error::Conflict => "conflict",
+                Error::Throttled { .. } => "too_many_attempts",
+                Error::Busy => "busy",
+                Error::Store(StoreError::Full) => "store_full",
+                Error::Store(_) => "store_unavailable",
+                Error::Internal => "internal_error",
+            },
+            ApiError::Malformed(_) => "malformed_request",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::CrossOrigin => "cross_origin_refused",
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::ForbiddenRedirect => "forbidden_redirect",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::Domain(Error::Store(StoreError::Full)) => {
+                "the session store is full; new sessions cannot be created right now".into()
+            }
+            ApiError::Domain(Error::Store(_)) => "the session store is unavailable".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the error is the client's (4xx) rather than ours.
+    pub fn status_code_is_client_error(&self) -> bool {
+        self.status_code().is_client_error()
+    }
+
+    /// The store error inside, if any (for metrics).
+    pub fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            ApiError::Domain(Error::Store(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Seconds for `Retry-After`: at least 1.
+fn retry_after_secs(d: std::time::Duration) -> u64 {
+    (d.as_secs_f64().ceil() as u64).max(1)
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Domain(e) => match e {
+                Error::InvalidCredentials | Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+                Error::WrongPassword | Error::RegistrationClosed | Error::SessionLimitReached => {
+                    StatusCode::FORBIDDEN
+                }
+                Error::NotFound(_) => StatusCode::NOT_FOUND,
+                Error::UsernameTaken | Error::Conflict => StatusCode::CONFLICT,
+                Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+                Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                Error::Busy | Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::CrossOrigin | ApiError::ForbiddenRedirect => StatusCode::FORBIDDEN,
+            ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(e) = self.store_error() {
+            tracing::error!(error = %e, "store operation failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Domain(Error::Throttled { retry_after }) => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
+            }
+            ApiError::Domain(Error::Busy | Error::Store(_)) => {
+                response.insert_header((header::RETRY_AFTER, 1));
+            }
+            ApiError::InvalidApiKey => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody {
+            error: self.code().to_owned(),
+            message: self.message(),
+        })
+    }
+}
+
+/// A JSON error body for a status produced outside our handlers (routing, body limits).
+pub fn generic(status: StatusCode) -> ErrorBody {
+    let (error, message) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "method not allowed on this resource")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "unsupported Content-Type")
+        }
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            ("headers_too_large", "request headers are too large")
+        }
+        s if s.is_client_error() => ("bad_request", "the request could not be understood"),
+        _ => ("internal_error", "internal error"),
+    };
+    ErrorBody {
+        error: error.into(),
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use actix_web::body::to_bytes;
+
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+    }
+
+    #[actix_web::test]
+    async fn store_failures_are_opaque_503s() {
+        let e = ApiError::from(StoreError::Unavailable(
+            "redis at 10.0.0.7:6379 refused".into(),
+        ));
+        let response = e.error_response();
+        assert_eq!(response.status(), 503);
+        let body = to_bytes(response.into_body()).await.unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("\"error\":\"store_unavailable\""), "{text}");
+        assert!(!text.contains("10.0.0.7"), "{text}");
+    }
+}

@@ -1,0 +1,44 @@
+//! Operational endpoints on both listeners: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::{
+    error::ApiError,
+    middleware::Listener,
+    openapi::{admin_document, public_document},
+};
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").get(healthz))
+        .service(web::resource("/readyz").get(readyz))
+        .service(web::resource("/metrics").get(metrics))
+        .service(web::resource("/openapi.json").get(openapi));
+}
+
+/// Alive: the process answers.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Ready: the store answers.
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.store.ping().await?;
+    Ok(HttpResponse::Ok().json(json!({"status": "ready", "store": state.store.kind()})))
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.render_metrics())
+}
+
+async fn openapi(listener: web::Data<Listener>) -> HttpResponse {
+    let doc = if listener.0 == "admin" {
+        admin_document()
+    } else {
+        public_document()
+    };
+    HttpResponse::Ok().json(doc)
+}

@@ -1,0 +1,178 @@
+//! Middleware shared by both listeners.
+//!
+//! * [`telemetry`]: request id, tracing span, access log, metrics by route pattern, JSON bodies
+//!   for errors produced outside our handlers (unknown route, wrong method, body too large), and
+//!   `Cache-Control: no-store` on every answer (they carry session data).
+//! * [`csrf_guard`]: the origin check of the public listener (see `csrf.rs`).
+//! * [`require_api_key`]: bearer API keys of the admin listener.
+
+use std::time::Instant;
+
+use actix_web::{
+    Error, HttpResponse,
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{self, HeaderValue},
+    middleware::Next,
+    web,
+};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tracing::Instrument;
+
+use super::{csrf, error::ApiError};
+use crate::state::AppState;
+
+/// Which listener a request arrived on (a label in logs and metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct Listener(pub &'static str);
+
+/// The request id: the caller's `X-Request-Id` when it is short and plain, otherwise a new one.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}
+
+pub async fn telemetry(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let listener = req
+        .app_data::<web::Data<Listener>>()
+        .map_or("unknown", |l| l.0);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let id = request_id(&req);
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", request_id = %id, listener, method = %method, route = tracing::field::Empty);
+    // Inner middleware answers with responses, not `Err`, so every error passes through here.
+    let mut res = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
+    let status = res.status();
+
+    if status.is_client_error() || status.is_server_error() {
+        let is_json = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        if !is_json {
+            let body = super::error::generic(status);
+            res = res.into_response(HttpResponse::build(status).json(body));
+        }
+    }
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    span.record("route", route.as_str());
+    if let Some(state) = &state {
+        let m = &state.metrics;
+        m.http_requests
+            .with_label_values(&[listener, &route, &method, status.as_str()])
+            .inc();
+        m.http_duration
+            .with_label_values(&[listener, &route, &method])
+            .observe(started.elapsed().as_secs_f64());
+        let store_error = res
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<ApiError>())
+            .and_then(ApiError::store_error);
+        if let Some(e) = store_error {
+            let kind = match e {
+                crate::store::StoreError::Unavailable(_) => "unavailable",
+                crate::store::StoreError::Full => "full",
+                crate::store::StoreError::Corrupt(_) => "corrupt",
+            };
+            m.store_errors.with_label_values(&[kind]).inc();
+        }
+    }
+    let headers = res.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert(header::HeaderName::from_static("x-request-id"), v);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request finished"
+        );
+    });
+    Ok(res)
+}
+
+pub async fn csrf_guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let allowed = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.config.allowed_origins.clone())
+        .unwrap_or_default();
+    if !csrf::permits(req.request(), &allowed) {
+        tracing::warn!(origin = ?req.headers().get("origin"), "cross-origin request refused");
+        return Ok(req
+            .error_response(ApiError::CrossOrigin)
+            .map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Whether `presented` hashes to one of the configured digests. Every digest is compared, in
+/// constant time, so the time taken says nothing about which or how much matched.
+pub fn api_key_matches(presented: &[u8], digests: &[[u8; 32]]) -> bool {
+    let digest: [u8; 32] = Sha256::digest(presented).into();
+    digests
+        .iter()
+        .fold(subtle::Choice::from(0), |found, d| found | d.ct_eq(&digest))
+        .into()
+}
+
+pub async fn require_api_key(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let digests = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.config.admin_api_key_digests.clone())
+        .unwrap_or_default();
+    let key = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match key {
+        Some(key) if api_key_matches(key.as_bytes(), &digests) => {
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        _ => Ok(req
+            .error_response(ApiError::InvalidApiKey)
+            .map_into_right_body()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_keys_match_only_their_digest() {
+        let digest: [u8; 32] = Sha256::digest(b"key-one").into();
+        assert!(api_key_matches(b"key-one", &[[0; 32], digest]));
+        assert!(!api_key_matches(b"key-two", &[digest]));
+        assert!(!api_key_matches(b"key-one", &[]));
+    }
+}

@@ -1,0 +1,15 @@
+//! The HTTP edge: parse requests, call the domain, shape responses. Errors become HTTP only in
+//! `error.rs`.
+
+pub mod admin;
+pub mod body;
+pub mod client_ip;
+pub mod cookie;
+pub mod csrf;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod openapi;
+pub mod public;
+pub mod views;

@@ -1,0 +1,164 @@
+//! `POST /v1/login` and `POST /v1/logout`.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web::{self, Bytes},
+};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::{
+    config::is_safe_redirect,
+    domain::{error::Error, session::ClientInfo},
+    http::{
+        body::{Encoding, parse_json_or_form, parse_optional},
+        client_ip::client_ip,
+        cookie,
+        error::{ApiError, ErrorBody},
+        views::WhoAmI,
+    },
+    state::AppState,
+};
+
+/// Credentials, as JSON or as an HTML form.
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    /// Forms only: where to go after a successful login (a path, or a URL on an allowed origin).
+    pub return_to: Option<String>,
+}
+
+fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
+    builder.insert_header((header::LOCATION, location.to_owned()));
+    builder
+}
+
+fn user_agent(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Where a failed form login goes: the login page with the error code.
+fn login_page_with_error(page: &str, code: &str) -> String {
+    let sep = if page.contains('?') { '&' } else { '?' };
+    format!("{page}{sep}error={code}")
+}
+
+/// Log in. Always issues a fresh token, and ends the session of a token presented with the
+/// request (session fixation defence).
+#[utoipa::path(
+    post, path = "/v1/login", tag = "public",
+    request_body(content = LoginRequest, content_type = "application/json", description = "Also accepted as application/x-www-form-urlencoded; a form answers 303."),
+    responses(
+        (status = 200, description = "Signed in; Set-Cookie carries the token", body = WhoAmI),
+        (status = 303, description = "Form login: redirect to return_to (or to the login page with ?error=...)"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+    )
+)]
+pub async fn login(
+    req: HttpRequest,
+    body: Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let config = &state.config;
+    let (credentials, encoding) = parse_json_or_form::<LoginRequest>(&req, &body)?;
+    let return_to = match (encoding, credentials.return_to.as_deref()) {
+        (Encoding::Form, Some(target)) if !is_safe_redirect(target, &config.allowed_origins) => {
+            return Err(ApiError::ForbiddenRedirect);
+        }
+        (Encoding::Form, target) => Some(target.unwrap_or("/").to_owned()),
+        (Encoding::Json, _) => None,
+    };
+    let ip = client_ip(&req, &config.trusted_proxies);
+    let logins = &state.metrics.logins;
+    let user = match state
+        .accounts
+        .login(&credentials.username, credentials.password, ip)
+        .await
+    {
+        Ok(user) => user,
+        Err(e) => {
+            let result = match e {
+                Error::Throttled { .. } => "limited",
+                Error::Busy => "busy",
+                Error::InvalidCredentials | Error::Invalid { .. } => "failed",
+                _ => "error",
+            };
+            logins.with_label_values(&[result]).inc();
+            let api_error = ApiError::from(e);
+            if encoding == Encoding::Form && api_error.status_code_is_client_error() {
+                let target = login_page_with_error(&config.login_page, api_error.code());
+                return Ok(see_other(&target).finish());
+            }
+            return Err(api_error);
+        }
+    };
+    let client = ClientInfo {
+        ip,
+        user_agent: user_agent(&req),
+    };
+    let (token, session) = state.sessions.start(&user, &client).await?;
+    if let Some(old) = cookie::presented(&req, &config.cookie).token() {
+        state.sessions.end_presented(old).await;
+    }
+    logins.with_label_values(&["ok"]).inc();
+    tracing::info!(target: "audit", event = "login", user_id = %user.id, session = %session.record.handle, ip = ?ip);
+    let set_cookie = cookie::issue(&config.cookie, &token);
+    Ok(match return_to {
+        Some(target) => see_other(&target).cookie(set_cookie).finish(),
+        None => HttpResponse::Ok()
+            .cookie(set_cookie)
+            .json(WhoAmI::new(&session.record)),
+    })
+}
+
+/// Optional logout body (forms): where to go afterwards.
+#[derive(Deserialize, ToSchema)]
+pub struct LogoutRequest {
+    pub return_to: Option<String>,
+}
+
+/// Log out: ends the current session and clears the cookie. Idempotent.
+#[utoipa::path(
+    post, path = "/v1/logout", tag = "public",
+    request_body(content = LogoutRequest, content_type = "application/x-www-form-urlencoded", description = "Optional; forms may name a return_to."),
+    responses(
+        (status = 204, description = "Signed out (also when there was no session); the cookie is cleared"),
+        (status = 303, description = "Form logout with return_to"),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody),
+    )
+)]
+pub async fn logout(
+    req: HttpRequest,
+    body: Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let config = &state.config;
+    let return_to = match parse_optional::<LogoutRequest>(&req, &body)? {
+        Some((LogoutRequest { return_to: Some(t) }, Encoding::Form)) => {
+            if !is_safe_redirect(&t, &config.allowed_origins) {
+                return Err(ApiError::ForbiddenRedirect);
+            }
+            Some(t)
+        }
+        _ => None,
+    };
+    if let Some(token) = cookie::presented(&req, &config.cookie).token()
+        && let Some(session) = state.sessions.check(token).await?
+    {
+        state.sessions.end(&session, "logout").await?;
+        tracing::info!(target: "audit", event = "logout", user_id = %session.record.user_id, session = %session.record.handle);
+    }
+    let clear = cookie::clear(&config.cookie);
+    Ok(match return_to {
+        Some(target) => see_other(&target).cookie(clear).finish(),
+        None => HttpResponse::NoContent().cookie(clear).finish(),
+    })
+}

@@ -1,0 +1,31 @@
+//! The public listener's API: what browsers (through the web app's origin) talk to.
+
+mod account;
+mod login;
+mod sessions;
+
+pub use account::*;
+pub use login::*;
+pub use sessions::*;
+
+use actix_web::{middleware::from_fn, web};
+
+use super::middleware::csrf_guard;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1")
+            .wrap(from_fn(csrf_guard))
+            .service(web::resource("/login").post(login::login))
+            .service(web::resource("/logout").post(login::logout))
+            .service(web::resource("/session").get(sessions::whoami))
+            .service(
+                web::resource("/sessions")
+                    .get(sessions::list)
+                    .delete(sessions::revoke_all),
+            )
+            .service(web::resource("/sessions/{handle}").delete(sessions::revoke_one))
+            .service(web::resource("/password").post(account::change_password))
+            .service(web::resource("/users").post(account::register)),
+    );
+}

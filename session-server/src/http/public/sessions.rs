@@ -1,0 +1,98 @@
+//! Who am I, and the signed-in user's devices: `GET /v1/session`, `GET|DELETE /v1/sessions`,
+//! `DELETE /v1/sessions/{handle}`.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::{
+    domain::error::Error,
+    http::{
+        cookie,
+        error::{ApiError, ErrorBody},
+        extract::Authenticated,
+        views::{Revoked, SessionList, SessionView, WhoAmI},
+    },
+    state::AppState,
+};
+
+/// Who am I: the signed-in user and the current session.
+#[utoipa::path(
+    get, path = "/v1/session", tag = "public",
+    responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody))
+)]
+pub async fn whoami(Authenticated(session): Authenticated) -> web::Json<WhoAmI> {
+    web::Json(WhoAmI::new(&session.record))
+}
+
+/// The signed-in user's live sessions (devices), the current one marked.
+#[utoipa::path(
+    get, path = "/v1/sessions", tag = "public",
+    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody))
+)]
+pub async fn list(
+    Authenticated(session): Authenticated,
+    state: web::Data<AppState>,
+) -> Result<web::Json<SessionList>, ApiError> {
+    let records = state.sessions.list(session.record.user_id).await?;
+    Ok(web::Json(SessionList {
+        sessions: records
+            .iter()
+            .map(|r| SessionView::new(r, Some(session.record.handle)))
+            .collect(),
+    }))
+}
+
+/// Ends one of the signed-in user's sessions. Another user's handle is a 404, as is an unknown one.
+#[utoipa::path(
+    delete, path = "/v1/sessions/{handle}", tag = "public",
+    params(("handle" = Uuid, Path, description = "Session handle")),
+    responses((status = 204, description = "Ended"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn revoke_one(
+    Authenticated(session): Authenticated,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let handle = Uuid::try_parse(&path).map_err(|_| Error::NotFound("session"))?;
+    state
+        .sessions
+        .revoke_handle(session.record.user_id, handle)
+        .await?;
+    let mut response = HttpResponse::NoContent();
+    if handle == session.record.handle {
+        response.cookie(cookie::clear(&state.config.cookie));
+    }
+    Ok(response.finish())
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct RevokeAllQuery {
+    /// Also end the session making the request ("log out everywhere").
+    #[serde(default)]
+    pub include_current: bool,
+}
+
+/// Ends all of the signed-in user's other sessions (and this one with `include_current=true`).
+#[utoipa::path(
+    delete, path = "/v1/sessions", tag = "public",
+    params(RevokeAllQuery),
+    responses((status = 200, body = Revoked), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn revoke_all(
+    Authenticated(session): Authenticated,
+    query: web::Query<RevokeAllQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let keep = (!query.include_current).then_some(session.record.handle);
+    let revoked = state
+        .sessions
+        .revoke_all(session.record.user_id, keep)
+        .await?;
+    let mut response = HttpResponse::Ok();
+    if query.include_current {
+        response.cookie(cookie::clear(&state.config.cookie));
+    }
+    Ok(response.json(Revoked { revoked }))
+}

@@ -1,0 +1,140 @@
+//! Prometheus metrics, rendered in the text exposition format at `/metrics`.
+//!
+//! Labels never carry tokens, usernames or user ids: only routes (patterns, not paths), methods,
+//! status codes and outcome names.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// All metrics of one server process.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub logins: IntCounterVec,
+    pub sessions_created: IntCounter,
+    pub sessions_revoked: IntCounterVec,
+    pub store_errors: IntCounterVec,
+    pub argon2_queue_depth: IntGauge,
+    pub redis_pool_size: IntGauge,
+    pub redis_pool_available: IntGauge,
+    pub redis_pool_waiting: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("session".into()), None).unwrap_or_default();
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by listener, route, method and status",
+            ),
+            &["listener", "route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
+            ),
+            &["listener", "route", "method"],
+        )
+        .expect("valid metric");
+        let logins = IntCounterVec::new(
+            Opts::new(
+                "logins_total",
+                "Login attempts by result: ok, failed, limited, busy",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let sessions_created =
+            IntCounter::new("sessions_created_total", "Sessions created").expect("valid metric");
+        let sessions_revoked = IntCounterVec::new(
+            Opts::new(
+                "sessions_revoked_total",
+                "Sessions ended before expiry, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "store_errors_total",
+                "Store operations that failed, by kind",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let argon2_queue_depth = IntGauge::new(
+            "argon2_queue_depth",
+            "Password hashes waiting for a hashing slot",
+        )
+        .expect("valid metric");
+        let redis_pool_size = IntGauge::new("redis_pool_connections", "Open Redis connections")
+            .expect("valid metric");
+        let redis_pool_available =
+            IntGauge::new("redis_pool_available", "Idle Redis connections in the pool")
+                .expect("valid metric");
+        let redis_pool_waiting = IntGauge::new(
+            "redis_pool_waiting",
+            "Requests waiting for a Redis connection",
+        )
+        .expect("valid metric");
+        let m = Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            logins,
+            sessions_created,
+            sessions_revoked,
+            store_errors,
+            argon2_queue_depth,
+            redis_pool_size,
+            redis_pool_available,
+            redis_pool_waiting,
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
+            Box::new(m.http_requests.clone()),
+            Box::new(m.http_duration.clone()),
+            Box::new(m.logins.clone()),
+            Box::new(m.sessions_created.clone()),
+            Box::new(m.sessions_revoked.clone()),
+            Box::new(m.store_errors.clone()),
+            Box::new(m.argon2_queue_depth.clone()),
+            Box::new(m.redis_pool_size.clone()),
+            Box::new(m.redis_pool_available.clone()),
+            Box::new(m.redis_pool_waiting.clone()),
+        ];
+        for c in collectors {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        m
+    }
+
+    /// Counts `n` revocations for `reason`.
+    pub fn revoked(&self, reason: &str, n: usize) {
+        if n > 0 {
+            self.sessions_revoked
+                .with_label_values(&[reason])
+                .inc_by(n as u64);
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding gathered metric families into a Vec does not fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

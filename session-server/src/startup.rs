@@ -1,0 +1,142 @@
+//! Builds the two actix-web servers (public and admin) on shared state, bound and ready to run.
+//!
+//! Binding happens in [`Application::build`], so tests can ask for port 0 and read the ports.
+
+use std::{future::Future, io, net::TcpListener, pin::Pin};
+
+use actix_web::{
+    App, HttpServer,
+    dev::{Server, ServerHandle},
+    middleware::from_fn,
+    web,
+};
+
+use crate::{
+    config::Config,
+    http::{
+        admin, health,
+        middleware::{Listener, telemetry},
+        public,
+    },
+    state::AppState,
+    store::StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Both servers, bound, plus handles to stop them.
+pub struct Application {
+    public_port: u16,
+    admin_port: u16,
+    handles: [ServerHandle; 2],
+    state: web::Data<AppState>,
+    run: Pin<Box<dyn Future<Output = io::Result<()>>>>,
+}
+
+fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })
+}
+
+fn server(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+    name: &'static str,
+) -> io::Result<Server> {
+    let config = &state.config;
+    let (workers, shutdown, max_body) = (
+        config.workers,
+        config.shutdown_timeout.as_secs().max(1),
+        config.max_body_bytes,
+    );
+    let app_state = state.clone();
+    Ok(HttpServer::new(move || {
+        let api: fn(&mut web::ServiceConfig) = if name == "admin" {
+            admin::routes
+        } else {
+            public::routes
+        };
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(web::Data::new(Listener(name)))
+            .app_data(web::PayloadConfig::new(max_body))
+            .configure(health::routes)
+            .configure(api)
+            .wrap(from_fn(telemetry))
+    })
+    .workers(workers)
+    .shutdown_timeout(shutdown)
+    .listen(listener)?
+    .run())
+}
+
+impl Application {
+    /// Builds the store and services and binds both listeners. Must be called inside a Tokio
+    /// (or actix) runtime.
+    pub fn build(config: Config) -> Result<Application, StartupError> {
+        let public_listener = bind(config.public_addr)?;
+        let admin_listener = bind(config.admin_addr)?;
+        let port = |l: &TcpListener| l.local_addr().map(|a| a.port()).unwrap_or_default();
+        let (public_port, admin_port) = (port(&public_listener), port(&admin_listener));
+        let state = web::Data::new(AppState::build(config)?);
+        if state.store.kind() == "memory" {
+            tracing::warn!(
+                "EMBEDDED STORE IN USE: sessions live in this process only. They are NOT shared \
+                 across replicas (a logout or revocation on one replica is invisible to the \
+                 others) and are lost on restart. Set REDIS_URL for production."
+            );
+        }
+        if state.config.admin_api_key_digests.is_empty() {
+            tracing::warn!(
+                "no SESSION_ADMIN_API_KEYS configured: the admin API refuses every request"
+            );
+        }
+        let io_err = |addr| move |source| StartupError::Bind { addr, source };
+        let public_server = server(state.clone(), public_listener, "public")
+            .map_err(io_err(state.config.public_addr))?;
+        let admin_server = server(state.clone(), admin_listener, "admin")
+            .map_err(io_err(state.config.admin_addr))?;
+        let handles = [public_server.handle(), admin_server.handle()];
+        let run = Box::pin(async move {
+            let (a, b) = futures_util::future::join(public_server, admin_server).await;
+            a.and(b)
+        });
+        Ok(Application {
+            public_port,
+            admin_port,
+            handles,
+            state,
+            run,
+        })
+    }
+
+    pub fn public_port(&self) -> u16 {
+        self.public_port
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// Handles that stop both servers (gracefully or not).
+    pub fn handles(&self) -> [ServerHandle; 2] {
+        self.handles.clone()
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until both servers stop (SIGTERM/SIGINT stop them gracefully).
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        self.run.await
+    }
+}

@@ -1,0 +1,84 @@
+//! The Redis key schema, in one place.
+//!
+//! | key | type | TTL | holds |
+//! |---|---|---|---|
+//! | `<p>:{<uid>}:user` | hash `n h d c` | none | username, argon2id PHC hash, disabled flag, created (ms) |
+//! | `<p>:{<uid>}:idx` | sorted set | latest member score | `<handle>:<digest>` scored by the session's expiry (ms) |
+//! | `<p>:{<uid>}:s:<digest>` | string | `PXAT` expiry | encoded [`SessionRecord`](crate::domain::session::SessionRecord) |
+//! | `<p>:name:<username>` | string | none | user id (claims the username) |
+//! | `<p>:rl:user:<hash>` | string | window | failed logins for one username (SHA-256 prefix, no user text) |
+//! | `<p>:rl:ip:<ip>` | string | window | login attempts from one client address |
+//!
+//! `<p>` is the configured prefix (default `sess`), `<uid>` the user id as 32 hex digits and
+//! `<digest>` the base64url SHA-256 of the token's secret.
+//!
+//! Redis Cluster: `{<uid>}` is a hash tag, so a user's record, index and sessions share one slot
+//! and every multi-key script touches one slot only. The tag is always server-chosen hex; user
+//! text never appears inside braces (usernames cannot contain them, and prefixes are validated).
+
+use uuid::Uuid;
+
+use crate::domain::{rate_limit::RateKey, token::TokenDigest, user::Username};
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn user_slot(&self, user: Uuid) -> String {
+        format!("{}:{{{}}}", self.prefix, user.simple())
+    }
+
+    pub fn user(&self, user: Uuid) -> String {
+        format!("{}:user", self.user_slot(user))
+    }
+
+    pub fn index(&self, user: Uuid) -> String {
+        format!("{}:idx", self.user_slot(user))
+    }
+
+    /// Prefix of the user's session keys; scripts append a digest taken from the index.
+    pub fn session_prefix(&self, user: Uuid) -> String {
+        format!("{}:s:", self.user_slot(user))
+    }
+
+    pub fn session(&self, user: Uuid, digest: &TokenDigest) -> String {
+        format!("{}{}", self.session_prefix(user), digest.encode())
+    }
+
+    pub fn username(&self, name: &Username) -> String {
+        format!("{}:name:{}", self.prefix, name.as_str())
+    }
+
+    pub fn rate(&self, key: &RateKey) -> String {
+        format!("{}:{}", self.prefix, key.store_suffix())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_keys_share_one_hash_tag() {
+        let keys = Keys::new("sess");
+        let user = Uuid::now_v7();
+        let tag = format!("{{{}}}", user.simple());
+        let digest = TokenDigest([7; 32]);
+        for key in [
+            keys.user(user),
+            keys.index(user),
+            keys.session(user, &digest),
+        ] {
+            assert!(key.starts_with(&format!("sess:{tag}:")), "{key}");
+            assert_eq!(key.matches('{').count(), 1);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+-- Set a user's disabled flag; disabling ends every session in the same step.
+-- KEYS: 1 user hash, 2 index
+-- ARGV: 1 '1' (disable) | '0' (enable), 2 session key prefix
+-- Returns the ended handles, or nil for an unknown user.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+redis.call('HSET', KEYS[1], 'd', ARGV[1])
+if ARGV[1] == '1' then
+  return end_all(KEYS[2], ARGV[2], '')
+end
+return {}

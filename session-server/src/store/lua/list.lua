@@ -1,0 +1,16 @@
+-- A user's live session records, least recently active first; prunes as it reads.
+-- KEYS: 1 index
+-- ARGV: 1 session key prefix, 2 now ms
+prune(KEYS[1], ARGV[2])
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local _, digest = split(m)
+  local record = redis.call('GET', ARGV[1] .. digest)
+  if record then
+    table.insert(out, record)
+  else
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+settle(KEYS[1])
+return out

@@ -1,0 +1,162 @@
+//! The store: the one trait the domain needs, and its two backends.
+//!
+//! * [`redis::RedisStore`]: production. Every replica sees the same state; see `keys.rs` for the
+//!   key schema and `lua/` for the atomic scripts.
+//! * [`memory::MemoryStore`]: the embedded default, for development and single-process use.
+//!   Nothing is shared between processes.
+//!
+//! Both pass the same conformance suite (`tests/store_conformance.rs`).
+//!
+//! Invariants every backend keeps:
+//! * Creating a session and adding it to its user's index is one atomic step, refused when the
+//!   user is unknown or disabled; the per-user cap is enforced in the same step.
+//! * A session write never revives a session that was revoked concurrently (updates are
+//!   conditional on existence).
+//! * Every session-related entry expires on its own (TTL); the per-user index prunes expired
+//!   members whenever it is written. Users are the only entries without a TTL.
+//! * Revoking all of a user's sessions, changing a password (compare-and-set on the old hash) and
+//!   disabling a user each happen atomically together with the revocations they imply.
+
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::{
+    rate_limit::{RateCount, RateKey},
+    session::{SessionLimit, SessionRecord},
+    token::TokenDigest,
+    user::{UserRecord, Username},
+};
+
+/// Why a store operation failed. None of these means "no such session".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or did not answer in time.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+    /// The store refuses writes because it is out of memory (`maxmemory` with `noeviction`).
+    #[error("session store is full")]
+    Full,
+    /// Data in the store could not be understood.
+    #[error("session store returned unexpected data: {0}")]
+    Corrupt(String),
+}
+
+/// Which sessions a password change ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeScope {
+    None,
+    All,
+    AllExcept(Uuid),
+}
+
+/// The result of [`Store::create_session`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Stored; `evicted` lists the handles of sessions ended to respect the per-user cap.
+    Created { evicted: Vec<Uuid> },
+    /// The user does not exist or is disabled; nothing was written.
+    UserUnavailable,
+    /// The cap is reached and the policy is to refuse; nothing was written.
+    LimitReached,
+}
+
+/// The result of a username-claiming write.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CreateUser {
+    Created,
+    UsernameTaken,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap liveness probe for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Human-readable backend name for logs and `/readyz`.
+    fn kind(&self) -> &'static str;
+
+    // ---- users ----
+
+    /// Stores a new user, claiming its username. Never overwrites.
+    async fn create_user(&self, user: &UserRecord) -> Result<CreateUser, StoreError>;
+    async fn user_by_name(&self, name: &Username) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError>;
+    /// Replaces the password hash if it still equals `expected` (compare-and-set) and revokes
+    /// `revoke` in the same atomic step. `None`: the user is gone or the hash changed meanwhile.
+    async fn replace_password_hash(
+        &self,
+        id: Uuid,
+        expected: &str,
+        new: &str,
+        revoke: RevokeScope,
+    ) -> Result<Option<Vec<Uuid>>, StoreError>;
+    /// Sets the disabled flag; disabling revokes every session in the same atomic step.
+    /// Returns the revoked handles, or `None` for an unknown user.
+    async fn set_disabled(&self, id: Uuid, disabled: bool)
+    -> Result<Option<Vec<Uuid>>, StoreError>;
+
+    // ---- sessions ----
+
+    /// Stores a new session and indexes it, atomically (see [`CreateOutcome`]).
+    async fn create_session(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        limit: Option<SessionLimit>,
+        now_ms: u64,
+    ) -> Result<CreateOutcome, StoreError>;
+    /// One read. Returns the record as stored; the caller judges its lifetime.
+    async fn session(
+        &self,
+        user: Uuid,
+        digest: &TokenDigest,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Writes a renewed record only if the session still exists. `false`: it was revoked.
+    async fn touch_session(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// Ends one session known by its digest. `false`: it was already gone.
+    async fn revoke_session(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// Ends one of `user`'s sessions by its public handle. `false`: no such live session.
+    async fn revoke_session_by_handle(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// The user's live sessions, oldest activity first.
+    async fn list_sessions(
+        &self,
+        user: Uuid,
+        now_ms: u64,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Ends all of the user's sessions except `except` (a handle), atomically.
+    async fn revoke_all_sessions(
+        &self,
+        user: Uuid,
+        except: Option<Uuid>,
+    ) -> Result<Vec<Uuid>, StoreError>;
+
+    // ---- throttling counters ----
+
+    /// Counts one hit in the key's window (opening a window of `window` if none is open).
+    async fn hit(&self, key: &RateKey, window: Duration) -> Result<RateCount, StoreError>;
+    /// Reads a counter without counting.
+    async fn peek(&self, key: &RateKey) -> Result<RateCount, StoreError>;
+    /// Closes a counter's window.
+    async fn reset(&self, key: &RateKey) -> Result<(), StoreError>;
+}

@@ -1,0 +1,473 @@
+//! The production store: Redis through a deadpool connection pool.
+//!
+//! Every multi-key change is one Lua script touching one hash slot (see `keys.rs`), so it is
+//! atomic on a standalone server and valid on Redis Cluster. A session check is one `GET`.
+//!
+//! Failure handling: every operation is bounded by the configured timeout (pool wait, connect and
+//! reply). A connection that timed out or broke is dropped instead of returned to the pool, so a
+//! late reply can never be read as the answer to another request. Any failure is a
+//! [`StoreError`], never "no session".
+//!
+//! Scripts that only remove data carry `flags=allow-oom`, so logout and revocation keep working
+//! when Redis is full (`maxmemory` + `noeviction`); scripts that add data are refused up front in
+//! that state, before they change anything.
+
+use std::{sync::LazyLock, time::Duration};
+
+use async_trait::async_trait;
+use deadpool_redis::{
+    Connection, Manager, Pool, PoolError, Runtime,
+    redis::{self, AsyncConnectionConfig, RedisError, RedisResult, Script},
+};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::{CreateOutcome, CreateUser, RevokeScope, Store, StoreError, keys::Keys};
+use crate::{
+    config::RedisConfig,
+    domain::{
+        rate_limit::{RateCount, RateKey},
+        session::{LimitPolicy, SessionLimit, SessionRecord},
+        token::TokenDigest,
+        user::{UserRecord, Username},
+    },
+};
+
+macro_rules! script {
+    ($flags:literal, $file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                "#!lua",
+                $flags,
+                "\n",
+                include_str!("lua/lib.lua"),
+                include_str!($file)
+            ))
+        })
+    };
+}
+
+static CREATE: LazyLock<Script> = script!("", "lua/create.lua");
+static TOUCH: LazyLock<Script> = script!("", "lua/touch.lua");
+static REVOKE: LazyLock<Script> = script!(" flags=allow-oom", "lua/revoke.lua");
+static REVOKE_HANDLE: LazyLock<Script> = script!(" flags=allow-oom", "lua/revoke_handle.lua");
+static REVOKE_ALL: LazyLock<Script> = script!(" flags=allow-oom", "lua/revoke_all.lua");
+static LIST: LazyLock<Script> = script!(" flags=allow-oom", "lua/list.lua");
+static PASSWORD: LazyLock<Script> = script!(" flags=allow-oom", "lua/password.lua");
+static DISABLE: LazyLock<Script> = script!(" flags=allow-oom", "lua/disable.lua");
+
+/// Redis-backed [`Store`].
+pub struct RedisStore {
+    pool: Pool,
+    keys: Keys,
+    timeout: Duration,
+}
+
+/// Pool occupancy, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
+fn classify(e: &RedisError) -> StoreError {
+    if e.code() == Some("OOM") {
+        StoreError::Full
+    } else {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+fn pool_error(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => classify(&e),
+        PoolError::Timeout(kind) => {
+            StoreError::Unavailable(format!("no Redis connection in time ({kind:?})"))
+        }
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+fn handles(raw: Vec<String>) -> Result<Vec<Uuid>, StoreError> {
+    raw.iter()
+        .map(|h| Uuid::try_parse(h).map_err(|_| StoreError::Corrupt(format!("index handle {h:?}"))))
+        .collect()
+}
+
+fn decode(bytes: &[u8]) -> Result<SessionRecord, StoreError> {
+    SessionRecord::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisStore {
+    /// Builds the pool. Connections are opened lazily, so this succeeds while Redis is down and
+    /// the service becomes ready when Redis answers.
+    pub fn new(config: &RedisConfig) -> Result<RedisStore, StoreError> {
+        let t = Some(config.timeout);
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(t)
+            .set_response_timeout(t);
+        let manager = Manager::new_with_config(config.url.expose_secret(), connection)
+            .map_err(|e| StoreError::Unavailable(format!("invalid REDIS_URL ({:?})", e.kind())))?;
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .wait_timeout(t)
+            .create_timeout(t)
+            .recycle_timeout(t)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(RedisStore {
+            pool,
+            keys: Keys::new(&config.prefix),
+            timeout: config.timeout,
+        })
+    }
+
+    pub fn pool_status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            max_size: s.max_size,
+            size: s.size,
+            available: s.available,
+            waiting: s.waiting,
+        }
+    }
+
+    /// Runs `op` on a pooled connection within the timeout; drops the connection on any I/O
+    /// failure or timeout rather than reusing it.
+    async fn with_conn<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        match tokio::time::timeout(self.timeout, op(&mut conn)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                    drop(Connection::take(conn));
+                }
+                Err(classify(&e))
+            }
+            Err(_) => {
+                drop(Connection::take(conn));
+                Err(StoreError::Unavailable(
+                    "Redis did not answer in time".into(),
+                ))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with_conn(async |c| redis::cmd("PING").query_async::<String>(c).await)
+            .await
+            .map(|_| ())
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<CreateUser, StoreError> {
+        let user_key = self.keys.user(user.id);
+        let name_key = self.keys.username(&user.username);
+        // Write the record under its fresh id first, then claim the name: a crash in between
+        // leaves an unreachable record, never a name that points nowhere.
+        self.with_conn(async |c| {
+            redis::cmd("HSET")
+                .arg(&user_key)
+                .arg("n")
+                .arg(user.username.as_str())
+                .arg("h")
+                .arg(&user.password_hash)
+                .arg("d")
+                .arg(if user.disabled { "1" } else { "0" })
+                .arg("c")
+                .arg(user.created_ms)
+                .query_async::<()>(c)
+                .await?;
+            let claimed: Option<String> = redis::cmd("SET")
+                .arg(&name_key)
+                .arg(user.id.simple().to_string())
+                .arg("NX")
+                .query_async(c)
+                .await?;
+            if claimed.is_some() {
+                Ok(CreateUser::Created)
+            } else {
+                redis::cmd("DEL")
+                    .arg(&user_key)
+                    .query_async::<()>(c)
+                    .await?;
+                Ok(CreateUser::UsernameTaken)
+            }
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, name: &Username) -> Result<Option<UserRecord>, StoreError> {
+        let key = self.keys.username(name);
+        let id: Option<String> = self
+            .with_conn(async |c| redis::cmd("GET").arg(&key).query_async(c).await)
+            .await?;
+        match id.as_deref().map(Uuid::try_parse) {
+            None => Ok(None),
+            Some(Ok(id)) => self.user_by_id(id).await,
+            Some(Err(_)) => Err(StoreError::Corrupt(format!("username key {key}"))),
+        }
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+        let key = self.keys.user(id);
+        let fields: (Option<String>, Option<String>, Option<String>, Option<u64>) = self
+            .with_conn(async |c| {
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg(&["n", "h", "d", "c"])
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        match fields {
+            (None, None, None, None) => Ok(None),
+            (Some(name), Some(hash), Some(disabled), Some(created)) => Ok(Some(UserRecord {
+                id,
+                username: Username::parse(&name)
+                    .map_err(|_| StoreError::Corrupt(format!("username in {key}")))?,
+                password_hash: hash,
+                disabled: disabled == "1",
+                created_ms: created,
+            })),
+            _ => Err(StoreError::Corrupt(format!("incomplete user record {key}"))),
+        }
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: Uuid,
+        expected: &str,
+        new: &str,
+        revoke: RevokeScope,
+    ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        let (scope, keep) = match revoke {
+            RevokeScope::None => ("none", String::new()),
+            RevokeScope::All => ("all", String::new()),
+            RevokeScope::AllExcept(h) => ("except", h.simple().to_string()),
+        };
+        let mut call = PASSWORD.prepare_invoke();
+        call.key(self.keys.user(id))
+            .key(self.keys.index(id))
+            .arg(expected)
+            .arg(new)
+            .arg(scope)
+            .arg(keep)
+            .arg(self.keys.session_prefix(id));
+        let raw: Option<Vec<String>> = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        raw.map(handles).transpose()
+    }
+
+    async fn set_disabled(
+        &self,
+        id: Uuid,
+        disabled: bool,
+    ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        let mut call = DISABLE.prepare_invoke();
+        call.key(self.keys.user(id))
+            .key(self.keys.index(id))
+            .arg(if disabled { "1" } else { "0" })
+            .arg(self.keys.session_prefix(id));
+        let raw: Option<Vec<String>> = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        raw.map(handles).transpose()
+    }
+
+    async fn create_session(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        limit: Option<SessionLimit>,
+        now_ms: u64,
+    ) -> Result<CreateOutcome, StoreError> {
+        let user = record.user_id;
+        let (cap, policy) = match limit {
+            None => (0, "evict"),
+            Some(SessionLimit { max, policy }) => (
+                max,
+                match policy {
+                    LimitPolicy::EvictOldest => "evict",
+                    LimitPolicy::Refuse => "refuse",
+                },
+            ),
+        };
+        let mut call = CREATE.prepare_invoke();
+        call.key(self.keys.user(user))
+            .key(self.keys.index(user))
+            .key(self.keys.session(user, digest))
+            .arg(now_ms)
+            .arg(record.encode())
+            .arg(record.expires_ms())
+            .arg(record.index_member(digest))
+            .arg(cap)
+            .arg(policy)
+            .arg(self.keys.session_prefix(user));
+        let reply: Vec<String> = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        match reply.split_first() {
+            Some((status, evicted)) if status == "ok" => Ok(CreateOutcome::Created {
+                evicted: handles(evicted.to_vec())?,
+            }),
+            Some((status, _)) if status == "unavailable" => Ok(CreateOutcome::UserUnavailable),
+            Some((status, _)) if status == "limit" => Ok(CreateOutcome::LimitReached),
+            // A 256-bit collision: report it as a failure rather than overwrite anything.
+            _ => Err(StoreError::Corrupt(format!(
+                "create_session replied {reply:?}"
+            ))),
+        }
+    }
+
+    async fn session(
+        &self,
+        user: Uuid,
+        digest: &TokenDigest,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let key = self.keys.session(user, digest);
+        let raw: Option<Vec<u8>> = self
+            .with_conn(async |c| redis::cmd("GET").arg(&key).query_async(c).await)
+            .await?;
+        raw.as_deref().map(decode).transpose()
+    }
+
+    async fn touch_session(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let user = record.user_id;
+        let mut call = TOUCH.prepare_invoke();
+        call.key(self.keys.session(user, digest))
+            .key(self.keys.index(user))
+            .arg(record.encode())
+            .arg(record.expires_ms())
+            .arg(record.index_member(digest))
+            .arg(now_ms);
+        let n: i64 = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        Ok(n == 1)
+    }
+
+    async fn revoke_session(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let user = record.user_id;
+        let mut call = REVOKE.prepare_invoke();
+        call.key(self.keys.session(user, digest))
+            .key(self.keys.index(user))
+            .arg(record.index_member(digest))
+            .arg(now_ms);
+        let n: i64 = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        Ok(n == 1)
+    }
+
+    async fn revoke_session_by_handle(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut call = REVOKE_HANDLE.prepare_invoke();
+        call.key(self.keys.index(user))
+            .arg(handle.simple().to_string())
+            .arg(self.keys.session_prefix(user))
+            .arg(now_ms);
+        let n: i64 = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        Ok(n == 1)
+    }
+
+    async fn list_sessions(
+        &self,
+        user: Uuid,
+        now_ms: u64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut call = LIST.prepare_invoke();
+        call.key(self.keys.index(user))
+            .arg(self.keys.session_prefix(user))
+            .arg(now_ms);
+        let raw: Vec<Vec<u8>> = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        raw.iter().map(|r| decode(r)).collect()
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        user: Uuid,
+        except: Option<Uuid>,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut call = REVOKE_ALL.prepare_invoke();
+        call.key(self.keys.index(user))
+            .arg(self.keys.session_prefix(user))
+            .arg(except.map(|h| h.simple().to_string()).unwrap_or_default());
+        let raw: Vec<String> = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        handles(raw)
+    }
+
+    async fn hit(&self, key: &RateKey, window: Duration) -> Result<RateCount, StoreError> {
+        let key = self.keys.rate(key);
+        // MULTI/EXEC: open the window (with its TTL) if none is open, count, read the TTL.
+        let (count, ttl): (u32, i64) = self
+            .with_conn(async |c| {
+                redis::pipe()
+                    .atomic()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(0)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms(window))
+                    .ignore()
+                    .cmd("INCR")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        Ok(RateCount {
+            count,
+            resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
+        })
+    }
+
+    async fn peek(&self, key: &RateKey) -> Result<RateCount, StoreError> {
+        let key = self.keys.rate(key);
+        let (count, ttl): (Option<u32>, i64) = self
+            .with_conn(async |c| {
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        Ok(RateCount {
+            count: count.unwrap_or(0),
+            resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
+        })
+    }
+
+    async fn reset(&self, key: &RateKey) -> Result<(), StoreError> {
+        let key = self.keys.rate(key);
+        self.with_conn(async |c| redis::cmd("DEL").arg(&key).query_async::<()>(c).await)
+            .await
+    }
+}
