@@ -39,7 +39,7 @@ pub struct Application {
     admin_port: u16,
     handles: [ServerHandle; 2],
     state: web::Data<AppState>,
-    run: Pin<Box<dyn Future<Output = io::Result<()>>>>,
+    run: Pin<Box<dyn Future<Output = io::Result<()>> + Send>>,
 }
 
 fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {

@@ -23,7 +23,7 @@ fn origin_allowed(origin: &str, allowed: &[String], host: Option<&str>) -> bool 
         let authority = origin.split_once("://").map(|(_, a)| a);
         return authority.is_some() && authority == host;
     }
-    allowed.iter().any(|a| *a == origin)
+    allowed.contains(&origin)
 }
 
 /// Whether a request may change state, given the allowed origins.

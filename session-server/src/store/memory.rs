@@ -219,7 +219,7 @@ impl Store for MemoryStore {
     ) -> Result<CreateOutcome, StoreError> {
         let user = record.user_id;
         let mut inner = self.lock();
-        if !inner.users.get(&user).is_some_and(|u| !u.disabled) {
+        if inner.users.get(&user).is_none_or(|u| u.disabled) {
             return Ok(CreateOutcome::UserUnavailable);
         }
         inner.prune(user, now_ms);

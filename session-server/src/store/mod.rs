@@ -20,6 +20,7 @@
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod redis_pool;
 
 use std::time::Duration;
 

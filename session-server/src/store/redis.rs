@@ -15,14 +15,18 @@
 use std::{sync::LazyLock, time::Duration};
 
 use async_trait::async_trait;
-use deadpool_redis::{
-    Connection, Manager, Pool, PoolError, Runtime,
-    redis::{self, AsyncConnectionConfig, RedisError, RedisResult, Script},
+use deadpool::Runtime;
+use deadpool_redis::redis::{
+    self, AsyncConnectionConfig, RedisError, RedisResult, Script, aio::MultiplexedConnection,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use super::{CreateOutcome, CreateUser, RevokeScope, Store, StoreError, keys::Keys};
+use super::{
+    CreateOutcome, CreateUser, RevokeScope, Store, StoreError,
+    keys::Keys,
+    redis_pool::{Connection, Manager, Pool, PoolError},
+};
 use crate::{
     config::RedisConfig,
     domain::{
@@ -112,9 +116,12 @@ impl RedisStore {
         let connection = AsyncConnectionConfig::new()
             .set_connection_timeout(t)
             .set_response_timeout(t);
-        let manager = Manager::new_with_config(config.url.expose_secret(), connection)
-            .map_err(|e| StoreError::Unavailable(format!("invalid REDIS_URL ({:?})", e.kind())))?;
-        let pool = Pool::builder(manager)
+        let manager =
+            deadpool_redis::Manager::new_with_config(config.url.expose_secret(), connection)
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("invalid REDIS_URL ({:?})", e.kind()))
+                })?;
+        let pool = Pool::builder(Manager::new(manager))
             .max_size(config.pool_size)
             .wait_timeout(t)
             .create_timeout(t)
@@ -143,10 +150,10 @@ impl RedisStore {
     /// failure or timeout rather than reusing it.
     async fn with_conn<T>(
         &self,
-        op: impl AsyncFnOnce(&mut Connection) -> RedisResult<T>,
+        op: impl AsyncFnOnce(&mut MultiplexedConnection) -> RedisResult<T>,
     ) -> Result<T, StoreError> {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
-        match tokio::time::timeout(self.timeout, op(&mut conn)).await {
+        match tokio::time::timeout(self.timeout, op(&mut *conn)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {

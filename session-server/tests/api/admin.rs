@@ -1,0 +1,210 @@
+//! The admin/service listener over HTTP.
+
+use reqwest::{Method, header};
+use serde_json::json;
+
+use crate::helpers::{API_KEY, Backend, error_code, spawn_app};
+
+async fn the_admin_api_needs_a_configured_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let path = format!("{}/admin/v1/sessions/check", app.admin);
+    for auth in [
+        None,
+        Some("Bearer wrong-key"),
+        Some("Basic dGVzdA=="),
+        Some(API_KEY),
+    ] {
+        let mut req = app.client.post(&path).json(&json!({"token": "x"}));
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{auth:?}");
+        assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(error_code(r).await, "invalid_api_key");
+    }
+}
+crate::both_backends!(the_admin_api_needs_a_configured_key);
+
+async fn session_checks_answer_active_or_not(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = app.signed_in("alice").await;
+    let ask = |body: serde_json::Value| {
+        app.admin(Method::POST, "/admin/v1/sessions/check")
+            .json(&body)
+            .send()
+    };
+
+    let r: serde_json::Value = ask(json!({"token": browser.token()}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["active"], true);
+    assert_eq!(r["user"]["username"], "alice");
+    let r: serde_json::Value = ask(json!({"cookie": format!("theme=dark; {}", browser.cookie)}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["active"], true);
+    for body in [
+        json!({"token": "nope"}),
+        json!({"cookie": "a=b"}),
+        json!({"token": format!("{}x", browser.token())}),
+    ] {
+        let r: serde_json::Value = ask(body.clone()).await.unwrap().json().await.unwrap();
+        assert_eq!(r, json!({"active": false}), "{body}");
+    }
+    let r = ask(json!({})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = ask(json!({"token": "a", "cookie": "b"})).await.unwrap();
+    assert_eq!(r.status(), 400);
+}
+crate::both_backends!(session_checks_answer_active_or_not);
+
+async fn operators_manage_users_and_their_sessions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app
+        .admin(Method::POST, "/admin/v1/users")
+        .json(&json!({"username": "carol", "password": "carol-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let carol: serde_json::Value = r.json().await.unwrap();
+    let id = carol["id"].as_str().unwrap().to_owned();
+    assert_eq!(carol["disabled"], false);
+
+    let one = app.signed_in("carol").await;
+    let two = app.signed_in("carol").await;
+    let r: serde_json::Value = app
+        .admin(Method::GET, &format!("/admin/v1/users/{id}/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sessions = r["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    let first = sessions[0]["handle"].as_str().unwrap().to_owned();
+
+    let r = app
+        .admin(
+            Method::DELETE,
+            &format!("/admin/v1/users/{id}/sessions/{first}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = app
+        .admin(
+            Method::DELETE,
+            &format!("/admin/v1/users/{id}/sessions/{first}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let live = [app.check(&one).await, app.check(&two).await];
+    assert_eq!(live.iter().filter(|l| **l).count(), 1);
+
+    let r: serde_json::Value = app
+        .admin(Method::DELETE, &format!("/admin/v1/users/{id}/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["revoked"], 1);
+    assert!(!app.check(&one).await && !app.check(&two).await);
+
+    let three = app.signed_in("carol").await;
+    let r = app
+        .admin(Method::PUT, &format!("/admin/v1/users/{id}/password"))
+        .json(&json!({"password": "brand-new-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        !app.check(&three).await,
+        "setting a password ends all sessions"
+    );
+    assert_eq!(app.login("carol", "brand-new-password").await.status(), 200);
+
+    let r: serde_json::Value = app
+        .admin(Method::POST, &format!("/admin/v1/users/{id}/disable"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["revoked"], 1);
+    assert_eq!(app.login("carol", "brand-new-password").await.status(), 401);
+    let r: serde_json::Value = app
+        .admin(Method::GET, &format!("/admin/v1/users/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["disabled"], true);
+    let r = app
+        .admin(Method::POST, &format!("/admin/v1/users/{id}/enable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(app.login("carol", "brand-new-password").await.status(), 200);
+
+    for path in [
+        "/admin/v1/users/not-a-uuid",
+        "/admin/v1/users/00000000-0000-7000-8000-000000000000",
+        "/admin/v1/users?username=nobody",
+    ] {
+        let r = app.admin(Method::GET, path).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let r = app
+        .admin(
+            Method::POST,
+            "/admin/v1/users/00000000-0000-7000-8000-000000000000/disable",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+crate::both_backends!(operators_manage_users_and_their_sessions);
+
+async fn each_listener_refuses_the_others_api(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = app.signed_in("alice").await;
+    let r = app
+        .client
+        .get(format!("{}/v1/session", app.admin))
+        .header(header::COOKIE, &browser.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = app
+        .client
+        .post(format!("{}/admin/v1/sessions/check", app.public))
+        .bearer_auth(API_KEY)
+        .json(&json!({"token": browser.token()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(r).await, "not_found");
+}
+crate::both_backends!(each_listener_refuses_the_others_api);

@@ -1,0 +1,443 @@
+//! The store conformance suite: the same behaviour from the embedded store and from Redis,
+//! exercised through the `Store` trait.
+
+use std::{sync::Arc, time::Duration};
+
+use session_server::{
+    config::RedisConfig,
+    domain::{
+        clock::now_ms,
+        rate_limit::RateKey,
+        session::{ClientInfo, LimitPolicy, SessionLimit, SessionPolicy, SessionRecord},
+        token::SessionToken,
+        user::{UserRecord, Username},
+    },
+    store::{
+        CreateOutcome, CreateUser, RevokeScope, Store, memory::MemoryStore, redis::RedisStore,
+    },
+};
+use uuid::Uuid;
+
+use crate::helpers::{Backend, RedisServer};
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    redis: Option<Arc<RedisServer>>,
+}
+
+fn fixture(backend: Backend) -> Fixture {
+    match backend {
+        Backend::Memory => Fixture {
+            store: Arc::new(MemoryStore::new()),
+            redis: None,
+        },
+        Backend::Redis => {
+            let redis = RedisServer::start();
+            let store = RedisStore::new(&RedisConfig {
+                url: redis.url().into(),
+                pool_size: 4,
+                timeout: Duration::from_secs(2),
+                prefix: "sess".into(),
+            })
+            .unwrap();
+            Fixture {
+                store: Arc::new(store),
+                redis: Some(redis),
+            }
+        }
+    }
+}
+
+const POLICY: SessionPolicy = SessionPolicy {
+    idle: Duration::from_secs(600),
+    absolute: Duration::from_secs(3600),
+    renew_fraction: 0.1,
+};
+
+fn user(name: &str) -> UserRecord {
+    UserRecord {
+        id: Uuid::now_v7(),
+        username: Username::parse(name).unwrap(),
+        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        disabled: false,
+        created_ms: now_ms(),
+    }
+}
+
+async fn new_session(store: &dyn Store, user: &UserRecord) -> (SessionToken, SessionRecord) {
+    let token = SessionToken::generate(user.id);
+    let record = POLICY.new_record(
+        user.id,
+        user.username.as_str(),
+        &ClientInfo::default(),
+        now_ms(),
+    );
+    let outcome = store
+        .create_session(&token.digest(), &record, None, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(outcome, CreateOutcome::Created { evicted: vec![] });
+    (token, record)
+}
+
+async fn users_are_unique_by_name(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    assert_eq!(
+        f.store.create_user(&alice).await.unwrap(),
+        CreateUser::Created
+    );
+    let again = user("alice");
+    assert_eq!(
+        f.store.create_user(&again).await.unwrap(),
+        CreateUser::UsernameTaken
+    );
+    let found = f
+        .store
+        .user_by_name(&alice.username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, alice);
+    assert_eq!(f.store.user_by_id(alice.id).await.unwrap(), Some(alice));
+    assert_eq!(f.store.user_by_id(again.id).await.unwrap(), None);
+}
+crate::both_backends!(users_are_unique_by_name);
+
+async fn sessions_round_trip_and_revoke(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let (token, record) = new_session(&*f.store, &alice).await;
+    let digest = token.digest();
+    assert_eq!(
+        f.store.session(alice.id, &digest).await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        f.store.list_sessions(alice.id, now_ms()).await.unwrap(),
+        vec![record.clone()]
+    );
+    assert!(
+        f.store
+            .revoke_session(&digest, &record, now_ms())
+            .await
+            .unwrap()
+    );
+    assert_eq!(f.store.session(alice.id, &digest).await.unwrap(), None);
+    assert!(
+        !f.store
+            .revoke_session(&digest, &record, now_ms())
+            .await
+            .unwrap()
+    );
+    assert!(
+        f.store
+            .list_sessions(alice.id, now_ms())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+crate::both_backends!(sessions_round_trip_and_revoke);
+
+async fn a_touch_never_revives_a_revoked_session(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let (token, record) = new_session(&*f.store, &alice).await;
+    let renewed = POLICY.renewed(&record, now_ms() + 1000);
+    assert!(
+        f.store
+            .touch_session(&token.digest(), &renewed, now_ms())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        f.store.session(alice.id, &token.digest()).await.unwrap(),
+        Some(renewed.clone())
+    );
+    f.store.revoke_all_sessions(alice.id, None).await.unwrap();
+    assert!(
+        !f.store
+            .touch_session(&token.digest(), &renewed, now_ms())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        f.store.session(alice.id, &token.digest()).await.unwrap(),
+        None
+    );
+}
+crate::both_backends!(a_touch_never_revives_a_revoked_session);
+
+async fn sessions_are_refused_for_unknown_and_disabled_users(backend: Backend) {
+    let f = fixture(backend);
+    let ghost = user("ghost");
+    let token = SessionToken::generate(ghost.id);
+    let record = POLICY.new_record(ghost.id, "ghost", &ClientInfo::default(), now_ms());
+    let outcome = f
+        .store
+        .create_session(&token.digest(), &record, None, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(outcome, CreateOutcome::UserUnavailable);
+
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let (t1, _) = new_session(&*f.store, &alice).await;
+    let ended = f.store.set_disabled(alice.id, true).await.unwrap().unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(f.store.session(alice.id, &t1.digest()).await.unwrap(), None);
+    let record = POLICY.new_record(alice.id, "alice", &ClientInfo::default(), now_ms());
+    let outcome = f
+        .store
+        .create_session(
+            &SessionToken::generate(alice.id).digest(),
+            &record,
+            None,
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, CreateOutcome::UserUnavailable);
+    assert_eq!(
+        f.store.set_disabled(Uuid::now_v7(), true).await.unwrap(),
+        None
+    );
+}
+crate::both_backends!(sessions_are_refused_for_unknown_and_disabled_users);
+
+async fn revoke_all_keeps_only_the_named_session(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let (keep, keep_record) = new_session(&*f.store, &alice).await;
+    let (other, other_record) = new_session(&*f.store, &alice).await;
+    let ended = f
+        .store
+        .revoke_all_sessions(alice.id, Some(keep_record.handle))
+        .await
+        .unwrap();
+    assert_eq!(ended, vec![other_record.handle]);
+    assert!(
+        f.store
+            .session(alice.id, &keep.digest())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        f.store
+            .session(alice.id, &other.digest())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+crate::both_backends!(revoke_all_keeps_only_the_named_session);
+
+async fn revoke_by_handle_only_touches_that_users_session(backend: Backend) {
+    let f = fixture(backend);
+    let (alice, bob) = (user("alice"), user("bob"));
+    f.store.create_user(&alice).await.unwrap();
+    f.store.create_user(&bob).await.unwrap();
+    let (_, a) = new_session(&*f.store, &alice).await;
+    let (bob_token, _) = new_session(&*f.store, &bob).await;
+    assert!(
+        !f.store
+            .revoke_session_by_handle(bob.id, a.handle, now_ms())
+            .await
+            .unwrap()
+    );
+    assert!(
+        f.store
+            .revoke_session_by_handle(alice.id, a.handle, now_ms())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.store
+            .revoke_session_by_handle(alice.id, a.handle, now_ms())
+            .await
+            .unwrap()
+    );
+    assert!(
+        f.store
+            .session(bob.id, &bob_token.digest())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+crate::both_backends!(revoke_by_handle_only_touches_that_users_session);
+
+async fn password_replacement_is_compare_and_set(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let (keep, keep_record) = new_session(&*f.store, &alice).await;
+    let (other, _) = new_session(&*f.store, &alice).await;
+    let stale = f
+        .store
+        .replace_password_hash(alice.id, "not-the-hash", "new", RevokeScope::All)
+        .await
+        .unwrap();
+    assert_eq!(stale, None);
+    let ended = f
+        .store
+        .replace_password_hash(
+            alice.id,
+            &alice.password_hash,
+            "new-hash",
+            RevokeScope::AllExcept(keep_record.handle),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(
+        f.store
+            .user_by_id(alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "new-hash"
+    );
+    assert!(
+        f.store
+            .session(alice.id, &keep.digest())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        f.store
+            .session(alice.id, &other.digest())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+crate::both_backends!(password_replacement_is_compare_and_set);
+
+async fn the_session_cap_evicts_or_refuses(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let evict = Some(SessionLimit {
+        max: 2,
+        policy: LimitPolicy::EvictOldest,
+    });
+    let mut records = Vec::new();
+    for i in 0..3u64 {
+        let token = SessionToken::generate(alice.id);
+        // Later sessions expire later, so the first is the least recently active.
+        let record =
+            POLICY.new_record(alice.id, "alice", &ClientInfo::default(), now_ms() + i * 10);
+        let outcome = f
+            .store
+            .create_session(&token.digest(), &record, evict, now_ms())
+            .await
+            .unwrap();
+        let expected = if i < 2 { vec![] } else { vec![records[0]] };
+        assert_eq!(outcome, CreateOutcome::Created { evicted: expected });
+        records.push(record.handle);
+    }
+    assert_eq!(
+        f.store
+            .list_sessions(alice.id, now_ms())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let refuse = Some(SessionLimit {
+        max: 2,
+        policy: LimitPolicy::Refuse,
+    });
+    let record = POLICY.new_record(alice.id, "alice", &ClientInfo::default(), now_ms());
+    let outcome = f
+        .store
+        .create_session(
+            &SessionToken::generate(alice.id).digest(),
+            &record,
+            refuse,
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, CreateOutcome::LimitReached);
+    assert_eq!(
+        f.store
+            .list_sessions(alice.id, now_ms())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+crate::both_backends!(the_session_cap_evicts_or_refuses);
+
+async fn expired_sessions_leave_the_index(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let short = SessionPolicy {
+        idle: Duration::from_millis(150),
+        ..POLICY
+    };
+    let token = SessionToken::generate(alice.id);
+    let record = short.new_record(alice.id, "alice", &ClientInfo::default(), now_ms());
+    f.store
+        .create_session(&token.digest(), &record, None, now_ms())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        f.store.session(alice.id, &token.digest()).await.unwrap(),
+        None
+    );
+    assert!(
+        f.store
+            .list_sessions(alice.id, now_ms())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    if let Some(redis) = &f.redis {
+        // Only the user record is left: every session-related key expired or was pruned.
+        let keys = redis.keys();
+        assert!(
+            keys.iter()
+                .all(|k| k.ends_with(":user") || k.contains(":name:")),
+            "{keys:?}"
+        );
+    }
+}
+crate::both_backends!(expired_sessions_leave_the_index);
+
+async fn throttle_counters_count_within_a_window(backend: Backend) {
+    let f = fixture(backend);
+    let key = RateKey::ip_attempts("192.0.2.7".parse().unwrap());
+    for expected in 1..=3 {
+        let c = f.store.hit(&key, Duration::from_millis(300)).await.unwrap();
+        assert_eq!(c.count, expected);
+        assert!(c.resets_in <= Duration::from_millis(300) && !c.resets_in.is_zero());
+    }
+    assert_eq!(f.store.peek(&key).await.unwrap().count, 3);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(f.store.peek(&key).await.unwrap().count, 0);
+    assert_eq!(
+        f.store
+            .hit(&key, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .count,
+        1
+    );
+    f.store.reset(&key).await.unwrap();
+    assert_eq!(f.store.peek(&key).await.unwrap().count, 0);
+}
+crate::both_backends!(throttle_counters_count_within_a_window);

@@ -1,0 +1,386 @@
+//! Test harness: a private `redis-server` per test on a free loopback port, and the real
+//! application on port 0, spoken to over HTTP.
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use reqwest::{Method, RequestBuilder, Response, header};
+use session_server::{
+    config::{Config, Settings},
+    startup::Application,
+    state::AppState,
+};
+use sha2::{Digest, Sha256};
+
+pub const API_KEY: &str = "test-admin-key";
+pub const ORIGIN: &str = "http://app.test";
+pub const COOKIE: &str = "__Host-session";
+
+/// Which store the app under test uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+/// Runs one async test body against both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$name($crate::helpers::Backend::Memory).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                super::$name($crate::helpers::Backend::Redis).await;
+            }
+        }
+    };
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A `redis-server` owned by one test, stopped on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: std::sync::Mutex<Option<Child>>,
+    dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    pub fn start() -> Arc<RedisServer> {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `redis-server` arguments (e.g. `--maxmemory 2mb`).
+    pub fn start_with(extra: &[&str]) -> Arc<RedisServer> {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("session-test-redis-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let server = RedisServer {
+            port,
+            child: std::sync::Mutex::new(None),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.launch();
+        Arc::new(server)
+    }
+
+    fn launch(&self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &self.port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&self.dir)
+        .args(&self.extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .expect("redis-server must be installed (the test command installs it)");
+        *self.child.lock().unwrap() = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self
+                .command(&["PING"])
+                .is_some_and(|r| r.starts_with("+PONG"))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends one command over a raw connection; returns the raw RESP reply.
+    pub fn command(&self, args: &[&str]) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        stream.write_all(req.as_bytes()).ok()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut out = Vec::new();
+        loop {
+            let n = stream.read(&mut buf).ok()?;
+            out.extend_from_slice(&buf[..n]);
+            if n == 0 || resp_complete(&out) {
+                break;
+            }
+        }
+        Some(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// An integer reply (`:<n>`), e.g. of DBSIZE.
+    pub fn integer(&self, args: &[&str]) -> i64 {
+        let reply = self.command(args).expect("redis reply");
+        reply
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap_or_else(|_| panic!("not an integer: {reply}"))
+    }
+
+    /// All keys (test databases are tiny; never do this in the service).
+    pub fn keys(&self) -> Vec<String> {
+        let reply = self.command(&["KEYS", "*"]).unwrap_or_default();
+        reply
+            .split("\r\n")
+            .skip(1)
+            .filter(|l| !l.starts_with('$') && !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same port (after [`RedisServer::kill`]).
+    pub fn restart(&self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+/// Whether a buffer holds one complete RESP reply (enough for the replies these tests read).
+fn resp_complete(buf: &[u8]) -> bool {
+    fn parse(buf: &[u8], pos: usize) -> Option<usize> {
+        let end = buf[pos..].windows(2).position(|w| w == b"\r\n")? + pos;
+        let line = std::str::from_utf8(&buf[pos + 1..end]).ok()?;
+        match buf.get(pos)? {
+            b'+' | b'-' | b':' => Some(end + 2),
+            b'$' => {
+                let len: i64 = line.parse().ok()?;
+                if len < 0 {
+                    return Some(end + 2);
+                }
+                let stop = end + 2 + len as usize + 2;
+                (buf.len() >= stop).then_some(stop)
+            }
+            b'*' => {
+                let n: i64 = line.parse().ok()?;
+                let mut p = end + 2;
+                for _ in 0..n.max(0) {
+                    p = parse(buf, p)?;
+                }
+                Some(p)
+            }
+            _ => None,
+        }
+    }
+    !buf.is_empty() && parse(buf, 0).is_some_and(|p| p == buf.len())
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The settings every test starts from: loopback ports chosen by the OS, fast argon2, one
+/// worker, the test origin and API key.
+pub fn test_settings() -> Settings {
+    Settings {
+        public_addr: Some("127.0.0.1:0".parse().unwrap()),
+        admin_addr: Some("127.0.0.1:0".parse().unwrap()),
+        workers: Some(1),
+        argon2_memory_kib: Some(256),
+        argon2_iterations: Some(1),
+        argon2_parallelism: Some(1),
+        argon2_concurrency: Some(2),
+        allowed_origins: Some(ORIGIN.into()),
+        admin_api_keys: Some(hex::encode(Sha256::digest(API_KEY.as_bytes()))),
+        redis_timeout: Some("0.5".parse().unwrap()),
+        log: Some(std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into())),
+        ..Settings::default()
+    }
+}
+
+/// A running application and a client for it.
+pub struct TestApp {
+    pub public: String,
+    pub admin: String,
+    pub client: reqwest::Client,
+    pub redis: Option<Arc<RedisServer>>,
+    pub state: actix_web::web::Data<AppState>,
+}
+
+/// A signed-in browser: the `name=value` cookie pair.
+#[derive(Debug, Clone)]
+pub struct Browser {
+    pub cookie: String,
+}
+
+impl Browser {
+    pub fn token(&self) -> &str {
+        self.cookie
+            .split_once('=')
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let redis = (backend == Backend::Redis).then(RedisServer::start);
+    spawn_app_on(redis, tweak).await
+}
+
+/// Spawns an app on an existing Redis (several apps may share one).
+pub async fn spawn_app_on(
+    redis: Option<Arc<RedisServer>>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings();
+    settings.redis_url = redis.as_ref().map(|r| r.url());
+    tweak(&mut settings);
+    let config = Config::from_settings(settings).expect("valid test config");
+    session_server::telemetry::init(&config.log_filter, false);
+    let app = Application::build(config).expect("app builds");
+    let public = format!("http://127.0.0.1:{}", app.public_port());
+    let admin = format!("http://127.0.0.1:{}", app.admin_port());
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        public,
+        admin,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        redis,
+        state,
+    }
+}
+
+impl TestApp {
+    /// A request to the public listener, carrying the allowed Origin like a browser on the app.
+    pub fn public(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.public))
+            .header(header::ORIGIN, ORIGIN)
+    }
+
+    /// A request to the admin listener with the API key.
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.admin))
+            .bearer_auth(API_KEY)
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> Response {
+        self.public(Method::POST, "/v1/users")
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.public(Method::POST, "/v1/login")
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers (if needed) and logs in; panics unless both work.
+    pub async fn signed_in(&self, username: &str) -> Browser {
+        let password = format!("{username}-password");
+        let r = self.register(username, &password).await;
+        assert!(
+            r.status() == 201 || r.status() == 409,
+            "register: {}",
+            r.status()
+        );
+        let r = self.login(username, &password).await;
+        assert_eq!(r.status(), 200, "login");
+        Browser {
+            cookie: session_cookie(&r).expect("login sets the session cookie"),
+        }
+    }
+
+    pub async fn whoami(&self, browser: &Browser) -> Response {
+        self.public(Method::GET, "/v1/session")
+            .header(header::COOKIE, &browser.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Asks the admin API whether a token is an active session.
+    pub async fn check(&self, browser: &Browser) -> bool {
+        let r = self
+            .admin(Method::POST, "/admin/v1/sessions/check")
+            .json(&serde_json::json!({"token": browser.token()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<serde_json::Value>().await.unwrap()["active"] == true
+    }
+}
+
+/// The `name=value` of the session cookie set by a response, if it set a non-empty one.
+pub fn session_cookie(response: &Response) -> Option<String> {
+    set_cookie_header(response)
+        .and_then(|h| h.split(';').next().map(str::to_owned))
+        .filter(|pair| !pair.ends_with('='))
+}
+
+/// The raw Set-Cookie header for the session cookie.
+pub fn set_cookie_header(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{COOKIE}=")))
+        .map(str::to_owned)
+}
+
+/// Reads an error body and returns its code, checking the documented shape.
+pub async fn error_code(response: Response) -> String {
+    let body: serde_json::Value = response.json().await.expect("error bodies are JSON");
+    assert!(body["message"].is_string(), "{body}");
+    body["error"].as_str().expect("error code").to_owned()
+}

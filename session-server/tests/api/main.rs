@@ -1,0 +1,12 @@
+//! Black-box tests: the real server over HTTP, against the embedded store and against a real
+//! `redis-server` started by the harness.
+
+mod helpers;
+
+mod account;
+mod admin;
+mod conformance;
+mod login;
+mod operations;
+mod redis_only;
+mod sessions;

@@ -1,0 +1,141 @@
+//! Behaviour that exists only with a shared Redis: several replicas, outages and key hygiene.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+
+use crate::helpers::{Backend, RedisServer, error_code, spawn_app_on, spawn_app_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_replica_is_seen_by_the_other_at_once() {
+    let redis = RedisServer::start();
+    let a = spawn_app_on(Some(redis.clone()), |_| {}).await;
+    let b = spawn_app_on(Some(redis.clone()), |_| {}).await;
+    for _ in 0..20 {
+        let browser = a.signed_in("alice").await;
+        let via_b = b.whoami(&browser).await;
+        assert_eq!(via_b.status(), 200, "logged in via A, looked up via B");
+        let handle = via_b.json::<serde_json::Value>().await.unwrap()["session"]["handle"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = b
+            .public(Method::DELETE, &format!("/v1/sessions/{handle}"))
+            .header(reqwest::header::COOKIE, &browser.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "revoked via B");
+        assert_eq!(
+            a.whoami(&browser).await.status(),
+            401,
+            "A rejects on the very next request"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_a_503_and_service_recovers_by_itself() {
+    let app = spawn_app_with(Backend::Redis, |s| {
+        s.redis_timeout = Some("0.3".parse().unwrap())
+    })
+    .await;
+    let browser = app.signed_in("alice").await;
+    let redis = app.redis.clone().unwrap();
+    redis.kill();
+    for path in ["/v1/session", "/v1/sessions", "/readyz"] {
+        let started = Instant::now();
+        let r = app
+            .public(Method::GET, path)
+            .header(reqwest::header::COOKIE, &browser.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{path} answered in time"
+        );
+        assert!(r.headers().contains_key(reqwest::header::RETRY_AFTER));
+        assert_eq!(error_code(r).await, "store_unavailable");
+    }
+    let r = app.login("alice", "alice-password").await;
+    assert_eq!(r.status(), 503);
+    assert!(
+        crate::helpers::set_cookie_header(&r).is_none(),
+        "no cookie for a session never stored"
+    );
+
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("session_store_errors_total{kind=\"unavailable\"}"),
+        "{metrics}"
+    );
+
+    redis.restart();
+    // The store is empty after a restart without persistence: the old session is gone (401), but
+    // the service answers again without a restart of its own.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app
+            .client
+            .get(format!("{}/readyz", app.public))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "service did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.whoami(&browser).await.status(), 401);
+    assert_eq!(app.register("alice", "alice-password").await.status(), 201);
+    assert_eq!(app.login("alice", "alice-password").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_session_key_has_a_ttl_and_only_users_live_forever() {
+    let app = spawn_app_with(Backend::Redis, |_| {}).await;
+    let redis = app.redis.clone().unwrap();
+    app.signed_in("alice").await;
+    app.signed_in("alice").await;
+    app.login("alice", "wrong-password").await;
+    for key in redis.keys() {
+        let ttl = redis.integer(&["PTTL", &key]);
+        if key.ends_with(":user") || key.contains(":name:") {
+            assert_eq!(ttl, -1, "{key} is a user record");
+        } else {
+            assert!(ttl > 0, "{key} has no TTL");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_check_is_one_redis_command() {
+    let app = spawn_app_with(Backend::Redis, |_| {}).await;
+    let redis = app.redis.clone().unwrap();
+    let browser = app.signed_in("alice").await;
+    app.whoami(&browser).await;
+    let stats = |r: &RedisServer| {
+        let info = r.command(&["INFO", "stats"]).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap()
+    };
+    let before = stats(&redis);
+    for _ in 0..50 {
+        assert_eq!(app.whoami(&browser).await.status(), 200);
+    }
+    // 50 checks plus the INFO command itself.
+    assert_eq!(stats(&redis) - before, 51);
+}
