@@ -88,9 +88,8 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
-/// Every setting, optional so that file, environment and flags can be layered.
-///
-/// Field docs are the `--help` text.
+// Every setting, optional so that file, environment and flags can be layered. Field docs are the
+// `--help` text. (A plain comment: clap would show a doc comment here as the program's summary.)
 #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {

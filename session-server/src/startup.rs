@@ -74,6 +74,9 @@ fn server(
     })
     .workers(workers)
     .shutdown_timeout(shutdown)
+    // Signals are handled once for both servers (see `run_until_stopped`): actix's own handler
+    // stops the whole runtime as soon as the first server is idle, cutting the other's requests.
+    .disable_signals()
     .listen(listener)?
     .run())
 }
@@ -135,8 +138,27 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until both servers stop (SIGTERM/SIGINT stop them gracefully).
+    /// Serves until both servers stop. SIGTERM or SIGINT stops them gracefully: no new
+    /// connections, in-flight requests finish (up to `SESSION_SHUTDOWN_TIMEOUT`).
     pub async fn run_until_stopped(self) -> io::Result<()> {
+        let [public, admin] = self.handles;
+        tokio::spawn(async move {
+            if wait_for_shutdown_signal().await.is_ok() {
+                tracing::info!("shutdown signal received; draining in-flight requests");
+                futures_util::future::join(public.stop(true), admin.stop(true)).await;
+            }
+        });
         self.run.await
     }
+}
+
+async fn wait_for_shutdown_signal() -> io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
 }

@@ -121,7 +121,9 @@ impl AccountService {
             .await?;
         match (user, verdict) {
             (Some(user), Verification::Match { outdated }) if !user.disabled => {
-                self.store.reset(&failures_key).await?;
+                if failures.count > 0 {
+                    self.store.reset(&failures_key).await?;
+                }
                 if outdated {
                     self.upgrade_hash(&user, password).await;
                 }

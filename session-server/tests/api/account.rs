@@ -198,3 +198,39 @@ impl ParseUsername for str {
         session_server::domain::user::Username::parse(self).unwrap()
     }
 }
+
+async fn forwarded_addresses_count_only_behind_trusted_proxies(backend: Backend) {
+    // Trusting the loopback proxy: each forwarded client has its own budget.
+    let app = spawn_app_with(backend, |s| {
+        s.login_max_attempts_per_ip = Some(2);
+        s.trusted_proxies = Some("127.0.0.1".into());
+    })
+    .await;
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        for _ in 0..2 {
+            let r = app
+                .public(Method::POST, "/v1/login")
+                .header("x-forwarded-for", format!("198.51.100.9, {client}"))
+                .json(&json!({"username": "nobody", "password": "some-password"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 401, "{client}");
+        }
+    }
+    // Without trust, X-Forwarded-For is ignored: all attempts count against the peer address.
+    let app = spawn_app_with(backend, |s| s.login_max_attempts_per_ip = Some(2)).await;
+    let mut statuses = Vec::new();
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        let r = app
+            .public(Method::POST, "/v1/login")
+            .header("x-forwarded-for", client)
+            .json(&json!({"username": "nobody", "password": "some-password"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 429]);
+}
+crate::both_backends!(forwarded_addresses_count_only_behind_trusted_proxies);

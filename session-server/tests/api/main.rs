@@ -10,3 +10,4 @@ mod login;
 mod operations;
 mod redis_only;
 mod sessions;
+mod shutdown;
