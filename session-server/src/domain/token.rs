@@ -2,8 +2,8 @@
 //!
 //! Format: `<user id, 32 lowercase hex>.<secret, 43 base64url chars>`.
 //!
-//! * The secret is 256 bits from a CSPRNG and means nothing; only its SHA-256 digest is stored,
-//!   so a copy of the store yields no usable cookie.
+//! * The secret is 256 bits from a CSPRNG and means nothing; only its digest (SHA-256 truncated
+//!   to 128 bits) is stored, so a copy of the store yields no usable cookie.
 //! * The user id is a non-secret routing part. It picks the Redis hash slot (`{<user id>}` hash
 //!   tag), so one user's sessions, session index and user record live on one Redis Cluster node
 //!   and can be changed together atomically. It tells the cookie's holder only their own user id,
@@ -47,9 +47,14 @@ impl fmt::Debug for SessionToken {
     }
 }
 
-/// SHA-256 of a token's secret: the session's key in the store.
+/// SHA-256 of a token's secret, truncated to 128 bits: the session's name in the store.
+///
+/// 128 bits keep a preimage search out of reach (2^128 work) while keeping the per-user index
+/// member (`<handle hex>:<digest>`, 55 bytes) under Redis's 64-byte limit for the compact
+/// listpack encoding of sorted sets; a 43-character digest would push every index into a
+/// skiplist, about five times the memory.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenDigest(pub [u8; 32]);
+pub struct TokenDigest(pub [u8; 16]);
 
 impl fmt::Debug for TokenDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -65,9 +70,9 @@ impl TokenDigest {
 
     /// Parses [`TokenDigest::encode`]'s output.
     pub fn decode(text: &str) -> Option<TokenDigest> {
-        let mut out = [0u8; 32];
+        let mut out = [0u8; 16];
         match URL_SAFE_NO_PAD.decode_slice(text, &mut out) {
-            Ok(32) => Some(TokenDigest(out)),
+            Ok(16) => Some(TokenDigest(out)),
             _ => None,
         }
     }
@@ -121,7 +126,10 @@ impl SessionToken {
     }
 
     pub fn digest(&self) -> TokenDigest {
-        TokenDigest(Sha256::digest(self.secret).into())
+        let full = Sha256::digest(self.secret);
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&full[..16]);
+        TokenDigest(digest)
     }
 }
 

@@ -10,7 +10,7 @@
 //! | `<p>:rl:ip:<ip>` | string | window | login attempts from one client address |
 //!
 //! `<p>` is the configured prefix (default `sess`), `<uid>` the user id as 32 hex digits and
-//! `<digest>` the base64url SHA-256 of the token's secret.
+//! `<digest>` the base64url SHA-256 (truncated to 128 bits) of the token's secret.
 //!
 //! Redis Cluster: `{<uid>}` is a hash tag, so a user's record, index and sessions share one slot
 //! and every multi-key script touches one slot only. The tag is always server-chosen hex; user
@@ -71,7 +71,7 @@ mod tests {
         let keys = Keys::new("sess");
         let user = Uuid::now_v7();
         let tag = format!("{{{}}}", user.simple());
-        let digest = TokenDigest([7; 32]);
+        let digest = TokenDigest([7; 16]);
         for key in [
             keys.user(user),
             keys.index(user),

@@ -36,7 +36,7 @@ struct Inner {
 
 /// [`TokenDigest`] with an order, for the index set.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct DigestKey([u8; 32]);
+struct DigestKey([u8; 16]);
 
 impl Inner {
     fn prune(&mut self, user: Uuid, now: u64) {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod account;
 mod admin;
+mod cli;
 mod conformance;
 mod login;
 mod operations;

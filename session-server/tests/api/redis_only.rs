@@ -139,3 +139,84 @@ async fn a_session_check_is_one_redis_command() {
     // 50 checks plus the INFO command itself.
     assert_eq!(stats(&redis) - before, 51);
 }
+
+/// Redis memory per session, realistic shape: 1,000 users with two sessions each (record, index
+/// entry, and the index key itself shared by two). Prints the figure quoted in the README.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_memory_per_session_stays_compact() {
+    use session_server::{
+        config::RedisConfig,
+        domain::{
+            clock::now_ms,
+            session::{ClientInfo, SessionPolicy},
+            token::SessionToken,
+            user::{UserRecord, Username},
+        },
+        store::{Store, redis::RedisStore},
+    };
+    let redis = RedisServer::start();
+    let store = RedisStore::new(&RedisConfig {
+        url: redis.url().into(),
+        pool_size: 8,
+        timeout: Duration::from_secs(5),
+        prefix: "sess".into(),
+    })
+    .unwrap();
+    let policy = SessionPolicy {
+        idle: Duration::from_secs(1800),
+        absolute: Duration::from_secs(86_400),
+        renew_fraction: 0.1,
+    };
+    let client = ClientInfo {
+        ip: Some("203.0.113.77".parse().unwrap()),
+        user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0".into(),
+    };
+    let mut users = Vec::new();
+    for i in 0..1000 {
+        let user = UserRecord {
+            id: uuid::Uuid::now_v7(),
+            username: Username::parse(&format!("user{i}@example.com")).unwrap(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
+            disabled: false,
+            created_ms: now_ms(),
+        };
+        store.create_user(&user).await.unwrap();
+        users.push(user);
+    }
+    let used = |r: &RedisServer| {
+        let info = r.command(&["INFO", "memory"]).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap()
+    };
+    let before = used(&redis);
+    for user in &users {
+        for _ in 0..2 {
+            let token = SessionToken::generate(user.id);
+            let record = policy.new_record(user.id, user.username.as_str(), &client, now_ms());
+            store
+                .create_session(&token.digest(), &record, None, now_ms())
+                .await
+                .unwrap();
+        }
+    }
+    let per_session = (used(&redis) - before) / 2000;
+    let key = redis
+        .keys()
+        .into_iter()
+        .find(|k| k.contains(":s:"))
+        .unwrap();
+    let one_key = redis.integer(&["MEMORY", "USAGE", &key, "SAMPLES", "0"]);
+    let idx = redis
+        .keys()
+        .into_iter()
+        .find(|k| k.ends_with(":idx"))
+        .unwrap();
+    let one_index = redis.integer(&["MEMORY", "USAGE", &idx, "SAMPLES", "0"]);
+    println!(
+        "redis used_memory per session: {per_session} bytes (MEMORY USAGE: session key {one_key} bytes, \
+         a two-session index {one_index} bytes)"
+    );
+    assert!(per_session < 700, "{per_session} bytes per session");
+}
