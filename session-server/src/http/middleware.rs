@@ -38,7 +38,7 @@ fn request_id(req: &ServiceRequest) -> String {
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         })
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+        .map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_owned)
 }
 
 pub async fn telemetry(
@@ -117,11 +117,10 @@ pub async fn csrf_guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let allowed = req
+    let permitted = req
         .app_data::<web::Data<AppState>>()
-        .map(|s| s.config.allowed_origins.clone())
-        .unwrap_or_default();
-    if !csrf::permits(req.request(), &allowed) {
+        .is_some_and(|s| csrf::permits(req.request(), &s.config.allowed_origins));
+    if !permitted {
         tracing::warn!(origin = ?req.headers().get("origin"), "cross-origin request refused");
         return Ok(req
             .error_response(ApiError::CrossOrigin)
@@ -144,23 +143,24 @@ pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let digests = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.config.admin_api_key_digests.clone())
-        .unwrap_or_default();
     let key = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match key {
-        Some(key) if api_key_matches(key.as_bytes(), &digests) => {
-            Ok(next.call(req).await?.map_into_left_body())
+    let authorized = match (key, req.app_data::<web::Data<AppState>>()) {
+        (Some(key), Some(state)) => {
+            api_key_matches(key.as_bytes(), &state.config.admin_api_key_digests)
         }
-        _ => Ok(req
+        _ => false,
+    };
+    if authorized {
+        Ok(next.call(req).await?.map_into_left_body())
+    } else {
+        Ok(req
             .error_response(ApiError::InvalidApiKey)
-            .map_into_right_body()),
+            .map_into_right_body())
     }
 }
 

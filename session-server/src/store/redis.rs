@@ -4,15 +4,18 @@
 //! atomic on a standalone server and valid on Redis Cluster. A session check is one `GET`.
 //!
 //! Failure handling: every operation is bounded by the configured timeout (pool wait, connect and
-//! reply). A connection that timed out or broke is dropped instead of returned to the pool, so a
-//! late reply can never be read as the answer to another request. Any failure is a
-//! [`StoreError`], never "no session".
+//! reply). A connection that timed out or broke is replaced by the pool; on a multiplexed
+//! connection each reply is matched to its request by order, so a late reply is discarded, never
+//! read as another request's answer. Any failure is a [`StoreError`], never "no session".
 //!
 //! Scripts that only remove data carry `flags=allow-oom`, so logout and revocation keep working
 //! when Redis is full (`maxmemory` + `noeviction`); scripts that add data are refused up front in
 //! that state, before they change anything.
 
-use std::{sync::LazyLock, time::Duration};
+use std::{
+    sync::{LazyLock, atomic::Ordering},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use deadpool::Runtime;
@@ -25,7 +28,7 @@ use uuid::Uuid;
 use super::{
     CreateOutcome, CreateUser, RevokeScope, Store, StoreError,
     keys::Keys,
-    redis_pool::{Connection, Manager, Pool, PoolError},
+    redis_pool::{Manager, Pool, PoolError},
 };
 use crate::{
     config::RedisConfig,
@@ -146,23 +149,26 @@ impl RedisStore {
         }
     }
 
-    /// Runs `op` on a pooled connection within the timeout; drops the connection on any I/O
-    /// failure or timeout rather than reusing it.
+    /// Runs `op` on a pooled connection within the timeout. The connection is shared (see
+    /// `redis_pool.rs`); on an I/O failure or timeout it is marked broken so the pool replaces it.
     async fn with_conn<T>(
         &self,
         op: impl AsyncFnOnce(&mut MultiplexedConnection) -> RedisResult<T>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
-        match tokio::time::timeout(self.timeout, op(&mut *conn)).await {
+        let (mut conn, broken) = {
+            let pooled = self.pool.get().await.map_err(pool_error)?;
+            (pooled.conn.clone(), pooled.broken.clone())
+        };
+        match tokio::time::timeout(self.timeout, op(&mut conn)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
-                    drop(Connection::take(conn));
+                    broken.store(true, Ordering::Relaxed);
                 }
                 Err(classify(&e))
             }
             Err(_) => {
-                drop(Connection::take(conn));
+                broken.store(true, Ordering::Relaxed);
                 Err(StoreError::Unavailable(
                     "Redis did not answer in time".into(),
                 ))

@@ -220,3 +220,57 @@ async fn redis_memory_per_session_stays_compact() {
     );
     assert!(per_session < 700, "{per_session} bytes per session");
 }
+
+/// A stalled Redis makes requests time out; the replies that arrive late must never be taken as
+/// the answer to another request (a known pitfall of pooled Redis clients). Every answer names its
+/// own user, during and after the stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_never_cross_between_requests_when_redis_stalls() {
+    let app = spawn_app_with(Backend::Redis, |s| {
+        s.redis_timeout = Some("0.15".parse().unwrap())
+    })
+    .await;
+    let redis = app.redis.clone().unwrap();
+    let mut browsers = Vec::new();
+    for i in 0..16 {
+        browsers.push((format!("user{i}"), app.signed_in(&format!("user{i}")).await));
+    }
+    let round = |tag: &'static str| {
+        let futures = browsers.iter().map(|(name, browser)| {
+            let app = &app;
+            async move {
+                let r = app.whoami(browser).await;
+                let status = r.status().as_u16();
+                let body: serde_json::Value = r.json().await.unwrap();
+                if status == 200 {
+                    assert_eq!(
+                        body["user"]["username"],
+                        name.as_str(),
+                        "{tag}: crossed answer"
+                    );
+                } else {
+                    assert_eq!(status, 503, "{tag}: {body}");
+                }
+                status
+            }
+        });
+        futures_util::future::join_all(futures)
+    };
+    assert_eq!(
+        redis
+            .command(&["CLIENT", "PAUSE", "500", "ALL"])
+            .unwrap()
+            .trim(),
+        "+OK"
+    );
+    let during = round("during the stall").await;
+    assert!(during.contains(&503), "the stall was noticed: {during:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        let after = round("after the stall").await;
+        if after.iter().all(|s| *s == 200) {
+            return;
+        }
+    }
+    panic!("service did not resume after the stall");
+}
