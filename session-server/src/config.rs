@@ -97,6 +97,19 @@ pub struct Settings {
     /// does not share sessions between replicas.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Comma-separated Redis Cluster seed nodes (redis://host:port,...). Use instead of REDIS_URL.
+    #[arg(long, env = "REDIS_CLUSTER_NODES")]
+    pub redis_cluster_nodes: Option<String>,
+    /// Comma-separated Sentinel addresses (redis://host:26379,...). Use instead of REDIS_URL.
+    #[arg(long, env = "REDIS_SENTINELS")]
+    pub redis_sentinels: Option<String>,
+    /// Name of the primary the Sentinels watch.
+    #[arg(long, env = "REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
+    /// Replicas that must confirm (Redis `WAIT`) a login, logout, revocation, password change or
+    /// disable before it is acknowledged (0: do not wait). Not available with Redis Cluster.
+    #[arg(long, env = "SESSION_REDIS_WAIT_REPLICAS")]
+    pub redis_wait_replicas: Option<u32>,
     /// Redis connection pool size per replica.
     #[arg(long, env = "SESSION_REDIS_POOL_SIZE")]
     pub redis_pool_size: Option<usize>,
@@ -212,6 +225,10 @@ impl Settings {
             self,
             lower,
             redis_url,
+            redis_cluster_nodes,
+            redis_sentinels,
+            redis_sentinel_master,
+            redis_wait_replicas,
             redis_pool_size,
             redis_timeout,
             redis_prefix,
@@ -258,11 +275,27 @@ impl Settings {
     }
 }
 
+/// How the Redis deployment is reached. URLs may carry passwords, so they are never printed.
+#[derive(Debug, Clone)]
+pub enum RedisMode {
+    Standalone {
+        url: SecretString,
+    },
+    Cluster {
+        nodes: Vec<SecretString>,
+    },
+    Sentinel {
+        sentinels: Vec<SecretString>,
+        master: String,
+    },
+}
+
 /// Connection settings for the Redis store.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// May carry a password, so it is never printed.
-    pub url: SecretString,
+    pub mode: RedisMode,
+    /// Replicas that must confirm security-relevant writes (0: none).
+    pub wait_replicas: u32,
     pub pool_size: usize,
     pub timeout: Duration,
     pub prefix: String,
@@ -381,26 +414,72 @@ impl Config {
                 "1-32 characters of a-z, A-Z, 0-9, - _ : .",
             ));
         }
-        let redis = match s.redis_url.filter(|u| !u.trim().is_empty()) {
-            None => None,
-            Some(url) => {
-                if !(url.starts_with("redis://")
-                    || url.starts_with("rediss://")
-                    || url.starts_with("unix://")
-                    || url.starts_with("redis+unix://"))
-                {
+        let redis_url_ok = |url: &str| {
+            ["redis://", "rediss://", "unix://", "redis+unix://"]
+                .iter()
+                .any(|p| url.starts_with(p))
+        };
+        let urls = |setting: &'static str, value: Option<String>| {
+            comma_list(value)
+                .into_iter()
+                .map(|u| {
+                    if redis_url_ok(&u) {
+                        Ok(SecretString::from(u))
+                    } else {
+                        Err(invalid(
+                            setting,
+                            "each entry must start with redis:// or rediss://",
+                        ))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let url = s.redis_url.filter(|u| !u.trim().is_empty());
+        let cluster = urls("REDIS_CLUSTER_NODES", s.redis_cluster_nodes)?;
+        let sentinels = urls("REDIS_SENTINELS", s.redis_sentinels)?;
+        let mode = match (url, cluster.is_empty(), sentinels.is_empty()) {
+            (None, true, true) => None,
+            (Some(url), true, true) => {
+                if !redis_url_ok(&url) {
                     return Err(invalid(
                         "REDIS_URL",
                         "must start with redis://, rediss:// or unix://",
                     ));
                 }
-                Some(RedisConfig {
+                Some(RedisMode::Standalone {
                     url: SecretString::from(url),
-                    pool_size: positive("SESSION_REDIS_POOL_SIZE", s.redis_pool_size, 32)?,
-                    timeout: s.redis_timeout.map_or(Duration::from_secs(1), |v| v.0),
-                    prefix,
                 })
             }
+            (None, false, true) => Some(RedisMode::Cluster { nodes: cluster }),
+            (None, true, false) => Some(RedisMode::Sentinel {
+                sentinels,
+                master: s
+                    .redis_sentinel_master
+                    .unwrap_or_else(|| "mymaster".to_owned()),
+            }),
+            _ => {
+                return Err(invalid(
+                    "REDIS_URL",
+                    "set only one of REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS",
+                ));
+            }
+        };
+        let wait_replicas = s.redis_wait_replicas.unwrap_or(0);
+        if wait_replicas > 0 && matches!(mode, Some(RedisMode::Cluster { .. })) {
+            return Err(invalid(
+                "SESSION_REDIS_WAIT_REPLICAS",
+                "is not supported with Redis Cluster (WAIT is per node)",
+            ));
+        }
+        let redis = match mode {
+            None => None,
+            Some(mode) => Some(RedisConfig {
+                mode,
+                wait_replicas,
+                pool_size: positive("SESSION_REDIS_POOL_SIZE", s.redis_pool_size, 32)?,
+                timeout: s.redis_timeout.map_or(Duration::from_secs(1), |v| v.0),
+                prefix,
+            }),
         };
 
         let idle = s.idle_timeout.map_or(Duration::from_secs(30 * 60), |v| v.0);
@@ -622,6 +701,16 @@ mod tests {
             },
             Settings {
                 redis_url: Some("http://localhost".into()),
+                ..Settings::default()
+            },
+            Settings {
+                redis_url: Some("redis://a".into()),
+                redis_cluster_nodes: Some("redis://b".into()),
+                ..Settings::default()
+            },
+            Settings {
+                redis_cluster_nodes: Some("redis://b".into()),
+                redis_wait_replicas: Some(1),
                 ..Settings::default()
             },
             Settings {

@@ -6,11 +6,7 @@ use crate::{
     config::Config,
     domain::{accounts::AccountService, password::PasswordHasher, sessions::SessionService},
     metrics::Metrics,
-    store::{
-        Store, StoreError,
-        memory::MemoryStore,
-        redis::{PoolStatus, RedisStore},
-    },
+    store::{Store, StoreError, memory::MemoryStore, redis::RedisStore, redis_pool::PoolStatus},
 };
 
 pub struct AppState {

@@ -20,7 +20,7 @@ use std::{
 use async_trait::async_trait;
 use deadpool::Runtime;
 use deadpool_redis::redis::{
-    self, AsyncConnectionConfig, RedisError, RedisResult, Script, aio::MultiplexedConnection,
+    self, AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, Script, ScriptInvocation,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -28,10 +28,10 @@ use uuid::Uuid;
 use super::{
     CreateOutcome, CreateUser, RevokeScope, Store, StoreError,
     keys::Keys,
-    redis_pool::{Manager, Pool, PoolError},
+    redis_pool::{AnyConnection, Manager, Pool, PoolError, PoolStatus, Pools},
 };
 use crate::{
-    config::RedisConfig,
+    config::{RedisConfig, RedisMode},
     domain::{
         rate_limit::{RateCount, RateKey},
         session::{LimitPolicy, SessionLimit, SessionRecord},
@@ -62,21 +62,24 @@ static REVOKE_ALL: LazyLock<Script> = script!(" flags=allow-oom", "lua/revoke_al
 static LIST: LazyLock<Script> = script!(" flags=allow-oom", "lua/list.lua");
 static PASSWORD: LazyLock<Script> = script!(" flags=allow-oom", "lua/password.lua");
 static DISABLE: LazyLock<Script> = script!(" flags=allow-oom", "lua/disable.lua");
+static HIT: LazyLock<Script> = script!("", "lua/hit.lua");
+static PEEK: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/peek.lua");
 
 /// Redis-backed [`Store`].
 pub struct RedisStore {
-    pool: Pool,
+    pools: Pools,
     keys: Keys,
     timeout: Duration,
+    wait_replicas: u32,
 }
 
-/// Pool occupancy, for metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolStatus {
-    pub max_size: usize,
-    pub size: usize,
-    pub available: usize,
-    pub waiting: usize,
+/// Errors after which a connection must not be reused: it broke, timed out, or reaches a node
+/// that is no longer (or not yet) a writable primary, as after a Sentinel failover.
+fn poisons_connection(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
 }
 
 fn classify(e: &RedisError) -> StoreError {
@@ -115,54 +118,76 @@ impl RedisStore {
     /// Builds the pool. Connections are opened lazily, so this succeeds while Redis is down and
     /// the service becomes ready when Redis answers.
     pub fn new(config: &RedisConfig) -> Result<RedisStore, StoreError> {
-        let t = Some(config.timeout);
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(t)
-            .set_response_timeout(t);
-        let manager =
-            deadpool_redis::Manager::new_with_config(config.url.expose_secret(), connection)
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("invalid REDIS_URL ({:?})", e.kind()))
-                })?;
-        let pool = Pool::builder(Manager::new(manager))
-            .max_size(config.pool_size)
-            .wait_timeout(t)
-            .create_timeout(t)
-            .recycle_timeout(t)
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        fn build<M>(manager: M, config: &RedisConfig) -> Result<Pool<M>, StoreError>
+        where
+            M: deadpool::managed::Manager<Error = RedisError>,
+            M::Type: Sync,
+        {
+            let t = Some(config.timeout);
+            Pool::builder(Manager::new(manager))
+                .max_size(config.pool_size)
+                .wait_timeout(t)
+                .create_timeout(t)
+                .recycle_timeout(t)
+                .runtime(Runtime::Tokio1)
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        }
+        let bad_url = |e: RedisError| {
+            StoreError::Unavailable(format!("invalid Redis address ({:?})", e.kind()))
+        };
+        let pools = match &config.mode {
+            RedisMode::Standalone { url } => {
+                let t = Some(config.timeout);
+                let connection = AsyncConnectionConfig::new()
+                    .set_connection_timeout(t)
+                    .set_response_timeout(t);
+                let manager =
+                    deadpool_redis::Manager::new_with_config(url.expose_secret(), connection)
+                        .map_err(bad_url)?;
+                Pools::Standalone(build(manager, config)?)
+            }
+            RedisMode::Cluster { nodes } => {
+                let nodes: Vec<&str> = nodes.iter().map(|n| n.expose_secret()).collect();
+                let manager =
+                    deadpool_redis::cluster::Manager::new(nodes, false).map_err(bad_url)?;
+                Pools::Cluster(build(manager, config)?)
+            }
+            RedisMode::Sentinel { sentinels, master } => {
+                let sentinels: Vec<&str> = sentinels.iter().map(|n| n.expose_secret()).collect();
+                let manager = deadpool_redis::sentinel::Manager::new(
+                    sentinels,
+                    master.clone(),
+                    None,
+                    deadpool_redis::sentinel::SentinelServerType::Master,
+                )
+                .map_err(bad_url)?;
+                Pools::Sentinel(build(manager, config)?)
+            }
+        };
         Ok(RedisStore {
-            pool,
+            pools,
             keys: Keys::new(&config.prefix),
             timeout: config.timeout,
+            wait_replicas: config.wait_replicas,
         })
     }
 
     pub fn pool_status(&self) -> PoolStatus {
-        let s = self.pool.status();
-        PoolStatus {
-            max_size: s.max_size,
-            size: s.size,
-            available: s.available,
-            waiting: s.waiting,
-        }
+        self.pools.status()
     }
 
     /// Runs `op` on a pooled connection within the timeout. The connection is shared (see
-    /// `redis_pool.rs`); on an I/O failure or timeout it is marked broken so the pool replaces it.
+    /// `redis_pool.rs`); after an error that poisons it, it is marked so the pool replaces it.
     async fn with_conn<T>(
         &self,
-        op: impl AsyncFnOnce(&mut MultiplexedConnection) -> RedisResult<T>,
+        op: impl AsyncFnOnce(&mut AnyConnection) -> RedisResult<T>,
     ) -> Result<T, StoreError> {
-        let (mut conn, broken) = {
-            let pooled = self.pool.get().await.map_err(pool_error)?;
-            (pooled.conn.clone(), pooled.broken.clone())
-        };
+        let (mut conn, broken) = self.pools.get().await.map_err(pool_error)?;
         match tokio::time::timeout(self.timeout, op(&mut conn)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                if poisons_connection(&e) {
                     broken.store(true, Ordering::Relaxed);
                 }
                 Err(classify(&e))
@@ -173,6 +198,37 @@ impl RedisStore {
                     "Redis did not answer in time".into(),
                 ))
             }
+        }
+    }
+
+    /// Runs a script that changes sessions or users. With `SESSION_REDIS_WAIT_REPLICAS`, the
+    /// change is acknowledged only once that many replicas confirm it (`WAIT` on the same
+    /// connection, after the script), so a failover cannot lose it silently.
+    async fn write<T: FromRedisValue>(&self, call: &ScriptInvocation<'_>) -> Result<T, StoreError> {
+        let wait = self.wait_replicas;
+        let timeout_ms = u64::try_from(self.timeout.as_millis() / 2)
+            .unwrap_or(500)
+            .max(1);
+        let (value, confirmed) = self
+            .with_conn(async |c| {
+                let value: T = call.invoke_async(c).await?;
+                if wait == 0 {
+                    return Ok((value, true));
+                }
+                let acked: u32 = redis::cmd("WAIT")
+                    .arg(wait)
+                    .arg(timeout_ms)
+                    .query_async(c)
+                    .await?;
+                Ok((value, acked >= wait))
+            })
+            .await?;
+        if confirmed {
+            Ok(value)
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "write not confirmed by {wait} replica(s) in time"
+            )))
         }
     }
 }
@@ -283,7 +339,7 @@ impl Store for RedisStore {
             .arg(scope)
             .arg(keep)
             .arg(self.keys.session_prefix(id));
-        let raw: Option<Vec<String>> = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        let raw: Option<Vec<String>> = self.write(&call).await?;
         raw.map(handles).transpose()
     }
 
@@ -297,7 +353,7 @@ impl Store for RedisStore {
             .key(self.keys.index(id))
             .arg(if disabled { "1" } else { "0" })
             .arg(self.keys.session_prefix(id));
-        let raw: Option<Vec<String>> = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        let raw: Option<Vec<String>> = self.write(&call).await?;
         raw.map(handles).transpose()
     }
 
@@ -330,7 +386,7 @@ impl Store for RedisStore {
             .arg(cap)
             .arg(policy)
             .arg(self.keys.session_prefix(user));
-        let reply: Vec<String> = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        let reply: Vec<String> = self.write(&call).await?;
         match reply.split_first() {
             Some((status, evicted)) if status == "ok" => Ok(CreateOutcome::Created {
                 evicted: handles(evicted.to_vec())?,
@@ -386,7 +442,7 @@ impl Store for RedisStore {
             .key(self.keys.index(user))
             .arg(record.index_member(digest))
             .arg(now_ms);
-        let n: i64 = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        let n: i64 = self.write(&call).await?;
         Ok(n == 1)
     }
 
@@ -401,7 +457,7 @@ impl Store for RedisStore {
             .arg(handle.simple().to_string())
             .arg(self.keys.session_prefix(user))
             .arg(now_ms);
-        let n: i64 = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        let n: i64 = self.write(&call).await?;
         Ok(n == 1)
     }
 
@@ -427,32 +483,14 @@ impl Store for RedisStore {
         call.key(self.keys.index(user))
             .arg(self.keys.session_prefix(user))
             .arg(except.map(|h| h.simple().to_string()).unwrap_or_default());
-        let raw: Vec<String> = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        let raw: Vec<String> = self.write(&call).await?;
         handles(raw)
     }
 
     async fn hit(&self, key: &RateKey, window: Duration) -> Result<RateCount, StoreError> {
-        let key = self.keys.rate(key);
-        // MULTI/EXEC: open the window (with its TTL) if none is open, count, read the TTL.
-        let (count, ttl): (u32, i64) = self
-            .with_conn(async |c| {
-                redis::pipe()
-                    .atomic()
-                    .cmd("SET")
-                    .arg(&key)
-                    .arg(0)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ms(window))
-                    .ignore()
-                    .cmd("INCR")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .query_async(c)
-                    .await
-            })
-            .await?;
+        let mut call = HIT.prepare_invoke();
+        call.key(self.keys.rate(key)).arg(ms(window));
+        let (count, ttl): (u32, i64) = self.with_conn(async |c| call.invoke_async(c).await).await?;
         Ok(RateCount {
             count,
             resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
@@ -460,20 +498,11 @@ impl Store for RedisStore {
     }
 
     async fn peek(&self, key: &RateKey) -> Result<RateCount, StoreError> {
-        let key = self.keys.rate(key);
-        let (count, ttl): (Option<u32>, i64) = self
-            .with_conn(async |c| {
-                redis::pipe()
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .query_async(c)
-                    .await
-            })
-            .await?;
+        let mut call = PEEK.prepare_invoke();
+        call.key(self.keys.rate(key));
+        let (count, ttl): (u32, i64) = self.with_conn(async |c| call.invoke_async(c).await).await?;
         Ok(RateCount {
-            count: count.unwrap_or(0),
+            count,
             resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
         })
     }

@@ -47,7 +47,7 @@ async fn changing_the_password_ends_every_other_session(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 401, "needs a session");
 }
-crate::both_backends!(changing_the_password_ends_every_other_session);
+crate::each_backend!(changing_the_password_ends_every_other_session);
 
 async fn failed_logins_throttle_the_username_from_any_address(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
@@ -76,7 +76,7 @@ async fn failed_logins_throttle_the_username_from_any_address(backend: Backend) 
     app.register("bob", "bob-password").await;
     assert_eq!(app.login("bob", "bob-password").await.status(), 200);
 }
-crate::both_backends!(failed_logins_throttle_the_username_from_any_address);
+crate::each_backend!(failed_logins_throttle_the_username_from_any_address);
 
 async fn one_address_is_throttled_across_usernames(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
@@ -96,7 +96,7 @@ async fn one_address_is_throttled_across_usernames(backend: Backend) {
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key(header::RETRY_AFTER));
 }
-crate::both_backends!(one_address_is_throttled_across_usernames);
+crate::each_backend!(one_address_is_throttled_across_usernames);
 
 async fn a_hash_with_old_parameters_is_upgraded_at_login(backend: Backend) {
     let old = spawn_app(backend).await;
@@ -136,7 +136,7 @@ async fn a_hash_with_old_parameters_is_upgraded_at_login(backend: Backend) {
     );
     assert_eq!(new.login("alice", "alice-password").await.status(), 200);
 }
-crate::both_backends!(a_hash_with_old_parameters_is_upgraded_at_login);
+crate::each_backend!(a_hash_with_old_parameters_is_upgraded_at_login);
 
 /// The embedded store cannot be shared by two servers; seed an old-parameter hash directly.
 async fn upgraded_in_memory(app: TestApp) {
@@ -233,4 +233,4 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies(backend: Backend)
     }
     assert_eq!(statuses, [401, 401, 429]);
 }
-crate::both_backends!(forwarded_addresses_count_only_behind_trusted_proxies);
+crate::each_backend!(forwarded_addresses_count_only_behind_trusted_proxies);

@@ -24,7 +24,7 @@ async fn the_admin_api_needs_a_configured_key(backend: Backend) {
         assert_eq!(error_code(r).await, "invalid_api_key");
     }
 }
-crate::both_backends!(the_admin_api_needs_a_configured_key);
+crate::each_backend!(the_admin_api_needs_a_configured_key);
 
 async fn session_checks_answer_active_or_not(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -63,7 +63,7 @@ async fn session_checks_answer_active_or_not(backend: Backend) {
     let r = ask(json!({"token": "a", "cookie": "b"})).await.unwrap();
     assert_eq!(r.status(), 400);
 }
-crate::both_backends!(session_checks_answer_active_or_not);
+crate::each_backend!(session_checks_answer_active_or_not);
 
 async fn operators_manage_users_and_their_sessions(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -183,7 +183,7 @@ async fn operators_manage_users_and_their_sessions(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
-crate::both_backends!(operators_manage_users_and_their_sessions);
+crate::each_backend!(operators_manage_users_and_their_sessions);
 
 async fn each_listener_refuses_the_others_api(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -207,4 +207,4 @@ async fn each_listener_refuses_the_others_api(backend: Backend) {
     assert_eq!(r.status(), 404);
     assert_eq!(error_code(r).await, "not_found");
 }
-crate::both_backends!(each_listener_refuses_the_others_api);
+crate::each_backend!(each_listener_refuses_the_others_api);

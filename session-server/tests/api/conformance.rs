@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use session_server::{
-    config::RedisConfig,
+    config::{RedisConfig, RedisMode},
     domain::{
         clock::now_ms,
         rate_limit::RateKey,
@@ -18,33 +18,65 @@ use session_server::{
 };
 use uuid::Uuid;
 
-use crate::helpers::{Backend, RedisServer};
+use secrecy::SecretString;
+
+use crate::{
+    deployments::{Cluster, MASTER, SentinelGroup},
+    helpers::{Backend, RedisServer, unique_prefix},
+};
 
 struct Fixture {
     store: Arc<dyn Store>,
     redis: Option<Arc<RedisServer>>,
 }
 
+fn redis_config(mode: RedisMode, prefix: String) -> RedisConfig {
+    RedisConfig {
+        mode,
+        wait_replicas: 0,
+        pool_size: 4,
+        timeout: Duration::from_secs(2),
+        prefix,
+    }
+}
+
 fn fixture(backend: Backend) -> Fixture {
-    match backend {
-        Backend::Memory => Fixture {
-            store: Arc::new(MemoryStore::new()),
-            redis: None,
-        },
+    let urls = |list: String| -> Vec<SecretString> {
+        list.split(',')
+            .map(|u| SecretString::from(u.to_owned()))
+            .collect()
+    };
+    let (config, redis) = match backend {
+        Backend::Memory => {
+            return Fixture {
+                store: Arc::new(MemoryStore::new()),
+                redis: None,
+            };
+        }
         Backend::Redis => {
             let redis = RedisServer::start();
-            let store = RedisStore::new(&RedisConfig {
+            let mode = RedisMode::Standalone {
                 url: redis.url().into(),
-                pool_size: 4,
-                timeout: Duration::from_secs(2),
-                prefix: "sess".into(),
-            })
-            .unwrap();
-            Fixture {
-                store: Arc::new(store),
-                redis: Some(redis),
-            }
+            };
+            (redis_config(mode, "sess".into()), Some(redis))
         }
+        Backend::Cluster => {
+            let mode = RedisMode::Cluster {
+                nodes: urls(Cluster::shared().urls()),
+            };
+            (redis_config(mode, unique_prefix()), None)
+        }
+        Backend::Sentinel => {
+            let mode = RedisMode::Sentinel {
+                sentinels: urls(SentinelGroup::shared().urls()),
+                master: MASTER.into(),
+            };
+            (redis_config(mode, unique_prefix()), None)
+        }
+    };
+    Fixture {
+        store: Arc::new(RedisStore::new(&config).unwrap()),
+        redis,
     }
 }
 
@@ -102,7 +134,7 @@ async fn users_are_unique_by_name(backend: Backend) {
     assert_eq!(f.store.user_by_id(alice.id).await.unwrap(), Some(alice));
     assert_eq!(f.store.user_by_id(again.id).await.unwrap(), None);
 }
-crate::both_backends!(users_are_unique_by_name);
+crate::each_backend!(users_are_unique_by_name);
 
 async fn sessions_round_trip_and_revoke(backend: Backend) {
     let f = fixture(backend);
@@ -139,7 +171,7 @@ async fn sessions_round_trip_and_revoke(backend: Backend) {
             .is_empty()
     );
 }
-crate::both_backends!(sessions_round_trip_and_revoke);
+crate::each_backend!(sessions_round_trip_and_revoke);
 
 async fn a_touch_never_revives_a_revoked_session(backend: Backend) {
     let f = fixture(backend);
@@ -169,7 +201,7 @@ async fn a_touch_never_revives_a_revoked_session(backend: Backend) {
         None
     );
 }
-crate::both_backends!(a_touch_never_revives_a_revoked_session);
+crate::each_backend!(a_touch_never_revives_a_revoked_session);
 
 async fn sessions_are_refused_for_unknown_and_disabled_users(backend: Backend) {
     let f = fixture(backend);
@@ -206,7 +238,7 @@ async fn sessions_are_refused_for_unknown_and_disabled_users(backend: Backend) {
         None
     );
 }
-crate::both_backends!(sessions_are_refused_for_unknown_and_disabled_users);
+crate::each_backend!(sessions_are_refused_for_unknown_and_disabled_users);
 
 async fn revoke_all_keeps_only_the_named_session(backend: Backend) {
     let f = fixture(backend);
@@ -235,7 +267,7 @@ async fn revoke_all_keeps_only_the_named_session(backend: Backend) {
             .is_none()
     );
 }
-crate::both_backends!(revoke_all_keeps_only_the_named_session);
+crate::each_backend!(revoke_all_keeps_only_the_named_session);
 
 async fn revoke_by_handle_only_touches_that_users_session(backend: Backend) {
     let f = fixture(backend);
@@ -270,7 +302,7 @@ async fn revoke_by_handle_only_touches_that_users_session(backend: Backend) {
             .is_some()
     );
 }
-crate::both_backends!(revoke_by_handle_only_touches_that_users_session);
+crate::each_backend!(revoke_by_handle_only_touches_that_users_session);
 
 async fn password_replacement_is_compare_and_set(backend: Backend) {
     let f = fixture(backend);
@@ -320,7 +352,7 @@ async fn password_replacement_is_compare_and_set(backend: Backend) {
             .is_none()
     );
 }
-crate::both_backends!(password_replacement_is_compare_and_set);
+crate::each_backend!(password_replacement_is_compare_and_set);
 
 async fn the_session_cap_evicts_or_refuses(backend: Backend) {
     let f = fixture(backend);
@@ -378,7 +410,7 @@ async fn the_session_cap_evicts_or_refuses(backend: Backend) {
         2
     );
 }
-crate::both_backends!(the_session_cap_evicts_or_refuses);
+crate::each_backend!(the_session_cap_evicts_or_refuses);
 
 async fn expired_sessions_leave_the_index(backend: Backend) {
     let f = fixture(backend);
@@ -416,7 +448,7 @@ async fn expired_sessions_leave_the_index(backend: Backend) {
         );
     }
 }
-crate::both_backends!(expired_sessions_leave_the_index);
+crate::each_backend!(expired_sessions_leave_the_index);
 
 async fn throttle_counters_count_within_a_window(backend: Backend) {
     let f = fixture(backend);
@@ -440,4 +472,4 @@ async fn throttle_counters_count_within_a_window(backend: Backend) {
     f.store.reset(&key).await.unwrap();
     assert_eq!(f.store.peek(&key).await.unwrap().count, 0);
 }
-crate::both_backends!(throttle_counters_count_within_a_window);
+crate::each_backend!(throttle_counters_count_within_a_window);

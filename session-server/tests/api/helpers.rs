@@ -25,13 +25,19 @@ pub const COOKIE: &str = "__Host-session";
 /// Which store the app under test uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// The embedded store.
     Memory,
+    /// A private standalone `redis-server`.
     Redis,
+    /// The shared 3-primary Redis Cluster (with a key prefix of the test's own).
+    Cluster,
+    /// The shared Sentinel-managed primary + replica (with a key prefix of the test's own).
+    Sentinel,
 }
 
-/// Runs one async test body against both backends.
+/// Runs one async test body against every backend.
 #[macro_export]
-macro_rules! both_backends {
+macro_rules! each_backend {
     ($name:ident) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,8 +48,44 @@ macro_rules! both_backends {
             async fn redis() {
                 super::$name($crate::helpers::Backend::Redis).await;
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cluster() {
+                super::$name($crate::helpers::Backend::Cluster).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sentinel() {
+                super::$name($crate::helpers::Backend::Sentinel).await;
+            }
         }
     };
+}
+
+/// A key prefix no other test uses, so tests can share a Cluster or Sentinel deployment.
+pub fn unique_prefix() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
+}
+
+/// Points `settings` at the backend's store.
+pub fn use_backend(settings: &mut Settings, backend: Backend) -> Option<Arc<RedisServer>> {
+    match backend {
+        Backend::Memory => None,
+        Backend::Redis => {
+            let redis = RedisServer::start();
+            settings.redis_url = Some(redis.url());
+            Some(redis)
+        }
+        Backend::Cluster => {
+            settings.redis_cluster_nodes = Some(crate::deployments::Cluster::shared().urls());
+            settings.redis_prefix = Some(unique_prefix());
+            None
+        }
+        Backend::Sentinel => {
+            settings.redis_sentinels = Some(crate::deployments::SentinelGroup::shared().urls());
+            settings.redis_sentinel_master = Some(crate::deployments::MASTER.into());
+            settings.redis_prefix = Some(unique_prefix());
+            None
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -122,7 +164,12 @@ impl RedisServer {
 
     /// Sends one command over a raw connection; returns the raw RESP reply.
     pub fn command(&self, args: &[&str]) -> Option<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        Self::command_on(self.port, args)
+    }
+
+    /// [`RedisServer::command`] for any loopback port.
+    pub fn command_on(port: u16, args: &[&str]) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         let mut req = format!("*{}\r\n", args.len());
         for a in args {
@@ -260,11 +307,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let redis = (backend == Backend::Redis).then(RedisServer::start);
-    spawn_app_on(redis, tweak).await
+    let mut settings = test_settings();
+    let redis = use_backend(&mut settings, backend);
+    tweak(&mut settings);
+    spawn_with_settings(settings, redis).await
 }
 
-/// Spawns an app on an existing Redis (several apps may share one).
+/// Spawns an app on an existing standalone Redis (several apps may share one).
 pub async fn spawn_app_on(
     redis: Option<Arc<RedisServer>>,
     tweak: impl FnOnce(&mut Settings),
@@ -272,6 +321,11 @@ pub async fn spawn_app_on(
     let mut settings = test_settings();
     settings.redis_url = redis.as_ref().map(|r| r.url());
     tweak(&mut settings);
+    spawn_with_settings(settings, redis).await
+}
+
+/// Spawns an app with fully prepared settings.
+pub async fn spawn_with_settings(settings: Settings, redis: Option<Arc<RedisServer>>) -> TestApp {
     let config = Config::from_settings(settings).expect("valid test config");
     session_server::telemetry::init(&config.log_filter, false);
     let app = Application::build(config).expect("app builds");

@@ -30,7 +30,7 @@ async fn login_sets_a_hardened_session_cookie_and_returns_the_user(backend: Back
     let secret = token.split_once('=').unwrap().1;
     assert!(!body.to_string().contains(secret));
 }
-crate::both_backends!(login_sets_a_hardened_session_cookie_and_returns_the_user);
+crate::each_backend!(login_sets_a_hardened_session_cookie_and_returns_the_user);
 
 async fn unknown_user_wrong_password_and_disabled_account_look_identical(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -66,7 +66,7 @@ async fn unknown_user_wrong_password_and_disabled_account_look_identical(backend
     assert_eq!(answers[0].0, 401);
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
 }
-crate::both_backends!(unknown_user_wrong_password_and_disabled_account_look_identical);
+crate::each_backend!(unknown_user_wrong_password_and_disabled_account_look_identical);
 
 async fn login_ends_a_session_presented_with_it(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -89,7 +89,7 @@ async fn login_ends_a_session_presented_with_it(backend: Backend) {
     let new = crate::helpers::Browser { cookie: new };
     assert_eq!(app.whoami(&new).await.status(), 200);
 }
-crate::both_backends!(login_ends_a_session_presented_with_it);
+crate::each_backend!(login_ends_a_session_presented_with_it);
 
 async fn form_login_redirects_only_to_allowed_targets(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -136,7 +136,7 @@ async fn form_login_redirects_only_to_allowed_targets(backend: Backend) {
         "/login?error=invalid_credentials"
     );
 }
-crate::both_backends!(form_login_redirects_only_to_allowed_targets);
+crate::each_backend!(form_login_redirects_only_to_allowed_targets);
 
 async fn logout_ends_the_session_clears_the_cookie_and_is_idempotent(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -158,7 +158,7 @@ async fn logout_ends_the_session_clears_the_cookie_and_is_idempotent(backend: Ba
     let r = app.public(Method::POST, "/v1/logout").send().await.unwrap();
     assert_eq!(r.status(), 204, "logout without a session");
 }
-crate::both_backends!(logout_ends_the_session_clears_the_cookie_and_is_idempotent);
+crate::each_backend!(logout_ends_the_session_clears_the_cookie_and_is_idempotent);
 
 async fn registration_validates_and_refuses_duplicates(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -178,7 +178,7 @@ async fn registration_validates_and_refuses_duplicates(backend: Backend) {
     let r = app.register(&"x".repeat(65), "long-enough").await;
     assert_eq!(r.status(), 400);
 }
-crate::both_backends!(registration_validates_and_refuses_duplicates);
+crate::each_backend!(registration_validates_and_refuses_duplicates);
 
 async fn registration_can_be_switched_off(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.registration = Some(false)).await;
@@ -194,7 +194,7 @@ async fn registration_can_be_switched_off(backend: Backend) {
     assert_eq!(r.status(), 201, "operators can still create users");
     assert_eq!(app.login("alice", "alice-password").await.status(), 200);
 }
-crate::both_backends!(registration_can_be_switched_off);
+crate::each_backend!(registration_can_be_switched_off);
 
 async fn malformed_and_oversized_bodies_get_clear_errors(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.max_body_bytes = Some(1024)).await;
@@ -272,7 +272,7 @@ async fn malformed_and_oversized_bodies_get_clear_errors(backend: Backend) {
     assert_eq!(r.status(), 405);
     assert_eq!(error_code(r).await, "method_not_allowed");
 }
-crate::both_backends!(malformed_and_oversized_bodies_get_clear_errors);
+crate::each_backend!(malformed_and_oversized_bodies_get_clear_errors);
 
 async fn errors_never_echo_passwords(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -294,4 +294,4 @@ async fn errors_never_echo_passwords(backend: Backend) {
         assert!(!text.contains("12345"), "{text}");
     }
 }
-crate::both_backends!(errors_never_echo_passwords);
+crate::each_backend!(errors_never_echo_passwords);

@@ -1,6 +1,7 @@
 //! Black-box tests: the real server over HTTP, against the embedded store and against a real
 //! `redis-server` started by the harness.
 
+mod deployments;
 mod helpers;
 
 mod account;

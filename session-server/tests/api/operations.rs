@@ -47,7 +47,7 @@ async fn state_changing_requests_from_other_origins_are_refused(backend: Backend
         .unwrap();
     assert_eq!(r.status(), 204);
 }
-crate::both_backends!(state_changing_requests_from_other_origins_are_refused);
+crate::each_backend!(state_changing_requests_from_other_origins_are_refused);
 
 async fn health_readiness_metrics_and_openapi_answer_on_both_listeners(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -119,4 +119,4 @@ async fn health_readiness_metrics_and_openapi_answer_on_both_listeners(backend: 
         assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }
 }
-crate::both_backends!(health_readiness_metrics_and_openapi_answer_on_both_listeners);
+crate::each_backend!(health_readiness_metrics_and_openapi_answer_on_both_listeners);

@@ -145,7 +145,7 @@ async fn a_session_check_is_one_redis_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_memory_per_session_stays_compact() {
     use session_server::{
-        config::RedisConfig,
+        config::{RedisConfig, RedisMode},
         domain::{
             clock::now_ms,
             session::{ClientInfo, SessionPolicy},
@@ -156,7 +156,10 @@ async fn redis_memory_per_session_stays_compact() {
     };
     let redis = RedisServer::start();
     let store = RedisStore::new(&RedisConfig {
-        url: redis.url().into(),
+        mode: RedisMode::Standalone {
+            url: redis.url().into(),
+        },
+        wait_replicas: 0,
         pool_size: 8,
         timeout: Duration::from_secs(5),
         prefix: "sess".into(),

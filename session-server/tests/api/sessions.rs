@@ -45,7 +45,7 @@ async fn whoami_needs_a_valid_session(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
-crate::both_backends!(whoami_needs_a_valid_session);
+crate::each_backend!(whoami_needs_a_valid_session);
 
 async fn devices_are_listed_with_the_current_one_marked(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -65,7 +65,7 @@ async fn devices_are_listed_with_the_current_one_marked(backend: Backend) {
     assert!(!body.to_string().contains(laptop.token()));
     assert!(!body.to_string().contains(phone.token()));
 }
-crate::both_backends!(devices_are_listed_with_the_current_one_marked);
+crate::each_backend!(devices_are_listed_with_the_current_one_marked);
 
 async fn handle(app: &crate::helpers::TestApp, browser: &Browser) -> String {
     let body: serde_json::Value = app.whoami(browser).await.json().await.unwrap();
@@ -112,7 +112,7 @@ async fn one_session_can_be_revoked_by_handle_but_not_anothers(backend: Backend)
     assert_eq!(app.whoami(&laptop).await.status(), 401);
     assert_eq!(app.whoami(&phone).await.status(), 200);
 }
-crate::both_backends!(one_session_can_be_revoked_by_handle_but_not_anothers);
+crate::each_backend!(one_session_can_be_revoked_by_handle_but_not_anothers);
 
 async fn revoke_all_keeps_the_current_session_unless_asked(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -141,7 +141,7 @@ async fn revoke_all_keeps_the_current_session_unless_asked(backend: Backend) {
     assert!(set_cookie_header(&r).is_some_and(|c| c.contains("Max-Age=0")));
     assert_eq!(app.whoami(&a).await.status(), 401);
 }
-crate::both_backends!(revoke_all_keeps_the_current_session_unless_asked);
+crate::each_backend!(revoke_all_keeps_the_current_session_unless_asked);
 
 async fn an_idle_session_expires_and_an_active_one_is_renewed(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
@@ -158,7 +158,7 @@ async fn an_idle_session_expires_and_an_active_one_is_renewed(backend: Backend) 
     }
     assert_eq!(app.whoami(&idle).await.status(), 401);
 }
-crate::both_backends!(an_idle_session_expires_and_an_active_one_is_renewed);
+crate::each_backend!(an_idle_session_expires_and_an_active_one_is_renewed);
 
 async fn the_absolute_timeout_ends_even_an_active_session(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
@@ -186,4 +186,4 @@ async fn the_absolute_timeout_ends_even_an_active_session(backend: Backend) {
     );
     assert_eq!(app.whoami(&browser).await.status(), 401);
 }
-crate::both_backends!(the_absolute_timeout_ends_even_an_active_session);
+crate::each_backend!(the_absolute_timeout_ends_even_an_active_session);
