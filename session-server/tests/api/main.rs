@@ -2,6 +2,7 @@
 //! `redis-server` started by the harness.
 
 mod deployments;
+mod ha;
 mod helpers;
 
 mod account;
