@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{
     clock::now_ms,
     error::Error,
+    events::{EventKind, publish},
     password::{Password, PasswordHasher, Verification},
     rate_limit::{LoginThrottle, RateKey},
     user::{UserRecord, Username},
@@ -205,7 +206,17 @@ impl AccountService {
             .ok_or(Error::Conflict)?;
         self.metrics.revoked("password_change", ended.len());
         tracing::info!(target: "audit", event = "password_changed", user_id = %user.id, session = %keep_session, revoked = ended.len());
-        Ok(ended.len())
+        let count = ended.len();
+        publish(
+            &*self.store,
+            EventKind::PasswordChanged,
+            user.id,
+            ended,
+            true,
+            Some(keep_session),
+        )
+        .await?;
+        Ok(count)
     }
 
     /// An operator sets a password: ends every session of the user.
@@ -220,7 +231,17 @@ impl AccountService {
             .ok_or(Error::Conflict)?;
         self.metrics.revoked("password_change", ended.len());
         tracing::info!(target: "audit", event = "password_set_by_admin", user_id = %user.id, revoked = ended.len());
-        Ok(ended.len())
+        let count = ended.len();
+        publish(
+            &*self.store,
+            EventKind::PasswordChanged,
+            user.id,
+            ended,
+            true,
+            None,
+        )
+        .await?;
+        Ok(count)
     }
 
     /// Disables (ending every session) or re-enables a user. Returns the sessions ended.

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod password;
 pub mod rate_limit;
 pub mod session;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{
     clock::now_ms,
     error::Error,
+    events::{EventKind, publish},
     session::{ClientInfo, SessionLimit, SessionPolicy, SessionRecord, Validity},
     token::{SessionToken, TokenDigest},
     user::UserRecord,
@@ -99,8 +100,33 @@ impl SessionService {
             CreateOutcome::Created { evicted } => {
                 self.metrics.sessions_created.inc();
                 self.metrics.revoked("limit", evicted.len());
-                for handle in evicted {
+                for handle in &evicted {
                     tracing::info!(target: "audit", event = "session_evicted", user_id = %user.id, session = %handle, "evicted by the per-user session cap");
+                }
+                if !evicted.is_empty() {
+                    publish(
+                        &*self.store,
+                        EventKind::Evicted,
+                        user.id,
+                        evicted,
+                        false,
+                        None,
+                    )
+                    .await?;
+                }
+                // The login event informs audit consumers; failing to record it does not undo
+                // the login.
+                if let Err(e) = publish(
+                    &*self.store,
+                    EventKind::Login,
+                    user.id,
+                    vec![record.handle],
+                    false,
+                    None,
+                )
+                .await
+                {
+                    tracing::warn!(error = %e, "could not record the login event");
                 }
                 Ok((token, ActiveSession { digest, record }))
             }
@@ -118,6 +144,21 @@ impl SessionService {
             .await?;
         if ended {
             self.metrics.revoked(reason, 1);
+            let kind = if reason == "logout" {
+                EventKind::Logout
+            } else {
+                EventKind::Revoked
+            };
+            let record = &session.record;
+            publish(
+                &*self.store,
+                kind,
+                record.user_id,
+                vec![record.handle],
+                false,
+                None,
+            )
+            .await?;
         }
         Ok(ended)
     }
@@ -147,6 +188,15 @@ impl SessionService {
         {
             self.metrics.revoked("revoked", 1);
             tracing::info!(target: "audit", event = "session_revoked", user_id = %user, session = %handle);
+            publish(
+                &*self.store,
+                EventKind::Revoked,
+                user,
+                vec![handle],
+                false,
+                None,
+            )
+            .await?;
             Ok(())
         } else {
             Err(Error::NotFound("session"))
@@ -157,7 +207,9 @@ impl SessionService {
     pub async fn revoke_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize, Error> {
         let ended = self.store.revoke_all_sessions(user, keep).await?;
         self.metrics.revoked("revoke_all", ended.len());
-        tracing::info!(target: "audit", event = "sessions_revoked_all", user_id = %user, count = ended.len(), kept = ?keep);
-        Ok(ended.len())
+        let count = ended.len();
+        publish(&*self.store, EventKind::RevokedAll, user, ended, true, keep).await?;
+        tracing::info!(target: "audit", event = "sessions_revoked_all", user_id = %user, count, kept = ?keep);
+        Ok(count)
     }
 }

@@ -53,10 +53,10 @@ impl Modify for ApiKeyScheme {
 #[openapi(
     info(title = "session-server admin API", description = "Session checks for sibling services; user and session administration."),
     paths(
-        admin::check, admin::create, admin::find_by_name, admin::get, admin::disable, admin::enable,
+        admin::check, admin::events, admin::create, admin::find_by_name, admin::get, admin::disable, admin::enable,
         admin::set_password, admin::sessions, admin::revoke_sessions, admin::revoke_session
     ),
-    components(schemas(ErrorBody, views::CheckResult, views::AdminUserView, views::SessionList, views::Revoked)),
+    components(schemas(ErrorBody, admin::EventsPage, admin::EventView, views::CheckResult, views::AdminUserView, views::SessionList, views::Revoked)),
     modifiers(&ApiKeyScheme)
 )]
 struct AdminApi;

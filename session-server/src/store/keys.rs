@@ -8,6 +8,7 @@
 //! | `<p>:name:<username>` | string | none | user id (claims the username) |
 //! | `<p>:rl:user:<hash>` | string | window | failed logins for one username (SHA-256 prefix, no user text) |
 //! | `<p>:rl:ip:<ip>` | string | window | login attempts from one client address |
+//! | `<p>:events` | stream | a week after the last event | the session event feed, ~100,000 entries |
 //!
 //! `<p>` is the configured prefix (default `sess`), `<uid>` the user id as 32 hex digits and
 //! `<digest>` the base64url SHA-256 (truncated to 128 bits) of the token's secret.
@@ -55,6 +56,11 @@ impl Keys {
 
     pub fn username(&self, name: &Username) -> String {
         format!("{}:name:{}", self.prefix, name.as_str())
+    }
+
+    /// The session event feed (a stream; see `domain::events`).
+    pub fn events(&self) -> String {
+        format!("{}:events", self.prefix)
     }
 
     pub fn rate(&self, key: &RateKey) -> String {

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::{CreateOutcome, CreateUser, RevokeScope, Store, StoreError};
 use crate::domain::{
     clock::now_ms,
+    events::{EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
     rate_limit::{RateCount, RateKey},
     session::{LimitPolicy, SessionLimit, SessionRecord},
     token::TokenDigest,
@@ -32,6 +33,9 @@ struct Inner {
     /// Per-user index ordered by (expiry, handle), like the Redis sorted set.
     index: HashMap<Uuid, BTreeSet<(u64, Uuid, DigestKey)>>,
     counters: HashMap<RateKey, (u32, u64)>,
+    /// The event feed: (sequence, event), ids are `<sequence>-0`.
+    events: std::collections::VecDeque<(u64, SessionEvent)>,
+    last_event: u64,
 }
 
 /// [`TokenDigest`] with an order, for the index set.
@@ -369,5 +373,56 @@ impl Store for MemoryStore {
     async fn reset(&self, key: &RateKey) -> Result<(), StoreError> {
         self.lock().counters.remove(key);
         Ok(())
+    }
+
+    async fn publish(&self, event: &SessionEvent) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.last_event += 1;
+        let seq = inner.last_event;
+        inner.events.push_back((seq, event.clone()));
+        while inner.events.len() > FEED_MAX_LEN {
+            inner.events.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn read_events(&self, from: &FeedPosition, max: usize) -> Result<EventPage, StoreError> {
+        let inner = self.lock();
+        let last_id = format!("{}-0", inner.last_event);
+        let after = match from {
+            FeedPosition::Latest => {
+                return Ok(EventPage {
+                    events: Vec::new(),
+                    last_id,
+                    reset: false,
+                });
+            }
+            FeedPosition::After(id) => parse_id(id)
+                .ok_or_else(|| StoreError::Corrupt("event feed: bad position".into()))?,
+        };
+        let first = inner.events.front().map(|(seq, _)| (*seq, 0));
+        let gone = after.1 != 0 || super::redis::position_gone(after, first, (inner.last_event, 0));
+        if gone {
+            return Ok(EventPage {
+                events: Vec::new(),
+                last_id,
+                reset: true,
+            });
+        }
+        let events: Vec<(String, SessionEvent)> = inner
+            .events
+            .iter()
+            .filter(|(seq, _)| *seq > after.0)
+            .take(max.max(1))
+            .map(|(seq, e)| (format!("{seq}-0"), e.clone()))
+            .collect();
+        let last_id = events
+            .last()
+            .map_or_else(|| format!("{}-0", after.0), |(id, _)| id.clone());
+        Ok(EventPage {
+            events,
+            last_id,
+            reset: false,
+        })
     }
 }

@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::domain::{
+    events::{EventPage, FeedPosition, SessionEvent},
     rate_limit::{RateCount, RateKey},
     session::{SessionLimit, SessionRecord},
     token::TokenDigest,
@@ -160,4 +161,11 @@ pub trait Store: Send + Sync + 'static {
     async fn peek(&self, key: &RateKey) -> Result<RateCount, StoreError>;
     /// Closes a counter's window.
     async fn reset(&self, key: &RateKey) -> Result<(), StoreError>;
+
+    // ---- the event feed (see `domain::events`) ----
+
+    /// Appends an event to the feed.
+    async fn publish(&self, event: &SessionEvent) -> Result<(), StoreError>;
+    /// Reads up to `max` events after `from` without waiting.
+    async fn read_events(&self, from: &FeedPosition, max: usize) -> Result<EventPage, StoreError>;
 }

@@ -33,6 +33,7 @@ use super::{
 use crate::{
     config::{RedisConfig, RedisMode},
     domain::{
+        events::{EventKind, EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
         rate_limit::{RateCount, RateKey},
         session::{LimitPolicy, SessionLimit, SessionRecord},
         token::TokenDigest,
@@ -63,6 +64,8 @@ static LIST: LazyLock<Script> = script!(" flags=allow-oom", "lua/list.lua");
 static PASSWORD: LazyLock<Script> = script!(" flags=allow-oom", "lua/password.lua");
 static DISABLE: LazyLock<Script> = script!(" flags=allow-oom", "lua/disable.lua");
 static HIT: LazyLock<Script> = script!("", "lua/hit.lua");
+static PUBLISH: LazyLock<Script> = script!(" flags=allow-oom", "lua/publish.lua");
+static READ_EVENTS: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/read_events.lua");
 static PEEK: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/peek.lua");
 
 /// Redis-backed [`Store`].
@@ -512,4 +515,133 @@ impl Store for RedisStore {
         self.with_conn(async |c| redis::cmd("DEL").arg(&key).query_async::<()>(c).await)
             .await
     }
+
+    async fn publish(&self, event: &SessionEvent) -> Result<(), StoreError> {
+        let handles: Vec<String> = event
+            .handles
+            .iter()
+            .map(|h| h.simple().to_string())
+            .collect();
+        let mut call = PUBLISH.prepare_invoke();
+        call.key(self.keys.events())
+            .arg(FEED_MAX_LEN)
+            .arg(event.kind.as_str())
+            .arg(event.user_id.simple().to_string())
+            .arg(handles.join(","))
+            .arg(if event.all { "1" } else { "0" })
+            .arg(
+                event
+                    .kept
+                    .map(|k| k.simple().to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(event.at_ms);
+        let _id: String = self.write(&call).await?;
+        Ok(())
+    }
+
+    async fn read_events(&self, from: &FeedPosition, max: usize) -> Result<EventPage, StoreError> {
+        let after = match from {
+            FeedPosition::Latest => "$".to_owned(),
+            FeedPosition::After(id) => id.clone(),
+        };
+        let mut call = READ_EVENTS.prepare_invoke();
+        call.key(self.keys.events()).arg(&after).arg(max.max(1));
+        let raw: Vec<String> = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        decode_page(from, &raw)
+    }
+}
+
+/// Whether events after `after` may have been lost: the position lies beyond the feed's end (a
+/// feed that was lost and started again), everything is trimmed and the feed moved on, or the
+/// oldest retained event is newer than the position (trimmed past it, or a lost feed that started
+/// again). `0-0` (from the beginning) never is.
+pub fn position_gone(after: (u64, u64), first: Option<(u64, u64)>, last: (u64, u64)) -> bool {
+    if after == (0, 0) {
+        return false;
+    }
+    if after > last {
+        return true;
+    }
+    match first {
+        None => last > after,
+        Some(first) => first > after,
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("event feed: {what}"))
+}
+
+/// Turns the feed script's flat reply into a page, deciding whether the position is gone.
+fn decode_page(from: &FeedPosition, raw: &[String]) -> Result<EventPage, StoreError> {
+    let (status, rest) = raw.split_first().ok_or_else(|| corrupt("empty reply"))?;
+    let after = match from {
+        FeedPosition::Latest => None,
+        FeedPosition::After(id) => Some(parse_id(id).ok_or_else(|| corrupt("bad position"))?),
+    };
+    if status == "missing" {
+        // No feed at all: only a consumer starting from the beginning has missed nothing.
+        return Ok(EventPage {
+            events: Vec::new(),
+            last_id: "0-0".into(),
+            reset: after.is_some_and(|a| a != (0, 0)),
+        });
+    }
+    let [last, first, entries @ ..] = rest else {
+        return Err(corrupt("short reply"));
+    };
+    let last_parsed = parse_id(last).ok_or_else(|| corrupt("bad last id"))?;
+    let first = if first.is_empty() {
+        None
+    } else {
+        Some(parse_id(first).ok_or_else(|| corrupt("bad first id"))?)
+    };
+    let Some(after) = after else {
+        return Ok(EventPage {
+            events: Vec::new(),
+            last_id: last.clone(),
+            reset: false,
+        });
+    };
+    if position_gone(after, first, last_parsed) {
+        return Ok(EventPage {
+            events: Vec::new(),
+            last_id: last.clone(),
+            reset: true,
+        });
+    }
+    let uuid = |text: &str| Uuid::try_parse(text).map_err(|_| corrupt("bad uuid"));
+    let mut events = Vec::new();
+    for e in entries.chunks(7) {
+        let [id, kind, user, handles, all, kept, at] = e else {
+            return Err(corrupt("truncated entry"));
+        };
+        let Some(kind) = EventKind::parse(kind) else {
+            continue;
+        };
+        events.push((
+            id.clone(),
+            SessionEvent {
+                kind,
+                user_id: uuid(user)?,
+                handles: handles
+                    .split(',')
+                    .filter(|h| !h.is_empty())
+                    .map(uuid)
+                    .collect::<Result<_, _>>()?,
+                all: all == "1",
+                kept: (!kept.is_empty()).then(|| uuid(kept)).transpose()?,
+                at_ms: at.parse().unwrap_or(0),
+            },
+        ));
+    }
+    let last_id = events
+        .last()
+        .map_or_else(|| format!("{}-{}", after.0, after.1), |(id, _)| id.clone());
+    Ok(EventPage {
+        events,
+        last_id,
+        reset: false,
+    })
 }

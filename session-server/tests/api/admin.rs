@@ -208,3 +208,74 @@ async fn each_listener_refuses_the_others_api(backend: Backend) {
     assert_eq!(error_code(r).await, "not_found");
 }
 crate::each_backend!(each_listener_refuses_the_others_api);
+
+async fn the_event_feed_reports_logins_and_revocations_as_they_happen(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let start: serde_json::Value = app
+        .admin(Method::GET, "/admin/v1/events?after=latest")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut position = start["last_id"].as_str().unwrap().to_owned();
+    let browser = app.signed_in("alice").await;
+    let handle = app
+        .whoami(&browser)
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["session"]["handle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page: serde_json::Value = app
+        .admin(
+            Method::GET,
+            &format!("/admin/v1/events?after={position}&wait=0"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.last().unwrap()["type"], "login");
+    assert_eq!(events.last().unwrap()["handles"][0], handle.as_str());
+    position = page["last_id"].as_str().unwrap().to_owned();
+
+    // A waiting reader is answered as soon as the revocation happens.
+    let waiting = app
+        .admin(
+            Method::GET,
+            &format!("/admin/v1/events?after={position}&wait=10"),
+        )
+        .send();
+    let revoke = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        let r = app
+            .public(Method::POST, "/v1/logout")
+            .header(header::COOKIE, &browser.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        started
+    };
+    let (answer, revoked_at) = tokio::join!(waiting, revoke);
+    let page: serde_json::Value = answer.unwrap().json().await.unwrap();
+    let waited = revoked_at.elapsed();
+    assert_eq!(page["events"][0]["type"], "logout");
+    assert_eq!(page["events"][0]["handles"][0], handle.as_str());
+    assert!(waited < std::time::Duration::from_secs(2), "{waited:?}");
+    let r = app
+        .admin(Method::GET, "/admin/v1/events?after=nonsense")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+crate::each_backend!(the_event_feed_reports_logins_and_revocations_as_they_happen);

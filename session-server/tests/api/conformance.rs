@@ -473,3 +473,90 @@ async fn throttle_counters_count_within_a_window(backend: Backend) {
     assert_eq!(f.store.peek(&key).await.unwrap().count, 0);
 }
 crate::each_backend!(throttle_counters_count_within_a_window);
+
+async fn the_event_feed_replays_from_a_position_and_reports_lost_ones(backend: Backend) {
+    use session_server::domain::events::{EventKind, FeedPosition, publish};
+    let f = fixture(backend);
+    let user = Uuid::now_v7();
+    let start = f
+        .store
+        .read_events(&FeedPosition::Latest, 10)
+        .await
+        .unwrap();
+    assert!(!start.reset);
+    for kind in [EventKind::Login, EventKind::Revoked, EventKind::RevokedAll] {
+        publish(
+            &*f.store,
+            kind,
+            user,
+            vec![Uuid::new_v4()],
+            kind == EventKind::RevokedAll,
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let all = f
+        .store
+        .read_events(&FeedPosition::After(start.last_id.clone()), 10)
+        .await
+        .unwrap();
+    assert!(!all.reset);
+    let kinds: Vec<_> = all.events.iter().map(|(_, e)| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::Login, EventKind::Revoked, EventKind::RevokedAll]
+    );
+    assert!(
+        all.events
+            .iter()
+            .all(|(_, e)| e.user_id == user && e.handles.len() == 1)
+    );
+    assert!(all.events[2].1.all);
+
+    let rest = f
+        .store
+        .read_events(&FeedPosition::After(all.events[0].0.clone()), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.events.len(), 2);
+    let page = f
+        .store
+        .read_events(&FeedPosition::After(all.events[0].0.clone()), 1)
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.last_id, all.events[1].0);
+    let nothing = f
+        .store
+        .read_events(&FeedPosition::After(all.last_id.clone()), 10)
+        .await
+        .unwrap();
+    assert!(nothing.events.is_empty() && !nothing.reset);
+    assert_eq!(nothing.last_id, all.last_id);
+    // A position beyond the feed's end (as after a restart that lost the feed) is gone.
+    let ahead = f
+        .store
+        .read_events(&FeedPosition::After("99999999999999-0".into()), 10)
+        .await
+        .unwrap();
+    assert!(ahead.reset);
+
+    if let Some(redis) = &f.redis {
+        // Trimmed past the position: gone too.
+        redis
+            .command(&["XTRIM", "sess:events", "MAXLEN", "0"])
+            .unwrap();
+        let trimmed = f
+            .store
+            .read_events(&FeedPosition::After(all.events[0].0.clone()), 10)
+            .await
+            .unwrap();
+        assert!(trimmed.reset);
+        assert!(
+            redis.integer(&["PTTL", "sess:events"]) > 0,
+            "the feed expires when idle"
+        );
+    }
+}
+crate::each_backend!(the_event_feed_replays_from_a_position_and_reports_lost_ones);

@@ -26,7 +26,10 @@ async fn probe(app: &TestApp, browsers: &[(String, Browser)]) -> (usize, usize) 
                 ok += 1;
             }
             503 => unavailable += 1,
-            other => panic!("{name}: answered {other}: {}", r.text().await.unwrap_or_default()),
+            other => panic!(
+                "{name}: answered {other}: {}",
+                r.text().await.unwrap_or_default()
+            ),
         }
     }
     (ok, unavailable)
@@ -45,7 +48,10 @@ async fn ride_out(
         if ok == browsers.len() {
             return fault.elapsed();
         }
-        assert!(fault.elapsed() < limit, "service did not recover within {limit:?}");
+        assert!(
+            fault.elapsed() < limit,
+            "service did not recover within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -100,9 +106,18 @@ async fn a_users_keys_share_a_slot_and_users_spread_over_all_primaries() {
         let mut cursor = "0".to_owned();
         loop {
             let reply = primary
-                .command(&["SCAN", &cursor, "MATCH", &format!("{prefix}:*"), "COUNT", "1000"])
+                .command(&[
+                    "SCAN",
+                    &cursor,
+                    "MATCH",
+                    &format!("{prefix}:*"),
+                    "COUNT",
+                    "1000",
+                ])
                 .unwrap();
-            let mut lines = reply.split("\r\n").filter(|l| !l.starts_with(['*', '$']) && !l.is_empty());
+            let mut lines = reply
+                .split("\r\n")
+                .filter(|l| !l.starts_with(['*', '$']) && !l.is_empty());
             cursor = lines.next().unwrap().to_owned();
             keys.extend(lines.map(str::to_owned));
             if cursor == "0" {
@@ -112,11 +127,21 @@ async fn a_users_keys_share_a_slot_and_users_spread_over_all_primaries() {
         // A user's record, index and sessions are on the same primary.
         let mut by_user: HashMap<String, usize> = HashMap::new();
         for key in keys.iter().filter(|k| k.contains(":{")) {
-            let tag = key.split('{').nth(1).unwrap().split('}').next().unwrap().to_owned();
+            let tag = key
+                .split('{')
+                .nth(1)
+                .unwrap()
+                .split('}')
+                .next()
+                .unwrap()
+                .to_owned();
             *by_user.entry(tag).or_default() += 1;
         }
         for count in by_user.values() {
-            assert_eq!(*count, 3, "user, index and session keys together on one primary");
+            assert_eq!(
+                *count, 3,
+                "user, index and session keys together on one primary"
+            );
         }
         per_primary.insert(primary.port, by_user.len());
     }
@@ -124,7 +149,10 @@ async fn a_users_keys_share_a_slot_and_users_spread_over_all_primaries() {
     assert_eq!(total, 60, "{per_primary:?}");
     assert_eq!(per_primary.len(), 3);
     for users in per_primary.values() {
-        assert!(*users >= 8, "users spread over all primaries: {per_primary:?}");
+        assert!(
+            *users >= 8,
+            "users spread over all primaries: {per_primary:?}"
+        );
     }
     println!("users per primary: {per_primary:?}");
 }
@@ -180,8 +208,16 @@ async fn live_resharding_redirects_are_followed_without_errors() {
     let reshard = tokio::task::spawn_blocking(move || {
         std::process::Command::new("redis-cli")
             .args([
-                "--cluster", "reshard", &seed, "--cluster-from", &ids[0], "--cluster-to", &ids[1],
-                "--cluster-slots", "5461", "--cluster-yes",
+                "--cluster",
+                "reshard",
+                &seed,
+                "--cluster-from",
+                &ids[0],
+                "--cluster-to",
+                &ids[1],
+                "--cluster-slots",
+                "5461",
+                "--cluster-yes",
             ])
             .output()
             .unwrap()
@@ -193,11 +229,19 @@ async fn live_resharding_redirects_are_followed_without_errors() {
         assert!(rounds < 2_000, "resharding took too long");
     }
     let out = reshard.await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(rounds > 0);
     ride_out(&app, &browsers, Instant::now(), Duration::from_secs(20)).await;
     let (ok, _) = probe(&app, &browsers).await;
-    assert_eq!(ok, browsers.len(), "every session valid after the slots moved");
+    assert_eq!(
+        ok,
+        browsers.len(),
+        "every session valid after the slots moved"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,8 +262,14 @@ async fn acknowledged_sessions_survive_a_sentinel_failover() {
     let (_, unavailable) = probe(&app, &browsers).await;
     assert!(unavailable > 0, "the failover window was observed");
     let recovered = ride_out(&app, &browsers, fault, Duration::from_secs(40)).await;
-    println!("sentinel failover: every acknowledged session valid again {recovered:?} after the kill");
-    assert_ne!(group.current_primary_port(), old_primary, "the replica was promoted");
+    println!(
+        "sentinel failover: every acknowledged session valid again {recovered:?} after the kill"
+    );
+    assert_ne!(
+        group.current_primary_port(),
+        old_primary,
+        "the replica was promoted"
+    );
     let role = group.replica.command(&["ROLE"]).unwrap();
     assert!(role.contains("master"), "{role}");
 

@@ -2,9 +2,11 @@
 //! services, and user and session administration for operators.
 
 mod check;
+mod events;
 mod users;
 
 pub use check::*;
+pub use events::*;
 pub use users::*;
 
 use actix_web::{middleware::from_fn, web};
@@ -16,6 +18,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/admin/v1")
             .wrap(from_fn(require_api_key))
             .service(web::resource("/sessions/check").post(check::check))
+            .service(web::resource("/events").get(events::events))
             .service(
                 web::resource("/users")
                     .get(users::find_by_name)

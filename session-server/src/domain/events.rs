@@ -1,0 +1,119 @@
+//! The session event feed: a durable, bounded, replayable record of every session event.
+//!
+//! Every login and every end of a session (logout, revocation, revoke-all, password change,
+//! user disabled, eviction by the per-user cap) is appended to the feed after the change itself.
+//! Consumers read it by position (`GET /admin/v1/events`): session-client uses it to drop cached
+//! sessions at once; audit pipelines and webhooks can follow it too. It is a Redis Stream
+//! (`<prefix>:events`, trimmed to about [`FEED_MAX_LEN`] entries, expiring a week after its last
+//! event), or an in-process ring with the embedded store.
+//!
+//! A consumer that comes back after its position was trimmed away, or after the feed was lost
+//! (e.g. a Redis restart without persistence), is told to `reset`: it cannot know what it missed
+//! and must forget what it derived from the feed.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// About how many events the feed keeps.
+pub const FEED_MAX_LEN: usize = 100_000;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Login,
+    Logout,
+    Revoked,
+    RevokedAll,
+    PasswordChanged,
+    UserDisabled,
+    Evicted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Login => "login",
+            EventKind::Logout => "logout",
+            EventKind::Revoked => "revoked",
+            EventKind::RevokedAll => "revoked_all",
+            EventKind::PasswordChanged => "password_changed",
+            EventKind::UserDisabled => "user_disabled",
+            EventKind::Evicted => "evicted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventKind> {
+        [
+            EventKind::Login,
+            EventKind::Logout,
+            EventKind::Revoked,
+            EventKind::RevokedAll,
+            EventKind::PasswordChanged,
+            EventKind::UserDisabled,
+            EventKind::Evicted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+/// One event. `handles` are the sessions it concerns (for `login`, the new one); `all_except`
+/// is set when every session of the user ended except, possibly, the one named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SessionEvent {
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub user_id: Uuid,
+    pub handles: Vec<Uuid>,
+    /// Every session of the user ended (but `kept`, if any).
+    pub all: bool,
+    pub kept: Option<Uuid>,
+    pub at_ms: u64,
+}
+
+/// A position in the feed: the id of the last event read, or the feed's current end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedPosition {
+    /// Only events appended from now on.
+    Latest,
+    /// Events after this id (`0-0`: from the beginning).
+    After(String),
+}
+
+/// A batch read from the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    pub events: Vec<(String, SessionEvent)>,
+    /// The position to ask from next time.
+    pub last_id: String,
+    /// The asked position is gone: events after it were trimmed or lost.
+    pub reset: bool,
+}
+
+/// Parses a stream id `ms-seq`.
+pub fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Appends an event for `user` to the store's feed.
+pub async fn publish(
+    store: &dyn crate::store::Store,
+    kind: EventKind,
+    user_id: Uuid,
+    handles: Vec<Uuid>,
+    all: bool,
+    kept: Option<Uuid>,
+) -> Result<(), crate::store::StoreError> {
+    let event = SessionEvent {
+        kind,
+        user_id,
+        handles,
+        all,
+        kept,
+        at_ms: super::clock::now_ms(),
+    };
+    store.publish(&event).await
+}

@@ -1,0 +1,113 @@
+//! `GET /admin/v1/events`: the session event feed, by long polling.
+//!
+//! A consumer asks for the events after its position and gets them at once if there are any;
+//! otherwise the request waits (polling the store every 20 ms) until one arrives or `wait`
+//! seconds pass. It then asks again from the returned `last_id`. `reset: true` means the position
+//! is gone (trimmed, or the feed was lost): the consumer must drop whatever it derived from the
+//! feed and continue from `last_id`.
+
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        clock::rfc3339,
+        events::{EventKind, FeedPosition, parse_id},
+    },
+    http::error::{ApiError, ErrorBody},
+    state::AppState,
+};
+
+const POLL_EVERY: Duration = Duration::from_millis(20);
+const MAX_WAIT_SECS: u64 = 30;
+
+#[derive(Deserialize, IntoParams)]
+pub struct EventsQuery {
+    /// `latest` (only what happens from now on), or the `last_id` of the previous answer
+    /// (`0-0` for everything the feed still holds).
+    pub after: String,
+    /// Seconds to wait for an event when there is none yet (0-30, default 10).
+    pub wait: Option<u64>,
+    /// Most events per answer (1-1000, default 100).
+    pub max: Option<usize>,
+}
+
+/// One event of the feed.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub user_id: Uuid,
+    /// Sessions concerned (for `login`, the new session).
+    pub handles: Vec<Uuid>,
+    /// Every session of the user ended, except `kept` if set.
+    pub all: bool,
+    pub kept: Option<Uuid>,
+    pub at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventsPage {
+    pub events: Vec<EventView>,
+    /// Ask from here next time.
+    pub last_id: String,
+    /// The position asked for is gone: drop everything derived from the feed.
+    pub reset: bool,
+}
+
+/// Reads the session event feed (long polling).
+#[utoipa::path(
+    get, path = "/admin/v1/events", tag = "admin", params(EventsQuery),
+    security(("api_key" = [])),
+    responses((status = 200, body = EventsPage), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody))
+)]
+pub async fn events(
+    query: web::Query<EventsQuery>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<EventsPage>, ApiError> {
+    let from = match query.after.as_str() {
+        "latest" => FeedPosition::Latest,
+        id if parse_id(id).is_some() => FeedPosition::After(id.to_owned()),
+        _ => {
+            return Err(ApiError::Malformed(
+                "`after` must be `latest` or an event id".into(),
+            ));
+        }
+    };
+    let wait = Duration::from_secs(query.wait.unwrap_or(10).min(MAX_WAIT_SECS));
+    let max = query.max.unwrap_or(100).clamp(1, 1000);
+    let deadline = Instant::now() + wait;
+    let page = loop {
+        let page = state.store.read_events(&from, max).await?;
+        if !page.events.is_empty()
+            || page.reset
+            || from == FeedPosition::Latest
+            || Instant::now() >= deadline
+        {
+            break page;
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    };
+    Ok(web::Json(EventsPage {
+        events: page
+            .events
+            .into_iter()
+            .map(|(id, e)| EventView {
+                id,
+                kind: e.kind,
+                user_id: e.user_id,
+                handles: e.handles,
+                all: e.all,
+                kept: e.kept,
+                at: rfc3339(e.at_ms),
+            })
+            .collect(),
+        last_id: page.last_id,
+        reset: page.reset,
+    }))
+}
