@@ -1,0 +1,230 @@
+//! The session contract over HTTP: register, log in, check, list, revoke, log out.
+//!
+//! One [`Conn`] is one keep-alive HTTP/1.1 connection (a reqwest client whose pool keeps one idle
+//! connection), so N workers hold N connections, as `wrk -cN` does. Cookies are handled by hand:
+//! the tool keeps each session's `name=value` and sends it back, as a browser would.
+
+use std::time::Duration;
+
+use reqwest::{Client, Method, StatusCode, header};
+use serde_json::Value;
+
+use crate::Result;
+
+/// Longest any single request may take before it counts as an error.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A logged-in session: the cookie to send back, and (session-server) its handle.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub cookie: String,
+    pub handle: Option<String>,
+    pub user: String,
+}
+
+/// What one request came back with.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub set_cookie: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// One connection to one base URL.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    client: Client,
+    base: String,
+    origin: Option<String>,
+}
+
+impl Conn {
+    pub fn new(base: &str, origin: Option<&str>) -> Result<Conn> {
+        let client = Client::builder()
+            .pool_max_idle_per_host(1)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()?;
+        Ok(Conn {
+            client,
+            base: base.trim_end_matches('/').to_owned(),
+            origin: origin.map(str::to_owned),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends one request; the body is read to the end so the connection is reused.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: Option<&str>,
+        json: Option<&Value>,
+    ) -> std::result::Result<Reply, String> {
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        if let Some(body) = json {
+            req = req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        if method != Method::GET
+            && let Some(origin) = &self.origin
+        {
+            req = req.header(header::ORIGIN, origin);
+        }
+        let resp = req.send().await.map_err(describe)?;
+        let status = resp.status();
+        let set_cookie = resp
+            .headers()
+            .get(header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(cookie_pair);
+        let body = resp.bytes().await.map_err(describe)?.to_vec();
+        Ok(Reply {
+            status,
+            set_cookie,
+            body,
+        })
+    }
+
+    /// Registers a user (session-server's `POST /v1/users`); an existing one is fine.
+    pub async fn register(&self, user: &str, password: &str) -> Result<()> {
+        let body = serde_json::json!({"username": user, "password": password});
+        let reply = self
+            .send(Method::POST, "/v1/users", None, Some(&body))
+            .await?;
+        match reply.status.as_u16() {
+            201 | 409 => Ok(()),
+            s => Err(format!("registering {user}: HTTP {s}").into()),
+        }
+    }
+
+    /// Logs in; the session on success, else what went wrong (status or transport error).
+    pub async fn login(&self, user: &str, password: &str) -> std::result::Result<Session, String> {
+        let body = serde_json::json!({"username": user, "password": password});
+        let reply = self
+            .send(Method::POST, "/v1/login", None, Some(&body))
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(reply.status.as_u16().to_string());
+        }
+        let cookie = reply
+            .set_cookie
+            .ok_or_else(|| "login without Set-Cookie".to_owned())?;
+        let handle = serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v["session"]["handle"].as_str().map(str::to_owned));
+        Ok(Session {
+            cookie,
+            handle,
+            user: user.to_owned(),
+        })
+    }
+
+    /// `GET /v1/session`: the status (200 signed in, 401 not).
+    pub async fn check(&self, cookie: &str) -> std::result::Result<StatusCode, String> {
+        self.send(Method::GET, "/v1/session", Some(cookie), None)
+            .await
+            .map(|r| r.status)
+    }
+
+    pub async fn list(&self, cookie: &str) -> std::result::Result<StatusCode, String> {
+        self.send(Method::GET, "/v1/sessions", Some(cookie), None)
+            .await
+            .map(|r| r.status)
+    }
+
+    pub async fn logout(&self, cookie: &str) -> std::result::Result<StatusCode, String> {
+        self.send(Method::POST, "/v1/logout", Some(cookie), None)
+            .await
+            .map(|r| r.status)
+    }
+
+    /// Ends the session `handle` of the user signed in with `cookie`.
+    pub async fn revoke_handle(
+        &self,
+        cookie: &str,
+        handle: &str,
+    ) -> std::result::Result<StatusCode, String> {
+        self.send(
+            Method::DELETE,
+            &format!("/v1/sessions/{handle}"),
+            Some(cookie),
+            None,
+        )
+        .await
+        .map(|r| r.status)
+    }
+
+    /// Ends every other session of the user signed in with `cookie`.
+    pub async fn revoke_others(&self, cookie: &str) -> std::result::Result<StatusCode, String> {
+        self.send(Method::DELETE, "/v1/sessions", Some(cookie), None)
+            .await
+            .map(|r| r.status)
+    }
+
+    /// `GET /readyz` answers 200.
+    pub async fn ready(&self) -> bool {
+        self.send(Method::GET, "/readyz", None, None)
+            .await
+            .is_ok_and(|r| r.status == StatusCode::OK)
+    }
+}
+
+/// The `name=value` part of a `Set-Cookie` value; `None` for a clearing cookie (empty value).
+pub fn cookie_pair(set_cookie: &str) -> Option<String> {
+    let pair = set_cookie.split(';').next()?.trim();
+    let (name, value) = pair.split_once('=')?;
+    (!name.is_empty() && !value.is_empty()).then(|| pair.to_owned())
+}
+
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connect() {
+        "connect".into()
+    } else {
+        "transport".into()
+    }
+}
+
+/// The password the tool uses for a user it registers (and the peers' contract: `<name>-password`).
+pub fn password_for(user: &str) -> String {
+    format!("{user}-password")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_pair_takes_name_and_value_only() {
+        assert_eq!(
+            cookie_pair("session=abc.def; HttpOnly; SameSite=Lax; Path=/").as_deref(),
+            Some("session=abc.def")
+        );
+        assert_eq!(
+            cookie_pair("id=s%3Axyz; Path=/").as_deref(),
+            Some("id=s%3Axyz")
+        );
+        assert_eq!(cookie_pair("session=; Max-Age=0"), None);
+        assert_eq!(cookie_pair("garbage"), None);
+    }
+
+    #[test]
+    fn passwords_follow_the_contract() {
+        assert_eq!(password_for("alice"), "alice-password");
+    }
+}

@@ -1,0 +1,438 @@
+//! The report of a run: Markdown tables and an SVG chart of throughput and latency against the
+//! replica count.
+
+use std::{collections::BTreeMap, fmt::Write as _, path::Path};
+
+use plotters::prelude::*;
+
+use crate::{
+    Result,
+    results::{Row, RunFile},
+};
+
+const SCENARIO_ORDER: [&str; 7] = [
+    "checks",
+    "storm: checks alone",
+    "storm: checks + logins",
+    "storm: logins",
+    "web mix",
+    "revocation",
+    "revocation: background checks",
+];
+
+fn scenario_rank(s: &str) -> usize {
+    SCENARIO_ORDER
+        .iter()
+        .position(|x| *x == s)
+        .unwrap_or(SCENARIO_ORDER.len())
+}
+
+fn ms(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn num(x: f64) -> String {
+    let n = x.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn opt(x: Option<u64>) -> String {
+    x.map_or("-".into(), |v| v.to_string())
+}
+
+/// Rows measured through the load balancer, by scenario then replica count.
+fn scale_rows(files: &[RunFile]) -> Vec<&Row> {
+    let mut rows: Vec<&Row> = files
+        .iter()
+        .flat_map(|f| &f.rows)
+        .filter(|r| r.via != "direct")
+        .collect();
+    rows.sort_by_key(|r| (scenario_rank(&r.scenario), r.replicas));
+    rows
+}
+
+fn peer_rows(files: &[RunFile]) -> Vec<&Row> {
+    files
+        .iter()
+        .flat_map(|f| &f.rows)
+        .filter(|r| r.via == "direct" && r.scenario == "checks")
+        .collect()
+}
+
+/// The main table: scenario, replicas, req/s, p50, p99, p99.9, errors, revoked-but-accepted.
+pub fn main_table(files: &[RunFile]) -> String {
+    let mut t = String::from(
+        "| scenario | replicas | req/s | p50 ms | p99 ms | p99.9 ms | errors | revoked-but-accepted |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for r in scale_rows(files) {
+        let name = match r.scenario.as_str() {
+            "revocation" => "revocation (revocations/s; latency = propagation)".to_owned(),
+            "storm: logins" => "storm: logins (logins/s)".to_owned(),
+            s => s.to_owned(),
+        };
+        let _ = writeln!(
+            t,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+            r.replicas,
+            num(r.rate),
+            ms(r.latency.p50_ms),
+            ms(r.latency.p99_ms),
+            ms(r.latency.p999_ms),
+            r.errors,
+            opt(r.revoked_accepted)
+        );
+    }
+    t
+}
+
+fn cost_table(files: &[RunFile]) -> String {
+    let mut t = String::from(
+        "| scenario | replicas | Redis cmds/req | by command | Redis CPU µs/req | replicas CPU µs/req | HAProxy CPU µs/req | load generator CPU µs/req | CPU busy % (per core) |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in scale_rows(files) {
+        let Some(redis) = &r.redis else { continue };
+        let by: Vec<String> = redis
+            .by_command
+            .iter()
+            .filter(|(_, v)| **v >= 0.005)
+            .map(|(c, v)| format!("{c} {v:.2}"))
+            .collect();
+        let cpu = |role: &str| {
+            r.cpu_us_per_request
+                .get(role)
+                .map_or("-".into(), |v| format!("{v:.1}"))
+        };
+        let busy: Vec<String> = r.cpu_busy_pct.iter().map(|b| format!("{b:.0}")).collect();
+        let _ = writeln!(
+            t,
+            "| {} | {} | {:.2} | {} | {:.1} | {} | {} | {} | {} |",
+            r.scenario,
+            r.replicas,
+            redis.commands_per_request,
+            by.join(", "),
+            redis.cpu_us_per_request,
+            cpu("replica"),
+            cpu("haproxy"),
+            cpu("loadtest"),
+            busy.join(" / ")
+        );
+    }
+    t
+}
+
+fn ops_table(files: &[RunFile]) -> String {
+    let mut t = String::from(
+        "| scenario | replicas | operation | count | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in scale_rows(files) {
+        if r.scenario != "web mix" && r.scenario != "revocation" {
+            continue;
+        }
+        for (op, l) in &r.ops {
+            let _ = writeln!(
+                t,
+                "| {} | {} | {op} | {} | {} | {} | {} |",
+                r.scenario,
+                r.replicas,
+                l.count,
+                ms(l.p50_ms),
+                ms(l.p99_ms),
+                ms(l.p999_ms)
+            );
+        }
+    }
+    t
+}
+
+fn memory_table(files: &[RunFile]) -> String {
+    let mut t = String::from(
+        "| target | replicas | users | sessions | used_memory before → after | bytes per session | keys |\n|---|---|---|---|---|---|---|\n",
+    );
+    for f in files {
+        if let Some(m) = &f.memory {
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {} → {} | {:.0} | {} |",
+                f.target,
+                f.replicas,
+                m.users,
+                m.sessions,
+                num(m.used_memory_before as f64),
+                num(m.used_memory_after as f64),
+                m.bytes_per_session,
+                m.keys_after
+            );
+        }
+    }
+    t
+}
+
+/// Session checks against the peers: one server each, same pinning, same load.
+pub fn peers_table(files: &[RunFile]) -> String {
+    let rows = peer_rows(files);
+    let ours = rows
+        .iter()
+        .find(|r| r.target == "session-server")
+        .map(|r| r.rate);
+    let mut t = String::from(
+        "| target | req/s | p50 ms | p99 ms | p99.9 ms | errors | Redis cmds/check | server CPU µs/check | session-server ÷ target (req/s) |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let ratio = ours.map_or("-".into(), |o| format!("{:.2}×", o / r.rate.max(1e-9)));
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {ratio} |",
+            r.target,
+            num(r.rate),
+            ms(r.latency.p50_ms),
+            ms(r.latency.p99_ms),
+            ms(r.latency.p999_ms),
+            r.errors,
+            r.redis
+                .as_ref()
+                .map_or("-".into(), |c| format!("{:.2}", c.commands_per_request)),
+            r.cpu_us_per_request
+                .get("replica")
+                .map_or("-".into(), |v| format!("{v:.1}")),
+        );
+    }
+    t
+}
+
+fn errors_section(files: &[RunFile]) -> String {
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+    for r in files.iter().flat_map(|f| &f.rows) {
+        for (k, n) in &r.error_kinds {
+            *kinds
+                .entry(format!("{} ×{} {}: {k}", r.target, r.replicas, r.scenario))
+                .or_default() += n;
+        }
+    }
+    let skipped: Vec<String> = files
+        .iter()
+        .flat_map(|f| f.skipped.iter().map(move |s| format!("{}: {s}", f.target)))
+        .collect();
+    let mut s = String::new();
+    if kinds.is_empty() {
+        s.push_str("No errors.\n");
+    } else {
+        for (k, n) in kinds {
+            let _ = writeln!(s, "- {k}: {n}");
+        }
+    }
+    for k in skipped {
+        let _ = writeln!(s, "- skipped: {k}");
+    }
+    s
+}
+
+/// The whole Markdown report.
+pub fn markdown(files: &[RunFile], preamble: &str) -> String {
+    let mut md = String::new();
+    md.push_str(preamble.trim_end());
+    md.push_str("\n\n## Scenarios by replica count (through HAProxy)\n\n");
+    md.push_str(&main_table(files));
+    md.push_str("\n![throughput and latency against replicas](scaling.svg)\n");
+    md.push_str("\n## What a request costs\n\nRedis commands from `INFO commandstats` (HAProxy's health checks reach Redis as `ping`), Redis CPU from `INFO cpu`, process CPU from `/proc/<pid>/stat`, all as deltas over the phase divided by its requests (logins: the storm phase minus the same check rate alone).\n\n");
+    md.push_str(&cost_table(files));
+    md.push_str("\n## Web mix and revocation by operation\n\n");
+    md.push_str(&ops_table(files));
+    md.push_str("\n## Redis memory per live session\n\n");
+    md.push_str(&memory_table(files));
+    let peers = peer_rows(files);
+    if !peers.is_empty() {
+        md.push_str(
+            "\n## Session checks against the peers (one server each, same pinning, same load)\n\n",
+        );
+        md.push_str(&peers_table(files));
+    }
+    md.push_str("\n## Errors\n\n");
+    md.push_str(&errors_section(files));
+    md
+}
+
+/// Throughput (left) and latency (right) of the `checks` scenario against the replica count.
+pub fn chart(files: &[RunFile], path: &Path) -> Result<()> {
+    let mut rows: Vec<&Row> = scale_rows(files)
+        .into_iter()
+        .filter(|r| r.scenario == "checks")
+        .collect();
+    rows.sort_by_key(|r| r.replicas);
+    if rows.is_empty() {
+        return Err("no `checks` rows through the load balancer to chart".into());
+    }
+    let max_n = rows.iter().map(|r| r.replicas).max().unwrap_or(1) as f64;
+    let max_rate = rows.iter().map(|r| r.rate).fold(0.0, f64::max) * 1.25;
+    let max_ms = rows.iter().map(|r| r.latency.p999_ms).fold(0.0, f64::max) * 1.25;
+    let root = SVGBackend::new(path, (1000, 440)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, body) = root.split_vertically(36);
+    top.titled(
+        "session-server behind HAProxy: GET /v1/session against replica count (replicas share 2 cores)",
+        ("sans-serif", 17),
+    )?;
+    let (left, right) = body.split_horizontally(500);
+    let x_range = 0.5..(max_n + 0.5);
+
+    let mut c = ChartBuilder::on(&left)
+        .caption("throughput", ("sans-serif", 15))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x_range.clone(), 0.0..max_rate.max(1.0))?;
+    c.configure_mesh()
+        .x_desc("replicas")
+        .y_desc("requests per second")
+        .x_labels(max_n as usize + 2)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| num(*y))
+        .draw()?;
+    let pts: Vec<(f64, f64)> = rows.iter().map(|r| (r.replicas as f64, r.rate)).collect();
+    c.draw_series(LineSeries::new(pts.clone(), BLUE.stroke_width(2)))?
+        .label("checks req/s")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+    c.draw_series(pts.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))?;
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+
+    let mut c = ChartBuilder::on(&right)
+        .caption("latency", ("sans-serif", 15))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x_range, 0.0..max_ms.max(0.1))?;
+    c.configure_mesh()
+        .x_desc("replicas")
+        .y_desc("milliseconds")
+        .x_labels(max_n as usize + 2)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()?;
+    type Metric = fn(&Row) -> f64;
+    let series: [(&str, RGBColor, Metric); 3] = [
+        ("p50", GREEN, |r| r.latency.p50_ms),
+        ("p99", RGBColor(230, 140, 0), |r| r.latency.p99_ms),
+        ("p99.9", RED, |r| r.latency.p999_ms),
+    ];
+    for (label, color, value) in series {
+        let pts: Vec<(f64, f64)> = rows.iter().map(|r| (r.replicas as f64, value(r))).collect();
+        c.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        c.draw_series(pts.iter().map(|p| Circle::new(*p, 4, color.filled())))?;
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Latency;
+
+    fn row(scenario: &str, replicas: u32, rate: f64, via: &str, target: &str) -> Row {
+        Row {
+            target: target.into(),
+            scenario: scenario.into(),
+            replicas,
+            via: via.into(),
+            rate,
+            latency: Latency {
+                count: 10,
+                p50_ms: 1.0,
+                p99_ms: 2.0,
+                p999_ms: 3.0,
+                max_ms: 4.0,
+            },
+            revoked_accepted: (scenario == "revocation").then_some(0),
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(num(1234567.4), "1,234,567");
+        assert_eq!(num(999.0), "999");
+    }
+
+    #[test]
+    fn the_main_table_orders_by_scenario_then_replicas() {
+        let files = vec![RunFile {
+            rows: vec![
+                row("revocation", 2, 40.0, "haproxy", "session-server"),
+                row("checks", 2, 2000.0, "haproxy", "session-server"),
+                row("checks", 1, 1000.0, "haproxy", "session-server"),
+                row("checks", 1, 500.0, "direct", "actix-session"),
+            ],
+            ..RunFile::default()
+        }];
+        let t = main_table(&files);
+        let lines: Vec<&str> = t.lines().skip(2).collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines[0].starts_with("| checks | 1 | 1,000 |"), "{t}");
+        assert!(lines[1].starts_with("| checks | 2 | 2,000 |"), "{t}");
+        assert!(
+            lines[2].contains("revocation") && lines[2].ends_with("| 0 |"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn peers_are_compared_with_session_server() {
+        let files = vec![RunFile {
+            rows: vec![
+                row("checks", 1, 3000.0, "direct", "session-server"),
+                row("checks", 1, 1500.0, "direct", "actix-session"),
+            ],
+            ..RunFile::default()
+        }];
+        let t = peers_table(&files);
+        assert!(t.contains("| actix-session | 1,500 |"), "{t}");
+        assert!(t.contains("2.00×"), "{t}");
+    }
+
+    #[test]
+    fn the_chart_is_an_svg_with_both_panels() {
+        let files = vec![RunFile {
+            rows: (1..=3)
+                .map(|n| row("checks", n, 1000.0 * n as f64, "haproxy", "session-server"))
+                .collect(),
+            ..RunFile::default()
+        }];
+        let dir = std::env::temp_dir().join(format!("loadtest-chart-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("scaling.svg");
+        chart(&files, &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
+        assert!(svg.contains("throughput") && svg.contains("latency") && svg.contains("p99.9"));
+        assert!(svg.contains("<polyline"), "lines drawn");
+    }
+}
