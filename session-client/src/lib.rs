@@ -1,1 +1,342 @@
-//! Client for session-server; see the workspace README.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs, unreachable_pub)]
+
+mod cache;
+mod feed;
+
+#[cfg(feature = "actix")]
+pub mod actix;
+#[cfg(feature = "tower")]
+pub mod tower;
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::cache::{Cache, CacheKey};
+
+/// A signed-in session, as session-server reports it. Plain data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The user's id.
+    pub user_id: Uuid,
+    /// The user's (case-folded) username.
+    pub username: String,
+    /// The session's public handle (what lists and revocations name).
+    pub handle: Uuid,
+    /// When the session ends if unused (RFC 3339).
+    pub idle_expires_at: String,
+    /// When the session ends regardless of use (RFC 3339).
+    pub absolute_expires_at: String,
+}
+
+impl Session {
+    /// The earlier of the two expiry times.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        let idle = humantime::parse_rfc3339(&self.idle_expires_at).ok()?;
+        let absolute = humantime::parse_rfc3339(&self.absolute_expires_at).ok()?;
+        Some(idle.min(absolute))
+    }
+}
+
+/// Why a check could not be answered. Never means "valid": on an error, treat the request as
+/// not authenticated *and* tell the user the service is unavailable.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The service could not be reached, timed out or answered with a server error.
+    #[error("session service unavailable: {0}")]
+    Unavailable(String),
+    /// The service refused the API key.
+    #[error("session service refused the API key")]
+    Unauthorized,
+    /// The service answered something this client does not understand.
+    #[error("unexpected answer from the session service: {0}")]
+    Protocol(String),
+    /// The client was configured with an unusable value.
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+}
+
+/// Settings of a [`SessionClient`]; see [`SessionClient::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    admin_url: String,
+    api_key: String,
+    timeout: Duration,
+    cookie_name: String,
+    cache: Option<CacheSettings>,
+}
+
+/// The local cache of positive checks.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    /// Most sessions kept (least recently used go first).
+    pub max_entries: usize,
+    /// Longest time a positive answer is reused.
+    pub max_age: Duration,
+    /// How long a silent event feed is trusted: past this, the cache does not answer.
+    pub feed_staleness: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            max_entries: 10_000,
+            max_age: Duration::from_secs(30),
+            feed_staleness: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Builder {
+    /// Timeout of each call to the service (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Builder {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The session cookie's name, to find the token in a `Cookie` header for caching (default
+    /// `__Host-session`, session-server's default).
+    pub fn cookie_name(mut self, name: &str) -> Builder {
+        self.cookie_name = name.to_owned();
+        self
+    }
+
+    /// Caches positive answers. Revocations still take effect at once: the client follows the
+    /// service's event feed and drops affected entries; while the feed is silent for longer than
+    /// [`CacheSettings::feed_staleness`], the cache does not answer. Needs a Tokio runtime.
+    pub fn cache(mut self, settings: CacheSettings) -> Builder {
+        self.cache = Some(settings);
+        self
+    }
+
+    /// Builds the client (and, with a cache, starts following the event feed).
+    pub fn build(self) -> Result<SessionClient, Error> {
+        let base = self.admin_url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::Config("admin_url must be an http(s) URL".into()));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let auth = format!("Bearer {}", self.api_key.trim());
+        let inner = Arc::new(Inner {
+            http,
+            check_url: format!("{base}/admin/v1/sessions/check"),
+            events_url: format!("{base}/admin/v1/events"),
+            auth,
+            cookie_name: self.cookie_name,
+            cache: self.cache.map(Cache::new),
+        });
+        if inner.cache.is_some() {
+            feed::spawn(Arc::downgrade(&inner));
+        }
+        Ok(SessionClient { inner })
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
+    check_url: String,
+    pub(crate) events_url: String,
+    pub(crate) auth: String,
+    cookie_name: String,
+    pub(crate) cache: Option<Cache>,
+}
+
+/// Asks session-server who a request is from. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct SessionClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SessionClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionClient")
+            .field("check_url", &self.inner.check_url)
+            .field("cached", &self.inner.cache.is_some())
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct CheckAnswer {
+    active: bool,
+    user: Option<UserPart>,
+    session: Option<SessionPart>,
+}
+
+#[derive(Deserialize)]
+struct UserPart {
+    id: Uuid,
+    username: String,
+}
+
+#[derive(Deserialize)]
+struct SessionPart {
+    handle: Uuid,
+    idle_expires_at: String,
+    absolute_expires_at: String,
+}
+
+/// What the caller handed to [`SessionClient::check`].
+enum Presented<'a> {
+    CookieHeader(&'a str),
+    Token(&'a str),
+}
+
+fn classify(input: &str) -> Presented<'_> {
+    // Tokens are hex, '.', and base64url: never '=' or ';', which every Cookie header has.
+    if input.contains('=') {
+        Presented::CookieHeader(input)
+    } else {
+        Presented::Token(input.trim())
+    }
+}
+
+/// The value of the only cookie named `name` in a `Cookie` header (none if absent or repeated).
+fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    let mut found = None;
+    for (n, v) in header
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(n, v)| (n.trim(), v.trim()))
+    {
+        if n == name {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(v);
+        }
+    }
+    found
+}
+
+impl SessionClient {
+    /// A client without cache for the service's admin listener (e.g. `http://sessions:8081`).
+    pub fn new(admin_url: &str, api_key: &str) -> Result<SessionClient, Error> {
+        Self::builder(admin_url, api_key).build()
+    }
+
+    /// A client with settings.
+    pub fn builder(admin_url: &str, api_key: &str) -> Builder {
+        Builder {
+            admin_url: admin_url.to_owned(),
+            api_key: api_key.to_owned(),
+            timeout: Duration::from_secs(2),
+            cookie_name: "__Host-session".to_owned(),
+            cache: None,
+        }
+    }
+
+    /// Who is this request from? Give the request's raw `Cookie` header, or the session token.
+    ///
+    /// `Ok(Some(session))`: a live session. `Ok(None)`: missing, malformed, expired or revoked.
+    /// `Err(_)`: the service could not be asked; never treat that as valid.
+    pub async fn check(&self, cookie_header_or_token: &str) -> Result<Option<Session>, Error> {
+        let presented = classify(cookie_header_or_token);
+        let key = self.cache_key(&presented);
+        let cache = self.inner.cache.as_ref();
+        if let (Some(cache), Some(key)) = (cache, key.as_ref())
+            && let Some(session) = cache.get(key)
+        {
+            return Ok(Some(session));
+        }
+        let epoch = cache.map(Cache::epoch);
+        let session = self.ask(&presented).await?;
+        if let (Some(cache), Some(key), Some(session), Some(epoch)) = (cache, key, &session, epoch)
+        {
+            cache.insert(key, session.clone(), epoch);
+        }
+        Ok(session)
+    }
+
+    /// Whether a positive answer for this input is cached and would be used now (for
+    /// observability and tests).
+    pub fn is_cached(&self, cookie_header_or_token: &str) -> bool {
+        let key = self.cache_key(&classify(cookie_header_or_token));
+        match (self.inner.cache.as_ref(), key) {
+            (Some(cache), Some(key)) => cache.get(&key).is_some(),
+            _ => false,
+        }
+    }
+
+    fn cache_key(&self, presented: &Presented<'_>) -> Option<CacheKey> {
+        self.inner.cache.as_ref()?;
+        let token = match presented {
+            Presented::Token(t) => *t,
+            Presented::CookieHeader(h) => cookie_value(h, &self.inner.cookie_name)?,
+        };
+        Some(CacheKey::of(token))
+    }
+
+    async fn ask(&self, presented: &Presented<'_>) -> Result<Option<Session>, Error> {
+        let body = match presented {
+            Presented::CookieHeader(h) => serde_json::json!({ "cookie": h }),
+            Presented::Token(t) => serde_json::json!({ "token": t }),
+        };
+        let response = self
+            .inner
+            .http
+            .post(&self.inner.check_url)
+            .header(reqwest::header::AUTHORIZATION, &self.inner.auth)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(e.without_url().to_string()))?;
+        match response.status().as_u16() {
+            200 => {}
+            401 => return Err(Error::Unauthorized),
+            s if s >= 500 => return Err(Error::Unavailable(format!("status {s}"))),
+            s => return Err(Error::Protocol(format!("status {s}"))),
+        }
+        let answer: CheckAnswer = response
+            .json()
+            .await
+            .map_err(|e| Error::Protocol(e.without_url().to_string()))?;
+        match (answer.active, answer.user, answer.session) {
+            (false, _, _) => Ok(None),
+            (true, Some(user), Some(session)) => Ok(Some(Session {
+                user_id: user.id,
+                username: user.username,
+                handle: session.handle,
+                idle_expires_at: session.idle_expires_at,
+                absolute_expires_at: session.absolute_expires_at,
+            })),
+            (true, _, _) => Err(Error::Protocol(
+                "active answer without user or session".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_headers_and_tokens_are_told_apart() {
+        assert!(matches!(
+            classify("a=b; __Host-session=x.y"),
+            Presented::CookieHeader(_)
+        ));
+        assert!(matches!(
+            classify(" 0123abcd.AbC-_x "),
+            Presented::Token("0123abcd.AbC-_x")
+        ));
+    }
+
+    #[test]
+    fn only_a_single_cookie_of_the_name_counts() {
+        assert_eq!(cookie_value("a=1; s=tok; b=2", "s"), Some("tok"));
+        assert_eq!(cookie_value("s=1; s=2", "s"), None);
+        assert_eq!(cookie_value("S=1", "s"), None);
+    }
+}

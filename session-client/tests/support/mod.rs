@@ -1,0 +1,138 @@
+// Shared by the test files: a private redis-server and the real session-server on it.
+#![allow(dead_code)]
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use session_server::{
+    config::{Config, Settings},
+    startup::Application,
+};
+use sha2::{Digest, Sha256};
+
+pub const KEY: &str = "client-test-key";
+
+/// A private redis-server on a free loopback port, stopped on drop.
+pub struct Redis {
+    port: u16,
+    child: Child,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (installed by scripts/test.sh)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { port, child }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Server {
+    pub public: String,
+    pub admin: String,
+    pub http: reqwest::Client,
+    handles: [actix_web::dev::ServerHandle; 2],
+    _redis: Redis,
+}
+
+pub async fn server_with(tweak: impl FnOnce(&mut Settings)) -> Server {
+    let redis = Redis::start();
+    let mut s = Settings {
+        redis_url: Some(format!("redis://127.0.0.1:{}", redis.port)),
+        public_addr: Some("127.0.0.1:0".parse().unwrap()),
+        admin_addr: Some("127.0.0.1:0".parse().unwrap()),
+        workers: Some(1),
+        argon2_memory_kib: Some(256),
+        argon2_iterations: Some(1),
+        admin_api_keys: Some(hex::encode(Sha256::digest(KEY.as_bytes()))),
+        log: Some("off".into()),
+        redis_timeout: Some("0.5".parse().unwrap()),
+        ..Settings::default()
+    };
+    tweak(&mut s);
+    let app = Application::build(Config::from_settings(s).unwrap()).unwrap();
+    let server = Server {
+        public: format!("http://127.0.0.1:{}", app.public_port()),
+        admin: format!("http://127.0.0.1:{}", app.admin_port()),
+        http: reqwest::Client::new(),
+        handles: app.handles(),
+        _redis: redis,
+    };
+    tokio::spawn(app.run_until_stopped());
+    server
+}
+
+pub async fn server() -> Server {
+    server_with(|_| {}).await
+}
+
+impl Server {
+    /// Registers and logs in; returns the raw `Cookie` header value a browser would send.
+    pub async fn sign_in(&self, user: &str) -> String {
+        let body = serde_json::json!({"username": user, "password": format!("{user}-password")});
+        self.http
+            .post(format!("{}/v1/users", self.public))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let r = self
+            .http
+            .post(format!("{}/v1/login", self.public))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        format!("theme=dark; {}", set_cookie.split(';').next().unwrap())
+    }
+
+    pub async fn logout(&self, cookie: &str) {
+        let r = self
+            .http
+            .post(format!("{}/v1/logout", self.public))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+
+    pub async fn stop(&self) {
+        for h in &self.handles {
+            h.stop(false).await;
+        }
+    }
+}
