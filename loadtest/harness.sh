@@ -121,6 +121,7 @@ start() {  # start NAME CPU command...
   ( pin "$cpu" "$@" ) >"$logf" 2>&1 &
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
+  echo "$name $STARTED_PID" >>"$OUT/pids.log"   # what was started, for inspection and tests
   FAILED_LOGS+=("$logf")
 }
 
@@ -198,7 +199,7 @@ render_haproxy() {  # render_haproxy OUT_FILE PUBLIC_PORTS ADMIN_PORTS
 
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 mkdir -p "$OUT/raw"
-rm -f "$OUT"/raw/*.json
+rm -f "$OUT"/raw/*.json "$OUT/pids.log"
 started_at=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 # Each `loadtest run` is bounded: set-up and phases, with room to spare.
 run_limit=$(awk -v d="$DURATION" 'BEGIN { printf "%d", 180 + 8 * d }')

