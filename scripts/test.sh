@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine.
 #
-# Installs what the tests need when it is missing (redis-server, from Debian's packages), then runs
-# `cargo test --workspace`. The tests start their own redis-server processes on free loopback
+# Installs what the tests need when it is missing (redis-server, haproxy, chromium and more, from
+# Debian's packages), then runs `cargo test --workspace --all-features`. The tests start their own redis-server processes on free loopback
 # ports; nothing needs to be running beforehand. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,9 @@ command -v haproxy >/dev/null || need_packages+=(haproxy)
 command -v curl >/dev/null || need_packages+=(curl)
 command -v docker-compose >/dev/null || need_packages+=(docker-compose)
 command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || need_packages+=(python3-pip)
+# The browser test of the example app (headless Chromium over WebDriver).
+[ -x /usr/bin/chromium ] || need_packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing: ${need_packages[*]}" >&2
   as_root apt-get update -qq
@@ -40,4 +43,6 @@ fi
 "$hadolint" session-server/Dockerfile
 echo "deployment files: docker-compose.yml, deploy/haproxy.cfg, session-server/Dockerfile valid" >&2
 
-exec cargo test --workspace "$@"
+# Chromium was installed above, so the browser test must run, not skip.
+export BROWSER_TESTS=required
+exec cargo test --workspace --all-features "$@"

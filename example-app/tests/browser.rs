@@ -1,0 +1,311 @@
+//! The whole cookie flow in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver), against the example app, the real session-server and a real redis-server.
+//!
+//! `scripts/test.sh` installs Debian's `chromium` and `chromium-driver` and sets
+//! `BROWSER_TESTS=required`, so on this project's machines the test cannot skip. Elsewhere it
+//! skips with a message when Chromium is missing.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use example_app::{AppConfig, build};
+use fantoccini::{Client, ClientBuilder, Locator};
+use session_server::{
+    config::{Config, Settings},
+    startup::Application,
+};
+use sha2::{Digest, Sha256};
+
+const KEY: &str = "example-app-test-key";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed on drop.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn chromium_available() -> bool {
+    ["/usr/bin/chromium", "/usr/bin/chromedriver"]
+        .iter()
+        .all(|p| std::path::Path::new(p).exists())
+}
+
+async fn browser(driver: &str, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1200,800",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .expect("a WebDriver session in headless Chromium")
+}
+
+async fn sign_in(client: &Client, base: &str, target: &str, user: &str, password: &str) {
+    client.goto(&format!("{base}{target}")).await.unwrap();
+    let url = client.current_url().await.unwrap();
+    assert_eq!(
+        url.path(),
+        "/login",
+        "a visitor without a session is sent to the login page"
+    );
+    client
+        .find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.current_url().await.unwrap().path() != target {
+        assert!(
+            Instant::now() < deadline,
+            "sign-in did not land on {target}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn device_rows(client: &Client) -> Vec<(bool, String)> {
+    let mut rows = Vec::new();
+    for row in client.find_all(Locator::Css("tr.device")).await.unwrap() {
+        let current = row.attr("data-current").await.unwrap() == Some("true".into());
+        let handle = row
+            .find(Locator::Css("button.revoke"))
+            .await
+            .unwrap()
+            .attr("data-handle")
+            .await
+            .unwrap()
+            .unwrap();
+        rows.push((current, handle));
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_revokes_another_device_from_the_devices_page() {
+    if !chromium_available() {
+        assert_ne!(
+            std::env::var("BROWSER_TESTS").as_deref(),
+            Ok("required"),
+            "Chromium and chromedriver are required here (scripts/test.sh installs them)"
+        );
+        eprintln!(
+            "SKIPPED: /usr/bin/chromium or /usr/bin/chromedriver missing (apt-get install chromium chromium-driver)"
+        );
+        return;
+    }
+    // redis-server, session-server (development cookie mode: plain HTTP) and the app.
+    let redis_port = free_port();
+    let _redis = Process(
+        Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &redis_port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(redis_port, "redis-server");
+    let app_port = free_port();
+    let app_origin = format!("http://127.0.0.1:{app_port}");
+    let settings = Settings {
+        redis_url: Some(format!("redis://127.0.0.1:{redis_port}")),
+        public_addr: Some("127.0.0.1:0".parse().unwrap()),
+        admin_addr: Some("127.0.0.1:0".parse().unwrap()),
+        workers: Some(1),
+        cookie_secure: Some(false),
+        allowed_origins: Some(app_origin.clone()),
+        trusted_proxies: Some("127.0.0.1".into()),
+        argon2_memory_kib: Some(1024),
+        argon2_iterations: Some(1),
+        admin_api_keys: Some(hex::encode(Sha256::digest(KEY.as_bytes()))),
+        log: Some("off".into()),
+        ..Settings::default()
+    };
+    let sessions = Application::build(Config::from_settings(settings).unwrap()).unwrap();
+    let public = format!("http://127.0.0.1:{}", sessions.public_port());
+    let admin = format!("http://127.0.0.1:{}", sessions.admin_port());
+    tokio::spawn(sessions.run_until_stopped());
+    let (app, _) = build(AppConfig {
+        addr: format!("127.0.0.1:{app_port}").parse().unwrap(),
+        session_public_url: public.clone(),
+        session_admin_url: admin,
+        api_key: KEY.into(),
+        cookie_name: "session".into(),
+    })
+    .unwrap();
+    tokio::spawn(app);
+    let r = reqwest::Client::new()
+        .post(format!("{public}/v1/users"))
+        .json(&serde_json::json!({"username": "alice", "password": "alice-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let driver_port = free_port();
+    let _driver = Process(
+        Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(driver_port, "chromedriver");
+    let driver = format!("http://127.0.0.1:{driver_port}");
+    let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let profiles = tempdir(&artifacts);
+
+    // First browser: sign in through the form and reach the protected page.
+    let first = browser(&driver, &profiles.join("first")).await;
+    sign_in(&first, &app_origin, "/devices", "alice", "alice-password").await;
+    first.goto(&format!("{app_origin}/")).await.unwrap();
+    let greeting = first
+        .find(Locator::Id("greeting"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(greeting.contains("alice"), "{greeting}");
+    let cookies = first.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "session")
+        .expect("the session cookie");
+    assert_eq!(
+        session.http_only(),
+        Some(true),
+        "HttpOnly as the browser stores it"
+    );
+    assert_eq!(
+        format!("{:?}", session.same_site()),
+        "Some(Lax)",
+        "SameSite=Lax"
+    );
+    assert_eq!(session.path(), Some("/"));
+
+    // Second browser (its own profile, its own cookie jar): same user, revokes the first device.
+    let second = browser(&driver, &profiles.join("second")).await;
+    sign_in(&second, &app_origin, "/devices", "alice", "alice-password").await;
+    let rows = device_rows(&second).await;
+    assert_eq!(rows.len(), 2, "both devices are listed");
+    let (_, other) = rows
+        .iter()
+        .find(|(current, _)| !current)
+        .expect("the other device")
+        .clone();
+    second
+        .find(Locator::Css(&format!(
+            "button.revoke[data-handle=\"{other}\"]"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // The page reloads after the click: count rows in whole page sources, not live elements.
+    while second
+        .source()
+        .await
+        .unwrap()
+        .matches("class=\"device\"")
+        .count()
+        != 1
+        || second.current_url().await.unwrap().path() != "/devices"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the revoked device is still listed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let shot = artifacts.join("devices.png");
+    std::fs::write(&shot, second.screenshot().await.unwrap()).unwrap();
+    println!("devices page screenshot: {}", shot.display());
+
+    // The first browser is bounced to the login page on its next navigation.
+    first.goto(&format!("{app_origin}/")).await.unwrap();
+    assert_eq!(first.current_url().await.unwrap().path(), "/login");
+
+    // "Log out everywhere" ends the second browser's session too.
+    second
+        .find(Locator::Id("logout-everywhere"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    second.goto(&format!("{app_origin}/devices")).await.unwrap();
+    assert_eq!(second.current_url().await.unwrap().path(), "/login");
+
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+}
+
+fn tempdir(base: &std::path::Path) -> PathBuf {
+    let dir = base.join(format!("profiles-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
