@@ -78,7 +78,10 @@ async fn main() {
         server.logout(&cookie).await;
         let revoked = Instant::now();
         while cached.is_cached(&cookie) {
-            assert!(revoked.elapsed() < Duration::from_secs(2), "revocation never arrived");
+            assert!(
+                revoked.elapsed() < Duration::from_secs(2),
+                "revocation never arrived"
+            );
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
         propagation.push(revoked.elapsed());
@@ -87,8 +90,14 @@ async fn main() {
 
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| uncached check, sequential: p50 / p99 (5,000 calls) | {} / {} |", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99)));
-    println!("| uncached check throughput, 32 concurrent callers, 5 s | {throughput:.0} checks/s |");
+    println!(
+        "| uncached check, sequential: p50 / p99 (5,000 calls) | {} / {} |",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99))
+    );
+    println!(
+        "| uncached check throughput, 32 concurrent callers, 5 s | {throughput:.0} checks/s |"
+    );
     println!(
         "| revocation to cached client (logout answered → entry gone): p50 / p99 / max (200 revocations) | {} / {} / {} |",
         ms(percentile(&propagation, 0.5)),

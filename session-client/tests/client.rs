@@ -142,3 +142,32 @@ async fn the_cache_fails_closed_when_the_feed_is_down() {
         "an error, never a stale session"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_feed_position_empties_the_cache() {
+    let server = server().await;
+    let client = cached_client(&server);
+    let cookie = server.sign_in("alice").await;
+    warm(&client, &cookie).await;
+    // Everything the client has not read yet is trimmed away, then the feed moves on.
+    let trim = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &server.redis.port.to_string(),
+            "XTRIM",
+            "sess:events",
+            "MAXLEN",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(trim.status.success());
+    server.sign_in("bob").await;
+    let emptied = until(Duration::from_secs(3), || !client.is_cached(&cookie)).await;
+    assert!(
+        emptied.is_some(),
+        "the client forgot what it derived from the lost feed"
+    );
+    // It keeps working: the session is still valid and gets cached again.
+    warm(&client, &cookie).await;
+}

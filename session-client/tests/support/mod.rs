@@ -17,7 +17,7 @@ pub const KEY: &str = "client-test-key";
 
 /// A private redis-server on a free loopback port, stopped on drop.
 pub struct Redis {
-    port: u16,
+    pub port: u16,
     child: Child,
 }
 
@@ -63,7 +63,7 @@ pub struct Server {
     pub admin: String,
     pub http: reqwest::Client,
     handles: [actix_web::dev::ServerHandle; 2],
-    _redis: Redis,
+    pub redis: Redis,
 }
 
 pub async fn server_with(tweak: impl FnOnce(&mut Settings)) -> Server {
@@ -87,7 +87,7 @@ pub async fn server_with(tweak: impl FnOnce(&mut Settings)) -> Server {
         admin: format!("http://127.0.0.1:{}", app.admin_port()),
         http: reqwest::Client::new(),
         handles: app.handles(),
-        _redis: redis,
+        redis,
     };
     tokio::spawn(app.run_until_stopped());
     server
