@@ -17,7 +17,7 @@
 #        REPLICAS=2 DURATION=2 PEERS= SCENARIOS=checks,revocation loadtest/harness.sh
 #
 # Environment (defaults):
-#   REPLICAS="1 2 3"  replica counts, one topology each
+#   REPLICAS="1 2 3"  replica counts, one topology each (empty: peers only)
 #   SCENARIOS=checks,logins,mix,revocation
 #   DURATION=8 WARMUP=1 CONNECTIONS=64 SESSIONS=256 USERS=32 LOGIN_CONCURRENCY=16
 #   STORM_CHECK_RATE=2000 MIX_USERS=32 PAGE_VIEWS=50 REVOCATIONS=300 REVOCATION_WORKERS=4
@@ -30,7 +30,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-REPLICAS=${REPLICAS:-1 2 3}
+REPLICAS=${REPLICAS-1 2 3}
 SCENARIOS=${SCENARIOS:-checks,logins,mix,revocation}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-1}

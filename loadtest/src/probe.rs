@@ -155,6 +155,10 @@ pub struct Delta {
     pub redis_cpu_s: f64,
     pub role_cpu_s: BTreeMap<String, f64>,
     pub cpu_busy_pct: Vec<f64>,
+    /// CPU used by processes other than the measured ones (and the kernel on their behalf
+    /// outside their accounting), in percent of one core: busy time of all cores less the
+    /// measured processes' time. Non-zero means something else ran during the phase.
+    pub other_cpu_pct: Option<f64>,
 }
 
 impl Delta {
@@ -182,6 +186,7 @@ impl Delta {
                 })
                 .collect(),
             cpu_busy_pct: self.cpu_busy_pct.clone(),
+            other_cpu_pct: None,
         }
     }
 
@@ -205,6 +210,7 @@ impl Delta {
             .map(|(role, s)| (role.clone(), per(s * 1e6)))
             .collect();
         row.cpu_busy_pct = self.cpu_busy_pct.clone();
+        row.other_cpu_pct = self.other_cpu_pct;
     }
 }
 
@@ -253,7 +259,7 @@ impl Probes {
                 })
                 .collect()
         });
-        let role_cpu_s = after
+        let role_cpu_s: BTreeMap<String, f64> = after
             .role_cpu
             .iter()
             .map(|(role, s)| {
@@ -261,7 +267,7 @@ impl Probes {
                 (role.clone(), s - b)
             })
             .collect();
-        let cpu_busy_pct = after
+        let cpu_busy_pct: Vec<f64> = after
             .jiffies
             .iter()
             .zip(&before.jiffies)
@@ -274,11 +280,22 @@ impl Probes {
                 }
             })
             .collect();
+        let redis_cpu_s = after.redis_cpu - before.redis_cpu;
+        let other_cpu_pct = match (before.at, after.at) {
+            (Some(b), Some(a)) if !cpu_busy_pct.is_empty() => {
+                let secs = (a - b).as_secs_f64().max(1e-9);
+                let measured: f64 = role_cpu_s.values().sum::<f64>() + redis_cpu_s;
+                let busy: f64 = cpu_busy_pct.iter().sum();
+                Some((busy - 100.0 * measured / secs).max(0.0))
+            }
+            _ => None,
+        };
         Delta {
             calls,
-            redis_cpu_s: after.redis_cpu - before.redis_cpu,
+            redis_cpu_s,
             role_cpu_s,
             cpu_busy_pct,
+            other_cpu_pct,
         }
     }
 }

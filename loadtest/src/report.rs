@@ -54,6 +54,90 @@ fn opt(x: Option<u64>) -> String {
     x.map_or("-".into(), |v| v.to_string())
 }
 
+/// Capacity on paper, from the measured CPU cost of one session check: each replica on a core
+/// of its own, one Redis (its command loop is one thread, so one core).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    /// Replica count of the row the costs come from.
+    pub from_replicas: u32,
+    pub replica_us: f64,
+    pub redis_us: f64,
+    pub haproxy_us: f64,
+    pub redis_cmds: f64,
+    /// Checks per second one replica serves on one core.
+    pub per_replica: f64,
+    /// Checks per second one Redis core serves.
+    pub redis_limit: f64,
+}
+
+impl Projection {
+    /// From the `checks` row (flat out, through the load balancer) with the fewest replicas.
+    pub fn from_files(files: &[RunFile]) -> Option<Projection> {
+        let row = scale_rows(files)
+            .into_iter()
+            .filter(|r| r.scenario == "checks" && r.offered_rate == 0.0)
+            .min_by_key(|r| r.replicas)?;
+        let redis = row.redis.as_ref()?;
+        let replica_us = *row.cpu_us_per_request.get("replica")?;
+        if replica_us <= 0.0 || redis.cpu_us_per_request <= 0.0 {
+            return None;
+        }
+        Some(Projection {
+            from_replicas: row.replicas,
+            replica_us,
+            redis_us: redis.cpu_us_per_request,
+            haproxy_us: row
+                .cpu_us_per_request
+                .get("haproxy")
+                .copied()
+                .unwrap_or(0.0),
+            redis_cmds: redis.commands_per_request,
+            per_replica: 1e6 / replica_us,
+            redis_limit: 1e6 / redis.cpu_us_per_request,
+        })
+    }
+
+    /// Checks per second with `n` replicas, each on its own core.
+    pub fn capacity(&self, n: u32) -> f64 {
+        (n as f64 * self.per_replica).min(self.redis_limit)
+    }
+
+    /// Replicas at which one Redis becomes the bottleneck.
+    pub fn knee(&self) -> f64 {
+        self.redis_limit / self.per_replica
+    }
+}
+
+fn projection_section(p: &Projection) -> String {
+    let mut s = format!(
+        "Projected, not measured: from the costs measured in the `checks` row with {} replica(s) \
+         above, assuming each replica gets a core of its own and one Redis core serves all of \
+         them. One check costs {:.1} µs of replica CPU, {:.1} µs of Redis CPU ({:.2} commands) \
+         and {:.1} µs of HAProxy CPU. So one replica core serves about {} checks/s and one Redis \
+         core about {}; Redis becomes the bottleneck at about {:.1} replicas, where HAProxy needs \
+         about {:.1} cores.\n\n| replicas | projected checks/s | bound by |\n|---|---|---|\n",
+        p.from_replicas,
+        p.replica_us,
+        p.redis_us,
+        p.redis_cmds,
+        p.haproxy_us,
+        num(p.per_replica),
+        num(p.redis_limit),
+        p.knee(),
+        p.redis_limit * p.haproxy_us / 1e6,
+    );
+    let last = (p.knee().ceil() as u32 + 2).clamp(3, 24);
+    for n in 1..=last {
+        let bound = if n as f64 * p.per_replica < p.redis_limit {
+            "replica CPU"
+        } else {
+            "one Redis core"
+        };
+        let _ = writeln!(s, "| {n} | {} | {bound} |", num(p.capacity(n)));
+    }
+    s
+}
+
 /// Rows measured through the load balancer, by scenario then replica count.
 fn scale_rows(files: &[RunFile]) -> Vec<&Row> {
     let mut rows: Vec<&Row> = files
@@ -102,8 +186,8 @@ pub fn main_table(files: &[RunFile]) -> String {
 
 fn cost_table(files: &[RunFile]) -> String {
     let mut t = String::from(
-        "| scenario | replicas | Redis cmds/req | by command | Redis CPU µs/req | replicas CPU µs/req | HAProxy CPU µs/req | load generator CPU µs/req | CPU busy % (per core) |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | replicas | Redis cmds/req | by command | Redis CPU µs/req | replicas CPU µs/req | HAProxy CPU µs/req | load generator CPU µs/req | CPU busy % (per core) | other processes' CPU % |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in scale_rows(files) {
         let Some(redis) = &r.redis else { continue };
@@ -121,7 +205,7 @@ fn cost_table(files: &[RunFile]) -> String {
         let busy: Vec<String> = r.cpu_busy_pct.iter().map(|b| format!("{b:.0}")).collect();
         let _ = writeln!(
             t,
-            "| {} | {} | {:.2} | {} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {:.2} | {} | {:.1} | {} | {} | {} | {} | {} |",
             r.scenario,
             r.replicas,
             redis.commands_per_request,
@@ -130,7 +214,8 @@ fn cost_table(files: &[RunFile]) -> String {
             cpu("replica"),
             cpu("haproxy"),
             cpu("loadtest"),
-            busy.join(" / ")
+            busy.join(" / "),
+            r.other_cpu_pct.map_or("-".into(), |p| format!("{p:.0}"))
         );
     }
     t
@@ -191,14 +276,23 @@ pub fn peers_table(files: &[RunFile]) -> String {
         .find(|r| r.target == "session-server")
         .map(|r| r.rate);
     let mut t = String::from(
-        "| target | req/s | p50 ms | p99 ms | p99.9 ms | errors | Redis cmds/check | server CPU µs/check | session-server ÷ target (req/s) |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| target | req/s | p50 ms | p99 ms | p99.9 ms | errors | Redis cmds/check | server CPU µs/check | CPU busy % (per core) | session-server ÷ target (req/s) | target ÷ session-server (CPU/check) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let our_cpu = peer_rows(files)
+        .iter()
+        .find(|r| r.target == "session-server")
+        .and_then(|r| r.cpu_us_per_request.get("replica").copied());
     for r in rows {
         let ratio = ours.map_or("-".into(), |o| format!("{:.2}×", o / r.rate.max(1e-9)));
+        let cpu_ratio = match (our_cpu, r.cpu_us_per_request.get("replica")) {
+            (Some(o), Some(c)) if o > 0.0 => format!("{:.2}×", c / o),
+            _ => "-".into(),
+        };
+        let busy: Vec<String> = r.cpu_busy_pct.iter().map(|b| format!("{b:.0}")).collect();
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {ratio} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {ratio} | {cpu_ratio} |",
             r.target,
             num(r.rate),
             ms(r.latency.p50_ms),
@@ -211,6 +305,7 @@ pub fn peers_table(files: &[RunFile]) -> String {
             r.cpu_us_per_request
                 .get("replica")
                 .map_or("-".into(), |v| format!("{v:.1}")),
+            busy.join(" / "),
         );
     }
     t
@@ -263,6 +358,10 @@ pub fn markdown(files: &[RunFile], preamble: &str) -> String {
         );
         md.push_str(&peers_table(files));
     }
+    if let Some(p) = Projection::from_files(files) {
+        md.push_str("\n## Scaling on paper\n\n");
+        md.push_str(&projection_section(&p));
+    }
     md.push_str("\n## Errors\n\n");
     md.push_str(&errors_section(files));
     md
@@ -278,14 +377,23 @@ pub fn chart(files: &[RunFile], path: &Path) -> Result<()> {
     if rows.is_empty() {
         return Err("no `checks` rows through the load balancer to chart".into());
     }
-    let max_n = rows.iter().map(|r| r.replicas).max().unwrap_or(1) as f64;
-    let max_rate = rows.iter().map(|r| r.rate).fold(0.0, f64::max) * 1.25;
+    let projection = Projection::from_files(files);
+    let measured_n = rows.iter().map(|r| r.replicas).max().unwrap_or(1);
+    let max_n = projection.as_ref().map_or(measured_n, |p| {
+        (p.knee().ceil() as u32 + 2).clamp(measured_n, 24)
+    }) as f64;
+    let max_rate = rows
+        .iter()
+        .map(|r| r.rate)
+        .chain(projection.as_ref().map(|p| p.redis_limit))
+        .fold(0.0, f64::max)
+        * 1.15;
     let max_ms = rows.iter().map(|r| r.latency.p999_ms).fold(0.0, f64::max) * 1.25;
     let root = SVGBackend::new(path, (1000, 440)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, body) = root.split_vertically(36);
     top.titled(
-        "session-server behind HAProxy: GET /v1/session against replica count (replicas share 2 cores)",
+        "session-server behind HAProxy: GET /v1/session against replica count (measured: replicas share one core)",
         ("sans-serif", 17),
     )?;
     let (left, right) = body.split_horizontally(500);
@@ -300,7 +408,7 @@ pub fn chart(files: &[RunFile], path: &Path) -> Result<()> {
     c.configure_mesh()
         .x_desc("replicas")
         .y_desc("requests per second")
-        .x_labels(max_n as usize + 2)
+        .x_labels((max_n as usize + 2).min(14))
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| num(*y))
         .draw()?;
@@ -309,6 +417,26 @@ pub fn chart(files: &[RunFile], path: &Path) -> Result<()> {
         .label("checks req/s")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
     c.draw_series(pts.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))?;
+    if let Some(p) = &projection {
+        let grey = RGBColor(120, 120, 120);
+        let projected: Vec<(f64, f64)> = (1..=max_n as u32)
+            .map(|n| (n as f64, p.capacity(n)))
+            .collect();
+        c.draw_series(DashedLineSeries::new(projected, 6, 4, grey.stroke_width(2)))?
+            .label("projected: a core per replica (from measured CPU/check)")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(2))
+            });
+        let purple = RGBColor(150, 60, 170);
+        c.draw_series(DashedLineSeries::new(
+            vec![(0.5, p.redis_limit), (max_n + 0.5, p.redis_limit)],
+            3,
+            3,
+            purple.stroke_width(1),
+        ))?
+        .label("projected: one Redis core")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], purple));
+    }
     c.configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.8))
@@ -320,11 +448,11 @@ pub fn chart(files: &[RunFile], path: &Path) -> Result<()> {
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(x_range, 0.0..max_ms.max(0.1))?;
+        .build_cartesian_2d(0.5..(measured_n as f64 + 0.5), 0.0..max_ms.max(0.1))?;
     c.configure_mesh()
         .x_desc("replicas")
         .y_desc("milliseconds")
-        .x_labels(max_n as usize + 2)
+        .x_labels((max_n as usize + 2).min(14))
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()?;
     type Metric = fn(&Row) -> f64;
@@ -415,6 +543,29 @@ mod tests {
         let t = peers_table(&files);
         assert!(t.contains("| actix-session | 1,500 |"), "{t}");
         assert!(t.contains("2.00×"), "{t}");
+    }
+
+    #[test]
+    fn the_projection_is_bounded_by_one_redis_core() {
+        let mut r = row("checks", 1, 20000.0, "haproxy", "session-server");
+        r.cpu_us_per_request.insert("replica".into(), 25.0);
+        r.redis = Some(crate::results::RedisCost {
+            commands_per_request: 1.0,
+            by_command: [("get".to_owned(), 1.0)].into(),
+            cpu_us_per_request: 5.0,
+        });
+        let files = vec![RunFile {
+            rows: vec![r],
+            ..RunFile::default()
+        }];
+        let p = Projection::from_files(&files).unwrap();
+        assert_eq!(p.per_replica, 40_000.0);
+        assert_eq!(p.redis_limit, 200_000.0);
+        assert_eq!(p.knee(), 5.0);
+        assert_eq!(p.capacity(2), 80_000.0);
+        assert_eq!(p.capacity(8), 200_000.0);
+        let md = markdown(&files, "# t");
+        assert!(md.contains("| 6 | 200,000 | one Redis core |"), "{md}");
     }
 
     #[test]

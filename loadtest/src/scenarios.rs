@@ -13,12 +13,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use reqwest::StatusCode;
+use reqwest::{StatusCode, header::HeaderValue};
 use tokio::task::JoinSet;
 
 use crate::{
     Result,
-    api::{Conn, Session, password_for},
+    api::{CheckConn, Conn, Session, password_for},
     probe::{Probes, Redis},
     progress::Progress,
     results::{Memory, Row},
@@ -200,7 +200,6 @@ pub async fn setup(opts: &Options, probes: &Probes) -> Result<(Vec<Session>, Opt
 #[allow(clippy::too_many_arguments)]
 async fn checks(
     base: &str,
-    origin: Option<&str>,
     sessions: Arc<Vec<Session>>,
     conns: usize,
     rate: f64,
@@ -210,10 +209,16 @@ async fn checks(
 ) -> Result<Recorder> {
     let mut set = JoinSet::new();
     let interval = (rate > 0.0).then(|| Duration::from_secs_f64(conns as f64 / rate));
+    let cookies: Arc<Vec<HeaderValue>> = Arc::new(
+        sessions
+            .iter()
+            .map(|s| HeaderValue::from_str(&s.cookie))
+            .collect::<std::result::Result<_, _>>()?,
+    );
     for w in 0..conns {
-        let conn = Conn::new(base, origin)?;
-        let (sessions, budget, live, stop) =
-            (sessions.clone(), budget.clone(), live.clone(), stop.clone());
+        let mut conn = CheckConn::new(base)?;
+        let (cookies, budget, live, stop) =
+            (cookies.clone(), budget.clone(), live.clone(), stop.clone());
         set.spawn(async move {
             let mut rec = Recorder::default();
             let mut next =
@@ -228,8 +233,8 @@ async fn checks(
                 } else {
                     Instant::now()
                 };
-                let session = &sessions[(w + k * conns) % sessions.len()];
-                let result = conn.check(&session.cookie).await;
+                let cookie = &cookies[(w + k * conns) % cookies.len()];
+                let result = conn.check(cookie).await;
                 rec.record(&live, "check", due.elapsed(), outcome(result, 200));
                 k += 1;
                 if let Some(i) = interval {
@@ -282,7 +287,6 @@ impl Context {
         let started = Instant::now();
         let rec = checks(
             &self.opts.target,
-            self.opts.origin.as_deref(),
             self.sessions.clone(),
             self.opts.connections,
             rate,
@@ -334,7 +338,6 @@ impl Context {
         let started = Instant::now();
         let check_task = checks(
             &self.opts.target,
-            self.opts.origin.as_deref(),
             self.sessions.clone(),
             self.opts.connections,
             rate,
@@ -536,11 +539,7 @@ impl Context {
         let progress = Progress::start("revocation", self.opts.duration, live.clone());
         let started = Instant::now();
         let background = {
-            let (base, origin, sessions) = (
-                self.opts.target.clone(),
-                origin.clone(),
-                self.sessions.clone(),
-            );
+            let (base, sessions) = (self.opts.target.clone(), self.sessions.clone());
             let (conns, stop, bg_live) = (
                 self.opts.background_connections,
                 stop.clone(),
@@ -551,17 +550,7 @@ impl Context {
                 self.opts.max_requests,
             ));
             tokio::spawn(async move {
-                checks(
-                    &base,
-                    origin.as_deref(),
-                    sessions,
-                    conns,
-                    0.0,
-                    bg_budget,
-                    bg_live,
-                    stop,
-                )
-                .await
+                checks(&base, sessions, conns, 0.0, bg_budget, bg_live, stop).await
             })
         };
         let mut set = JoinSet::new();
