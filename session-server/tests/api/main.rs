@@ -2,6 +2,7 @@
 //! `redis-server` started by the harness.
 
 mod deployments;
+mod faults;
 mod ha;
 mod helpers;
 
@@ -14,3 +15,4 @@ mod operations;
 mod redis_only;
 mod sessions;
 mod shutdown;
+mod soak;

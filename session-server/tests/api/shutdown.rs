@@ -52,6 +52,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
         .env("SESSION_ARGON2_MEMORY_KIB", "65536")
         .env("SESSION_ARGON2_ITERATIONS", "6")
         .env("SESSION_WORKERS", "1")
+        .env("SESSION_ARGON2_CONCURRENCY", "2")
         .spawn()
         .unwrap();
     let base = format!("http://{public}");
@@ -61,30 +62,43 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
         assert!(Instant::now() < deadline, "server did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Registration hashes a password: a request that takes a while.
-    let in_flight = tokio::spawn({
-        let client = client.clone();
-        let url = format!("{base}/v1/users");
-        async move {
-            client
-                .post(url)
-                .json(&json!({"username": "alice", "password": "alice-password"}))
-                .send()
-                .await
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Registrations hash a password: requests that take a while. Six at once with two hashing
+    // slots: some are hashing, some wait in the queue when the signal arrives.
+    let in_flight: Vec<_> = (0..6)
+        .map(|i| {
+            let client = client.clone();
+            let url = format!("{base}/v1/users");
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .json(&json!({"username": format!("user{i}"), "password": "a-password"}))
+                    .send()
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-
-    let response = in_flight
-        .await
-        .unwrap()
-        .expect("the in-flight request completes");
-    assert_eq!(response.status(), 201);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "new connections are refused once draining"
+    );
+    for request in in_flight {
+        let response = request
+            .await
+            .unwrap()
+            .expect("every in-flight request completes");
+        assert_eq!(response.status(), 201);
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
