@@ -52,8 +52,8 @@ async fn a_steady_mixed_load_keeps_memory_flat_and_leaves_no_keys_behind() {
         .env("SESSION_LOG", "off")
         .env("SESSION_ARGON2_MEMORY_KIB", "256")
         .env("SESSION_ARGON2_ITERATIONS", "1")
-        .env("SESSION_IDLE_TIMEOUT", "1")
-        .env("SESSION_ABSOLUTE_TIMEOUT", "2")
+        .env("SESSION_IDLE_TIMEOUT", "3")
+        .env("SESSION_ABSOLUTE_TIMEOUT", "4")
         .env("SESSION_LOGIN_WINDOW", "2")
         .env("SESSION_LOGIN_MAX_ATTEMPTS_PER_IP", "100000000")
         .stdout(Stdio::null())
@@ -123,7 +123,7 @@ async fn a_steady_mixed_load_keeps_memory_flat_and_leaves_no_keys_behind() {
                         .status();
                     requests += 1;
                     errors += u64::from(s != 200);
-                    let s = if round % 5 == 0 {
+                    let s = if round.is_multiple_of(5) {
                         http.delete(format!("{base}/v1/sessions?include_current=true"))
                             .header(header::COOKIE, &cookie)
                             .send()
@@ -168,9 +168,9 @@ async fn a_steady_mixed_load_keeps_memory_flat_and_leaves_no_keys_behind() {
         errors += e;
         revoked_accepted += a;
     }
-    // Keys: once every session has passed its absolute timeout (2 s) and the throttling window
+    // Keys: once every session has passed its absolute timeout (4 s) and the throttling window
     // (2 s), only users, usernames and the event feed remain.
-    let settle = Instant::now() + Duration::from_secs(10);
+    let settle = Instant::now() + Duration::from_secs(12);
     let leftover = loop {
         let leftover: Vec<String> = redis
             .keys()
