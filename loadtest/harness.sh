@@ -290,6 +290,9 @@ fi
   echo
   echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo);" \
        "$(redis-server --version | awk '{print $1, $2, $3}'); $(haproxy -v | awk 'NR==1 {print "HAProxy", $3}')."
+  rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  git -C "$root" diff --quiet HEAD -- session-server 2>/dev/null || rev="$rev (session-server/ modified)"
+  echo "Source: commit $rev; binaries: $SERVER_BIN, $LOADTEST_BIN."
   if [ "$PIN" = 1 ]; then
     echo "Pinning: session-server replicas and HAProxy on CPU $SERVER_CPU; redis-server and the load generator on CPU $LOAD_CPU (taskset). Each replica: 1 HTTP worker, 1 password-hashing slot."
   else

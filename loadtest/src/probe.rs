@@ -155,9 +155,9 @@ pub struct Delta {
     pub redis_cpu_s: f64,
     pub role_cpu_s: BTreeMap<String, f64>,
     pub cpu_busy_pct: Vec<f64>,
-    /// CPU used by processes other than the measured ones (and the kernel on their behalf
-    /// outside their accounting), in percent of one core: busy time of all cores less the
-    /// measured processes' time. Non-zero means something else ran during the phase.
+    /// CPU not accounted to the measured processes, in percent of one core: busy time of all
+    /// cores less the measured processes' time. Other processes, and kernel work not charged to
+    /// ours (softirq processing of loopback traffic); large values mean something else ran.
     pub other_cpu_pct: Option<f64>,
 }
 

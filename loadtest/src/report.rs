@@ -186,7 +186,7 @@ pub fn main_table(files: &[RunFile]) -> String {
 
 fn cost_table(files: &[RunFile]) -> String {
     let mut t = String::from(
-        "| scenario | replicas | Redis cmds/req | by command | Redis CPU µs/req | replicas CPU µs/req | HAProxy CPU µs/req | load generator CPU µs/req | CPU busy % (per core) | other processes' CPU % |\n\
+        "| scenario | replicas | Redis cmds/req | by command | Redis CPU µs/req | replicas CPU µs/req | HAProxy CPU µs/req | load generator CPU µs/req | CPU busy % (per core) | CPU not accounted to them % |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in scale_rows(files) {

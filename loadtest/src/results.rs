@@ -54,7 +54,8 @@ pub struct Row {
     pub cpu_us_per_request: BTreeMap<String, f64>,
     /// Busy share of each CPU of the machine over the phase, percent.
     pub cpu_busy_pct: Vec<f64>,
-    /// CPU of other processes during the phase, percent of one core (see `probe::Delta`).
+    /// CPU not accounted to the measured processes during the phase, percent of one core: other
+    /// processes, and kernel work (e.g. loopback packet processing) not charged to ours.
     pub other_cpu_pct: Option<f64>,
     /// Per operation (web mix): latency and count.
     pub ops: BTreeMap<String, Latency>,
