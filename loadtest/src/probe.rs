@@ -31,32 +31,56 @@ impl Redis {
         })
     }
 
-    /// Sends a command; returns a bulk or simple string reply, or an integer as text.
-    pub async fn command(&mut self, args: &[&str]) -> Result<String> {
+    /// Sends a command; returns the reply (an error reply is an `Err`).
+    pub async fn call(&mut self, args: &[&str]) -> Result<Value> {
         let mut req = format!("*{}\r\n", args.len());
         for a in args {
             req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
         }
         let io = async {
             self.stream.get_mut().write_all(req.as_bytes()).await?;
-            let mut line = String::new();
-            self.stream.read_line(&mut line).await?;
-            let line = line.trim_end();
-            match line.as_bytes().first() {
-                Some(b'+') | Some(b':') => Ok(line[1..].to_owned()),
-                Some(b'$') => {
-                    let len: usize = line[1..].parse()?;
-                    let mut buf = vec![0u8; len + 2];
-                    self.stream.read_exact(&mut buf).await?;
-                    buf.truncate(len);
-                    Ok(String::from_utf8(buf)?)
-                }
-                _ => Err(format!("redis replied {line:?}").into()),
-            }
+            read_value(&mut self.stream).await
         };
         tokio::time::timeout(Duration::from_secs(5), io)
             .await
             .map_err(|_| "redis command timeout")?
+    }
+
+    /// Sends a command; returns a bulk or simple string reply, or an integer as text.
+    pub async fn command(&mut self, args: &[&str]) -> Result<String> {
+        match self.call(args).await? {
+            Value::Text(t) => Ok(t),
+            Value::Int(i) => Ok(i.to_string()),
+            other => Err(format!("unexpected reply {other:?}").into()),
+        }
+    }
+
+    /// `MEMORY USAGE` summed over all keys by kind (session-server's key schema), with `SCAN`:
+    /// a measurement tool's pass over a test database, never part of the request path.
+    pub async fn memory_by_kind(&mut self) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        let mut cursor = "0".to_owned();
+        for _ in 0..100_000 {
+            let Value::Array(reply) = self.call(&["SCAN", &cursor, "COUNT", "1000"]).await? else {
+                return Err("SCAN: unexpected reply".into());
+            };
+            let [Value::Text(next), Value::Array(keys)] = reply.as_slice() else {
+                return Err("SCAN: unexpected reply".into());
+            };
+            for key in keys {
+                let Value::Text(key) = key else { continue };
+                if let Value::Int(bytes) =
+                    self.call(&["MEMORY", "USAGE", key, "SAMPLES", "0"]).await?
+                {
+                    *out.entry(key_kind(key).to_owned()).or_default() += bytes.max(0) as u64;
+                }
+            }
+            cursor = next.clone();
+            if cursor == "0" {
+                return Ok(out);
+            }
+        }
+        Err("SCAN did not finish".into())
     }
 
     pub async fn info(&mut self, section: &str) -> Result<BTreeMap<String, String>> {
@@ -71,6 +95,69 @@ impl Redis {
 
     pub async fn dbsize(&mut self) -> Result<u64> {
         Ok(self.command(&["DBSIZE"]).await?.parse()?)
+    }
+}
+
+/// A RESP reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Nil,
+    Int(i64),
+    Text(String),
+    Array(Vec<Value>),
+}
+
+fn read_value<'a>(
+    r: &'a mut BufReader<TcpStream>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value>> + Send + 'a>> {
+    Box::pin(async move {
+        let mut line = String::new();
+        r.read_line(&mut line).await?;
+        let line = line.trim_end();
+        let rest = line.get(1..).unwrap_or_default();
+        match line.as_bytes().first() {
+            Some(b'+') => Ok(Value::Text(rest.to_owned())),
+            Some(b':') => Ok(Value::Int(rest.parse()?)),
+            Some(b'-') => Err(format!("redis error: {rest}").into()),
+            Some(b'$') if rest == "-1" => Ok(Value::Nil),
+            Some(b'$') => {
+                let len: usize = rest.parse()?;
+                let mut buf = vec![0u8; len + 2];
+                r.read_exact(&mut buf).await?;
+                buf.truncate(len);
+                Ok(Value::Text(String::from_utf8_lossy(&buf).into_owned()))
+            }
+            Some(b'*') if rest == "-1" => Ok(Value::Nil),
+            Some(b'*') => {
+                let n: usize = rest.parse()?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(read_value(r).await?);
+                }
+                Ok(Value::Array(items))
+            }
+            _ => Err(format!("redis replied {line:?}").into()),
+        }
+    })
+}
+
+/// The kind of a key in session-server's schema (`../session-server/src/store/keys.rs`);
+/// `other` for anything else (e.g. a peer's keys).
+pub fn key_kind(key: &str) -> &'static str {
+    if key.contains("}:s:") {
+        "session"
+    } else if key.ends_with("}:idx") {
+        "user index"
+    } else if key.ends_with("}:user") {
+        "user"
+    } else if key.contains(":name:") {
+        "username"
+    } else if key.contains(":rl:") {
+        "throttling"
+    } else if key.ends_with(":events") {
+        "event feed"
+    } else {
+        "other"
     }
 }
 
@@ -344,6 +431,18 @@ mod tests {
         assert_eq!(redis.commands_per_request, 1.0);
         assert_eq!(redis.by_command.get("info"), None);
         assert!((redis.cpu_us_per_request - 500.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn keys_are_classified_by_the_schema() {
+        let uid = "{0123456789abcdef0123456789abcdef}";
+        assert_eq!(key_kind(&format!("sess:{uid}:s:AbC-_x")), "session");
+        assert_eq!(key_kind(&format!("sess:{uid}:idx")), "user index");
+        assert_eq!(key_kind(&format!("sess:{uid}:user")), "user");
+        assert_eq!(key_kind("sess:name:alice"), "username");
+        assert_eq!(key_kind("sess:rl:ip:127.0.0.1"), "throttling");
+        assert_eq!(key_kind("sess:events"), "event feed");
+        assert_eq!(key_kind("actix-session:abc"), "other");
     }
 
     #[test]

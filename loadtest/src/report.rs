@@ -247,13 +247,19 @@ fn ops_table(files: &[RunFile]) -> String {
 
 fn memory_table(files: &[RunFile]) -> String {
     let mut t = String::from(
-        "| target | replicas | users | sessions | used_memory before → after | bytes per session | keys |\n|---|---|---|---|---|---|---|\n",
+        "| target | replicas | users | sessions | used_memory before → after | bytes per session (used_memory Δ) | keys | MEMORY USAGE by kind, bytes per session |\n|---|---|---|---|---|---|---|---|\n",
     );
     for f in files {
         if let Some(m) = &f.memory {
+            let per = |b: u64| b as f64 / m.sessions.max(1) as f64;
+            let kinds: Vec<String> = m
+                .by_kind
+                .iter()
+                .map(|(k, b)| format!("{k} {:.0}", per(*b)))
+                .collect();
             let _ = writeln!(
                 t,
-                "| {} | {} | {} | {} | {} → {} | {:.0} | {} |",
+                "| {} | {} | {} | {} | {} → {} | {:.0} | {} | {} |",
                 f.target,
                 f.replicas,
                 m.users,
@@ -261,7 +267,8 @@ fn memory_table(files: &[RunFile]) -> String {
                 num(m.used_memory_before as f64),
                 num(m.used_memory_after as f64),
                 m.bytes_per_session,
-                m.keys_after
+                m.keys_after,
+                kinds.join(", ")
             );
         }
     }

@@ -187,6 +187,7 @@ pub async fn setup(opts: &Options, probes: &Probes) -> Result<(Vec<Session>, Opt
                 used_memory_after: after,
                 bytes_per_session: (after as f64 - before as f64) / sessions.len().max(1) as f64,
                 keys_after: r.dbsize().await?,
+                by_kind: r.memory_by_kind().await?,
             })
         }
         _ => None,

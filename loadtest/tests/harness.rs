@@ -197,6 +197,7 @@ fn two_replicas_behind_haproxy_refuse_revoked_sessions_everywhere() {
     let memory = file.memory.as_ref().expect("memory measured");
     assert_eq!(memory.sessions, 16);
     assert!(memory.bytes_per_session > 0.0, "{memory:?}");
+    assert!(memory.by_kind.get("session").is_some_and(|b| *b > 0), "{memory:?}");
 
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("| revocation (revocations/s; latency = propagation) | 2 |"));
