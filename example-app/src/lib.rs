@@ -97,6 +97,16 @@ fn page(title: &str, body: &str) -> HttpResponse {
         ))
 }
 
+/// A redirect that hands on the cookies the session service set (e.g. the clearing cookie).
+fn see_other_passing_cookies(location: &str, upstream: &reqwest::Response) -> HttpResponse {
+    let mut response = HttpResponse::SeeOther();
+    response.insert_header((header::LOCATION, location));
+    for c in upstream.headers().get_all(reqwest::header::SET_COOKIE) {
+        response.append_header((header::SET_COOKIE, c.as_bytes()));
+    }
+    response.finish()
+}
+
 fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
@@ -274,12 +284,7 @@ async fn revoke_one(
     .await
     {
         Ok(r) if r.status().is_success() || r.status() == 404 => {
-            let mut response = HttpResponse::SeeOther();
-            response.insert_header((header::LOCATION, "/devices"));
-            for c in r.headers().get_all(reqwest::header::SET_COOKIE) {
-                response.append_header((header::SET_COOKIE, c.as_bytes()));
-            }
-            response.finish()
+            see_other_passing_cookies("/devices", &r)
         }
         _ => unavailable(),
     }
@@ -302,14 +307,7 @@ async fn revoke_all(
     .send()
     .await
     {
-        Ok(r) if r.status().is_success() => {
-            let mut response = HttpResponse::SeeOther();
-            response.insert_header((header::LOCATION, "/login"));
-            for c in r.headers().get_all(reqwest::header::SET_COOKIE) {
-                response.append_header((header::SET_COOKIE, c.as_bytes()));
-            }
-            response.finish()
-        }
+        Ok(r) if r.status().is_success() => see_other_passing_cookies("/login", &r),
         _ => unavailable(),
     }
 }

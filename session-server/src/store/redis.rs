@@ -113,6 +113,14 @@ fn decode(bytes: &[u8]) -> Result<SessionRecord, StoreError> {
     SessionRecord::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// A counter and its `PTTL` (negative when the key has no TTL or does not exist).
+fn rate_count(count: u32, pttl: i64) -> RateCount {
+    RateCount {
+        count,
+        resets_in: Duration::from_millis(pttl.max(0).unsigned_abs()),
+    }
+}
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -494,20 +502,14 @@ impl Store for RedisStore {
         let mut call = HIT.prepare_invoke();
         call.key(self.keys.rate(key)).arg(ms(window));
         let (count, ttl): (u32, i64) = self.with_conn(async |c| call.invoke_async(c).await).await?;
-        Ok(RateCount {
-            count,
-            resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
-        })
+        Ok(rate_count(count, ttl))
     }
 
     async fn peek(&self, key: &RateKey) -> Result<RateCount, StoreError> {
         let mut call = PEEK.prepare_invoke();
         call.key(self.keys.rate(key));
         let (count, ttl): (u32, i64) = self.with_conn(async |c| call.invoke_async(c).await).await?;
-        Ok(RateCount {
-            count,
-            resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
-        })
+        Ok(rate_count(count, ttl))
     }
 
     async fn reset(&self, key: &RateKey) -> Result<(), StoreError> {
