@@ -25,7 +25,9 @@
 #   PEER_SESSIONS=64  PEERS_DIR=../shared/peers  PEERS_TARGET_DIR=/tmp/peers-target
 #   PIN=1 SERVER_CPU=0 LOAD_CPU=1  (servers and HAProxy on one core, redis-server and the load
 #                                   generator on the other; PIN=0: no pinning)
-#   PROFILE=release (or debug)  SERVER_BIN, LOADTEST_BIN: use these binaries, build nothing
+#   PROFILE=release (or debug)  SERVER_BIN, LOADTEST_BIN, APP_BIN: use these binaries, build nothing
+#   APP=1  also start the example app in front of each topology, as compose does, and check a
+#          login through it (APP=0: without the app)
 #   OUT=loadtest/results/latest  KEEP_TMP=0 (1: keep logs and configs in the temporary directory)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,16 +67,23 @@ if [ "$PIN" = 1 ] && ! command -v taskset >/dev/null; then
 fi
 
 # --- binaries ----------------------------------------------------------------------------------
-if [ -z "${SERVER_BIN:-}" ] || [ -z "${LOADTEST_BIN:-}" ]; then
+APP=${APP:-1}
+if [ -z "${SERVER_BIN:-}" ] || [ -z "${LOADTEST_BIN:-}" ] || { [ "$APP" = 1 ] && [ -z "${APP_BIN:-}" ]; }; then
   flag=(); [ "$PROFILE" = release ] && flag=(--release)
-  log "building session-server and loadtest ($PROFILE)"
-  cargo build -q "${flag[@]}" -p session-server -p loadtest --manifest-path "$root/Cargo.toml"
+  packages=(-p session-server -p loadtest); [ "$APP" = 1 ] && packages+=(-p example-app)
+  log "building ${packages[*]} ($PROFILE)"
+  cargo build -q "${flag[@]}" "${packages[@]}" --manifest-path "$root/Cargo.toml"
   dir=$root/target/$PROFILE
   SERVER_BIN=${SERVER_BIN:-$dir/session-server}
   LOADTEST_BIN=${LOADTEST_BIN:-$dir/loadtest}
+  APP_BIN=${APP_BIN:-$dir/example-app}
 fi
 [ -x "$SERVER_BIN" ] || die "no session-server binary at $SERVER_BIN"
 [ -x "$LOADTEST_BIN" ] || die "no loadtest binary at $LOADTEST_BIN"
+[ "$APP" = 1 ] && { [ -x "$APP_BIN" ] || die "no example-app binary at $APP_BIN"; }
+# The example app's admin API key, as in docker-compose.yml (the digest is its SHA-256).
+APP_KEY=example-app-development-key
+APP_KEY_DIGEST=3e8bdb9854637e5bdcf1c33acbcd1042a82c7eeec9936b8e1b5c5ec5a4274388
 
 # --- process bookkeeping -----------------------------------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/session-harness.XXXXXX")
@@ -183,7 +192,34 @@ start_replica() {  # start_replica NAME PUBLIC_PORT ADMIN_PORT; sets STARTED_PID
     SESSION_WORKERS=1 SESSION_ARGON2_CONCURRENCY=1 \
     SESSION_TRUSTED_PROXIES=127.0.0.1 SESSION_COOKIE_SECURE=false \
     SESSION_LOGIN_MAX_ATTEMPTS_PER_IP=1000000000 SESSION_LOG=warn \
+    SESSION_ADMIN_API_KEYS="$APP_KEY_DIGEST" SESSION_ALLOWED_ORIGINS="http://127.0.0.1:$APP_PORT" \
     "$SERVER_BIN"
+}
+
+# The example app in front of HAProxy, as in compose; a login through it must reach a page that
+# only signed-in users see, and a logout must end that.
+start_app() {  # start_app NAME LB_PORT LB_ADMIN_PORT
+  start "$1" "$SERVER_CPU" env APP_ADDR="127.0.0.1:$APP_PORT" \
+    SESSION_PUBLIC_URL="http://127.0.0.1:$2" SESSION_ADMIN_URL="http://127.0.0.1:$3" \
+    SESSION_API_KEY="$APP_KEY" SESSION_COOKIE_NAME=session "$APP_BIN"
+  wait_for "example app" 30 answers_http "http://127.0.0.1:$APP_PORT/login"
+}
+
+app_smoke_test() {  # register, log in through the app, see the signed-in page, log out
+  local app=http://127.0.0.1:$APP_PORT jar=$tmp/app-cookies user=app-smoke-$1
+  local json="{\"username\":\"$user\",\"password\":\"$user-password\"}"
+  local origin=(-H "Origin: $app" -H 'Content-Type: application/json')
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${origin[@]}" -d "$json" "$app/v1/users")
+  [ "$code" = 201 ] || die "example app: registering through it answered $code"
+  code=$(curl -s -c "$jar" -o /dev/null -w '%{http_code}' "${origin[@]}" -d "$json" "$app/v1/login")
+  [ "$code" = 200 ] || die "example app: login through it answered $code"
+  curl -s -b "$jar" "$app/" | grep -q "$user" || die "example app: the signed-in page does not show $user"
+  code=$(curl -s -b "$jar" -o /dev/null -w '%{http_code}' -H "Origin: $app" -X POST "$app/v1/logout")
+  [ "$code" = 204 ] || die "example app: logout through it answered $code"
+  code=$(curl -s -b "$jar" -o /dev/null -w '%{http_code}' "$app/")
+  [ "$code" != 200 ] || die "example app: the signed-in page still answers 200 after logout"
+  log "example app: register, login, signed-in page, logout through it: ok"
 }
 
 # deploy/haproxy.cfg with each "servers:begin/end" block replaced by the local replicas.
@@ -206,7 +242,8 @@ run_limit=$(awk -v d="$DURATION" 'BEGIN { printf "%d", 180 + 8 * d }')
 
 # --- scale-out: N replicas behind HAProxy ------------------------------------------------------
 for n in $REPLICAS; do
-  log "topology: redis-server + $n replica(s) + haproxy"
+  log "topology: redis-server + $n replica(s) + haproxy$([ "$APP" = 1 ] && echo " + example app")"
+  APP_PORT=$(free_port)
   start_redis
   pub_ports=() adm_ports=() replica_pids=() urls=()
   for i in $(seq "$n"); do
@@ -226,6 +263,10 @@ for n in $REPLICAS; do
   haproxy_pid=$STARTED_PID
   wait_for "haproxy with $n replicas UP" 30 all_up "http://127.0.0.1:$lb_stats/stats;csv" "$n"
   wait_for "readyz through haproxy" 10 ready "http://127.0.0.1:$lb"
+  if [ "$APP" = 1 ]; then
+    start_app "example-app-$n" "$lb" "$lb_admin"
+    app_smoke_test "$n"
+  fi
 
   args=(run --name session-server --via haproxy --replicas "$n"
         --target "http://127.0.0.1:$lb" --redis "127.0.0.1:$REDIS_PORT" --clk-tck "$CLK_TCK"
@@ -266,7 +307,7 @@ if [ -n "$PEERS" ]; then
     fi
     log "peer comparison: $target"
     start_redis
-    port=$(free_port)
+    port=$(free_port); APP_PORT=$port
     if [ "$target" = session-server ]; then
       start_replica "$target" "$port" "$(free_port)"
     else

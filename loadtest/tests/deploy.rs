@@ -1,6 +1,6 @@
 //! The container healthcheck of `session-server/Dockerfile`, run as written against a real
-//! session-server: healthy when the store answers, unhealthy when it does not or when nothing
-//! listens. (Building and running the image needs a container engine, which these machines lack;
+//! session-server (with the service stage's path, /readyz): healthy when the store answers,
+//! unhealthy when it does not or when nothing listens. (Building and running the image needs a container engine, which these machines lack;
 //! this runs the same command line the engine would.)
 
 use std::{
@@ -58,6 +58,7 @@ fn healthy(port: u16) -> bool {
     Command::new(&argv[0])
         .args(&argv[1..])
         .env("HEALTHCHECK_PORT", port.to_string())
+        .env("HEALTHCHECK_PATH", "/readyz")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -100,6 +101,14 @@ fn start_server(port: u16, redis_url: Option<&str>) -> Server {
 fn the_healthcheck_is_the_readiness_of_the_store() {
     let argv = healthcheck_argv();
     assert_eq!(argv[0], "bash", "{argv:?}");
+    // The service's stage (the last one) points the healthcheck at /readyz on its public port.
+    let dockerfile = std::fs::read_to_string(root().join("session-server/Dockerfile")).unwrap();
+    let service_stage = dockerfile
+        .rsplit_once("AS session-server")
+        .expect("a session-server stage")
+        .1;
+    assert!(service_stage.contains("HEALTHCHECK_PATH=/readyz"));
+    assert!(service_stage.contains("HEALTHCHECK_PORT=8080"));
 
     let port = free_port();
     let _ready = start_server(port, None);

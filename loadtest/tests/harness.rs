@@ -1,5 +1,6 @@
 //! The local multi-replica harness, run for real and briefly: redis-server, two session-server
-//! replicas and HAProxy on 127.0.0.1, all four scenarios for two seconds each. Sessions revoked
+//! replicas, HAProxy and the example app on 127.0.0.1 (a login through the app is checked), all
+//! four scenarios for two seconds each. Sessions revoked
 //! through one replica must be refused by the other at once (zero revoked-but-accepted), nothing
 //! may fail, and every process the harness started must be gone afterwards, also when the run
 //! fails.
@@ -21,26 +22,31 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The session-server binary of this workspace (dev profile), built if needed. Under
-/// `cargo test --workspace` it is already built and this is a no-op.
-fn server_bin() -> PathBuf {
+/// The session-server and example-app binaries of this workspace (dev profile), built if
+/// needed. Under `cargo test --workspace` they are already built and this is a no-op.
+fn bins() -> (PathBuf, PathBuf) {
     let status = Command::new(env!("CARGO"))
         .args([
             "build",
             "-q",
             "-p",
             "session-server",
-            "--bin",
-            "session-server",
+            "-p",
+            "example-app",
+            "--bins",
         ])
         .current_dir(root())
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "building session-server failed");
+    assert!(
+        status.success(),
+        "building session-server and example-app failed"
+    );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    target.join("debug").join("session-server")
+        .unwrap_or_else(|| root().join("target"))
+        .join("debug");
+    (target.join("session-server"), target.join("example-app"))
 }
 
 fn out_dir(name: &str) -> PathBuf {
@@ -53,12 +59,14 @@ fn out_dir(name: &str) -> PathBuf {
 /// The harness's output goes to `harness.log` in its output directory (shown on failure).
 fn harness(out: &Path, loadtest_bin: &Path, env: &[(&str, &str)]) -> Command {
     let log = std::fs::File::create(out.join("harness.log")).unwrap();
+    let (server, app) = bins();
     let mut cmd = Command::new("bash");
     cmd.arg(root().join("loadtest/harness.sh"))
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .env("OUT", out)
-        .env("SERVER_BIN", server_bin())
+        .env("SERVER_BIN", server)
+        .env("APP_BIN", app)
         .env("LOADTEST_BIN", loadtest_bin)
         .env("PEERS", "")
         .env("PIN", "0")
@@ -197,8 +205,16 @@ fn two_replicas_behind_haproxy_refuse_revoked_sessions_everywhere() {
     let memory = file.memory.as_ref().expect("memory measured");
     assert_eq!(memory.sessions, 16);
     assert!(memory.bytes_per_session > 0.0, "{memory:?}");
-    assert!(memory.by_kind.get("session").is_some_and(|b| *b > 0), "{memory:?}");
+    assert!(
+        memory.by_kind.get("session").is_some_and(|b| *b > 0),
+        "{memory:?}"
+    );
 
+    let log = std::fs::read_to_string(out.join("harness.log")).unwrap();
+    assert!(
+        log.contains("example app: register, login, signed-in page, logout through it: ok"),
+        "{log}"
+    );
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("| revocation (revocations/s; latency = propagation) | 2 |"));
     assert!(
@@ -221,7 +237,8 @@ fn a_failed_run_still_stops_everything_it_started() {
     assert!(!status.success(), "the harness reports the failure");
     let names: Vec<String> = started(&out).into_iter().map(|(n, _)| n).collect();
     assert!(
-        names.iter().any(|n| n.starts_with("haproxy"))
+        names.iter().any(|n| n.starts_with("example-app"))
+            && names.iter().any(|n| n.starts_with("haproxy"))
             && names.iter().filter(|n| n.starts_with("replica")).count() == 2
             && names.iter().any(|n| n.starts_with("redis")),
         "started: {names:?}"
