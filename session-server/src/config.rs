@@ -61,12 +61,16 @@ impl FromStr for Seconds {
 
 impl Seconds {
     fn from_f64(value: f64) -> Result<Self, String> {
+        let error = || format!("{value} must be a positive number of seconds (at most 10 years)");
         if !value.is_finite() || value <= 0.0 || value > 10.0 * 365.0 * 86_400.0 {
-            return Err(format!(
-                "{value} must be a positive number of seconds (at most 10 years)"
-            ));
+            return Err(error());
         }
-        Ok(Seconds(Duration::from_secs_f64(value)))
+        // Below a nanosecond a positive value would still become a zero duration.
+        let duration = Duration::from_secs_f64(value);
+        if duration.is_zero() {
+            return Err(error());
+        }
+        Ok(Seconds(duration))
     }
 }
 
@@ -733,6 +737,7 @@ mod tests {
         }
         assert!("-1".parse::<Seconds>().is_err());
         assert!("NaN".parse::<Seconds>().is_err());
+        assert!("1e-10".parse::<Seconds>().is_err());
         assert!(toml::from_str::<Settings>("no_such_setting = 1").is_err());
     }
 

@@ -91,7 +91,10 @@ impl SessionToken {
         if text.len() != TOKEN_CHARS {
             return Err(TokenError::Length);
         }
-        let (route, rest) = text.split_at(ROUTE_CHARS);
+        // Not `split_at`: the length is in bytes, and a multi-byte character may straddle the cut.
+        let (route, rest) = text
+            .split_at_checked(ROUTE_CHARS)
+            .ok_or(TokenError::Format)?;
         let secret_text = rest.strip_prefix('.').ok_or(TokenError::Format)?;
         if !route
             .bytes()
@@ -169,6 +172,9 @@ mod tests {
         no_dot.replace_range(32..33, "-");
         assert_eq!(SessionToken::parse(&no_dot), Err(TokenError::Format));
         assert!(SessionToken::parse("").is_err());
+        let straddling = format!("{}é{}", "a".repeat(31), "A".repeat(43));
+        assert_eq!(straddling.len(), TOKEN_CHARS);
+        assert_eq!(SessionToken::parse(&straddling), Err(TokenError::Format));
     }
 
     #[test]

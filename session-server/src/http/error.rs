@@ -154,6 +154,8 @@ impl ResponseError for ApiError {
 pub fn generic(status: StatusCode) -> ErrorBody {
     let (error, message) = match status {
         StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        // Query strings and bodies that the framework's extractors could not read.
+        StatusCode::BAD_REQUEST => ("malformed_request", "the request could not be understood"),
         StatusCode::METHOD_NOT_ALLOWED => {
             ("method_not_allowed", "method not allowed on this resource")
         }

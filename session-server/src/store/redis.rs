@@ -545,6 +545,9 @@ impl Store for RedisStore {
     async fn read_events(&self, from: &FeedPosition, max: usize) -> Result<EventPage, StoreError> {
         let after = match from {
             FeedPosition::Latest => "$".to_owned(),
+            // Nothing can follow the largest id, and Redis refuses to read after it: ask for the
+            // feed's bounds only; the position then lies past the end and is reported gone.
+            FeedPosition::After(id) if parse_id(id) == Some((u64::MAX, u64::MAX)) => "$".to_owned(),
             FeedPosition::After(id) => id.clone(),
         };
         let mut call = READ_EVENTS.prepare_invoke();
