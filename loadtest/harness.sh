@@ -21,7 +21,9 @@
 #   SCENARIOS=checks,logins,mix,revocation
 #   DURATION=8 WARMUP=1 CONNECTIONS=64 SESSIONS=256 USERS=32 LOGIN_CONCURRENCY=16
 #   STORM_CHECK_RATE=2000 MIX_USERS=32 PAGE_VIEWS=50 REVOCATIONS=300 REVOCATION_WORKERS=4
+#   ROUNDS=1  rounds over all replica counts (the report shows the median round and the range)
 #   PEERS="actix-session express-session axum-tower-sessions" (empty: no peer comparison)
+#   PEER_ROUNDS=3 PEER_DURATION=5  interleaved rounds over the peers (A B C D, A B C D, ...)
 #   PEER_SESSIONS=64  PEERS_DIR=../shared/peers  PEERS_TARGET_DIR=/tmp/peers-target
 #   PIN=1 SERVER_CPU=0 LOAD_CPU=1  (servers and HAProxy on one core, redis-server and the load
 #                                   generator on the other; PIN=0: no pinning)
@@ -47,6 +49,9 @@ REVOCATIONS=${REVOCATIONS:-300}
 REVOCATION_WORKERS=${REVOCATION_WORKERS:-4}
 PEERS=${PEERS-actix-session express-session axum-tower-sessions}
 PEER_SESSIONS=${PEER_SESSIONS:-64}
+ROUNDS=${ROUNDS:-1}
+PEER_ROUNDS=${PEER_ROUNDS:-3}
+PEER_DURATION=${PEER_DURATION:-5}
 PEERS_DIR=${PEERS_DIR:-$root/../shared/peers}
 PEERS_TARGET_DIR=${PEERS_TARGET_DIR:-/tmp/peers-target}
 PIN=${PIN:-1}
@@ -241,8 +246,9 @@ started_at=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 run_limit=$(awk -v d="$DURATION" 'BEGIN { printf "%d", 180 + 8 * d }')
 
 # --- scale-out: N replicas behind HAProxy ------------------------------------------------------
+for round in $(seq "$ROUNDS"); do
 for n in $REPLICAS; do
-  log "topology: redis-server + $n replica(s) + haproxy$([ "$APP" = 1 ] && echo " + example app")"
+  log "round $round/$ROUNDS, topology: redis-server + $n replica(s) + haproxy$([ "$APP" = 1 ] && echo " + example app")"
   APP_PORT=$(free_port)
   start_redis
   pub_ports=() adm_ports=() replica_pids=() urls=()
@@ -275,11 +281,12 @@ for n in $REPLICAS; do
         --login-concurrency "$LOGIN_CONCURRENCY" --storm-check-rate "$STORM_CHECK_RATE"
         --mix-users "$MIX_USERS" --page-views "$PAGE_VIEWS" --revocations "$REVOCATIONS"
         --revocation-workers "$REVOCATION_WORKERS" --pid "haproxy=$haproxy_pid"
-        --out "$OUT/raw/session-server-$n.json")
+        --out "$OUT/raw/session-server-$n-r$round.json")
   for u in "${urls[@]}"; do args+=(--replica "$u"); done
   for p in "${replica_pids[@]}"; do args+=(--pid "replica=$p"); done
   ( pin "$LOAD_CPU" timeout --signal=INT --kill-after=10 "$run_limit" "$LOADTEST_BIN" "${args[@]}" )
   stop_all
+done
 done
 
 # --- peers: session checks, one server each, pinned alike --------------------------------------
@@ -294,6 +301,7 @@ peer_cmd() {  # peer_cmd NAME: the command line of a peer, empty if it is not bu
 
 skipped_peers=()
 if [ -n "$PEERS" ]; then
+  for round in $(seq "$PEER_ROUNDS"); do
   for target in session-server $PEERS; do
     if [ "$target" = session-server ]; then
       cmd=() register=(--register)
@@ -302,10 +310,11 @@ if [ -n "$PEERS" ]; then
       register=()
       if [ ${#cmd[@]} -eq 0 ]; then
         log "peer $target is not built (see $PEERS_DIR/README.md): skipped"
-        skipped_peers+=("$target"); continue
+        [ "$round" = 1 ] && skipped_peers+=("$target")
+        continue
       fi
     fi
-    log "peer comparison: $target"
+    log "peer comparison, round $round/$PEER_ROUNDS: $target"
     start_redis
     port=$(free_port); APP_PORT=$port
     if [ "$target" = session-server ]; then
@@ -318,10 +327,11 @@ if [ -n "$PEERS" ]; then
     ( pin "$LOAD_CPU" timeout --signal=INT --kill-after=10 "$run_limit" "$LOADTEST_BIN" run \
         --name "$target" --via direct --replicas 1 --target "http://127.0.0.1:$port" \
         --redis "127.0.0.1:$REDIS_PORT" --clk-tck "$CLK_TCK" --pid "replica=$server_pid" \
-        --scenarios checks --duration "$DURATION" --warmup "$WARMUP" \
+        --scenarios checks --duration "$PEER_DURATION" --warmup "$WARMUP" \
         --connections "$CONNECTIONS" --sessions "$PEER_SESSIONS" --user-names alice,bob,carol \
-        "${register[@]}" --login-concurrency 4 --out "$OUT/raw/peer-$target.json" )
+        "${register[@]}" --login-concurrency 4 --out "$OUT/raw/peer-$target-r$round.json" )
     stop_all
+  done
   done
 fi
 
@@ -339,12 +349,12 @@ fi
   else
     echo "Pinning: none."
   fi
-  echo "Settings: replicas $REPLICAS; $DURATION s per phase (+$WARMUP s warm-up before checks); $CONNECTIONS connections for checks over $SESSIONS live sessions of $USERS users; login storm: $LOGIN_CONCURRENCY concurrent logins against checks held at $STORM_CHECK_RATE/s; web mix: $MIX_USERS virtual users, $PAGE_VIEWS page views per visit; revocation: $REVOCATION_WORKERS workers, at most $REVOCATIONS revocations, 16 background check connections; peers: $PEER_SESSIONS sessions of alice/bob/carol, $CONNECTIONS connections, one server on CPU $SERVER_CPU."
+  echo "Settings: replicas $REPLICAS, $ROUNDS round(s); $DURATION s per phase (+$WARMUP s warm-up before checks); $CONNECTIONS connections for checks over $SESSIONS live sessions of $USERS users; login storm: $LOGIN_CONCURRENCY concurrent logins against checks held at $STORM_CHECK_RATE/s; web mix: $MIX_USERS virtual users, $PAGE_VIEWS page views per visit; revocation: $REVOCATION_WORKERS workers, at most $REVOCATIONS revocations, 16 background check connections; peers: $PEER_ROUNDS interleaved rounds of $PEER_DURATION s, $PEER_SESSIONS sessions of alice/bob/carol, $CONNECTIONS connections, one server on CPU $SERVER_CPU (the tables show the median round, and the range of req/s over rounds in brackets)."
   [ ${#skipped_peers[@]} -gt 0 ] && echo "Peers skipped (not built): ${skipped_peers[*]}."
   echo
   echo "Reproduce:"
   echo
-  echo "    REPLICAS=\"$REPLICAS\" DURATION=$DURATION PEERS=\"$PEERS\" loadtest/harness.sh"
+  echo "    REPLICAS=\"$REPLICAS\" ROUNDS=$ROUNDS DURATION=$DURATION PEERS=\"$PEERS\" PEER_ROUNDS=$PEER_ROUNDS PEER_DURATION=$PEER_DURATION loadtest/harness.sh"
 } >"$OUT/preamble.md"
 "$LOADTEST_BIN" report "$OUT"/raw/*.json --out-dir "$OUT" --preamble "$OUT/preamble.md"
 log "report: $OUT/results.md, chart: $OUT/scaling.svg"

@@ -138,23 +138,75 @@ fn projection_section(p: &Projection) -> String {
     s
 }
 
-/// Rows measured through the load balancer, by scenario then replica count.
-fn scale_rows(files: &[RunFile]) -> Vec<&Row> {
-    let mut rows: Vec<&Row> = files
+type Key = (String, String, u32, String);
+
+fn key(r: &Row) -> Key {
+    (
+        r.target.clone(),
+        r.scenario.clone(),
+        r.replicas,
+        r.via.clone(),
+    )
+}
+
+/// One row per target, scenario, replica count and path: with several rounds, the round with
+/// the median rate (the lower middle one for an even count).
+fn medians<'a>(rows: impl Iterator<Item = &'a Row>) -> Vec<&'a Row> {
+    let mut groups: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        groups.entry(key(r)).or_default().push(r);
+    }
+    groups
+        .into_values()
+        .map(|mut g| {
+            g.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+            g[(g.len() - 1) / 2]
+        })
+        .collect()
+}
+
+/// Rounds of the same measurement as `r`: how many, lowest and highest rate.
+fn spread(files: &[RunFile], r: &Row) -> (usize, f64, f64) {
+    let k = key(r);
+    let rates: Vec<f64> = files
         .iter()
         .flat_map(|f| &f.rows)
-        .filter(|r| r.via != "direct")
+        .filter(|x| key(x) == k)
+        .map(|x| x.rate)
         .collect();
+    let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = rates.iter().copied().fold(0.0, f64::max);
+    (rates.len(), min, max)
+}
+
+/// The rate, with the range over rounds when there were several.
+fn rate_cell(files: &[RunFile], r: &Row) -> String {
+    match spread(files, r) {
+        (n, min, max) if n > 1 => format!("{} [{}–{}]", num(r.rate), num(min), num(max)),
+        _ => num(r.rate),
+    }
+}
+
+/// Rows measured through the load balancer, by scenario then replica count (median rounds).
+fn scale_rows(files: &[RunFile]) -> Vec<&Row> {
+    let mut rows = medians(
+        files
+            .iter()
+            .flat_map(|f| &f.rows)
+            .filter(|r| r.via != "direct"),
+    );
     rows.sort_by_key(|r| (scenario_rank(&r.scenario), r.replicas));
     rows
 }
 
+/// Session checks on one server each (median rounds).
 fn peer_rows(files: &[RunFile]) -> Vec<&Row> {
-    files
-        .iter()
-        .flat_map(|f| &f.rows)
-        .filter(|r| r.via == "direct" && r.scenario == "checks")
-        .collect()
+    medians(
+        files
+            .iter()
+            .flat_map(|f| &f.rows)
+            .filter(|r| r.via == "direct" && r.scenario == "checks"),
+    )
 }
 
 /// The main table: scenario, replicas, req/s, p50, p99, p99.9, errors, revoked-but-accepted.
@@ -173,7 +225,7 @@ pub fn main_table(files: &[RunFile]) -> String {
             t,
             "| {name} | {} | {} | {} | {} | {} | {} | {} |",
             r.replicas,
-            num(r.rate),
+            rate_cell(files, r),
             ms(r.latency.p50_ms),
             ms(r.latency.p99_ms),
             ms(r.latency.p999_ms),
@@ -301,7 +353,7 @@ pub fn peers_table(files: &[RunFile]) -> String {
             t,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {ratio} | {cpu_ratio} |",
             r.target,
-            num(r.rate),
+            rate_cell(files, r),
             ms(r.latency.p50_ms),
             ms(r.latency.p99_ms),
             ms(r.latency.p999_ms),
@@ -536,6 +588,19 @@ mod tests {
             lines[2].contains("revocation") && lines[2].ends_with("| 0 |"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn rounds_are_summarized_by_their_median_and_range() {
+        let files: Vec<RunFile> = [3000.0, 1000.0, 2000.0]
+            .into_iter()
+            .map(|rate| RunFile {
+                rows: vec![row("checks", 1, rate, "direct", "actix-session")],
+                ..RunFile::default()
+            })
+            .collect();
+        let t = peers_table(&files);
+        assert!(t.contains("| actix-session | 2,000 [1,000–3,000] |"), "{t}");
     }
 
     #[test]

@@ -153,7 +153,7 @@ fn two_replicas_behind_haproxy_refuse_revoked_sessions_everywhere() {
     eprintln!("harness run took {:?}", started_at.elapsed());
 
     let file: RunFile = serde_json::from_slice(
-        &std::fs::read(out.join("raw/session-server-2.json")).expect("result file"),
+        &std::fs::read(out.join("raw/session-server-2-r1.json")).expect("result file"),
     )
     .expect("valid result file");
     assert_eq!(file.replicas, 2);
