@@ -1,0 +1,433 @@
+//! No token, password, password hash or API key in the logs (at debug level, JSON format, every
+//! crate), in `/metrics` or in any response body: the real binary on a real `redis-server`,
+//! through a full flow of registrations, logins, checks, device lists, password changes,
+//! logouts, failed and refused logins and every admin call.
+
+use std::{
+    fs::File,
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use reqwest::{Client, Method, RequestBuilder, Response, header};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{API_KEY, ORIGIN, RedisServer, session_cookie};
+
+fn free_addr() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// The server process; killed if the test fails before stopping it.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Everything the flow saw: response bodies and secrets to look for.
+#[derive(Default)]
+struct Seen {
+    bodies: Vec<String>,
+    tokens: Vec<String>,
+}
+
+struct Flow {
+    client: Client,
+    public: String,
+    admin: String,
+    seen: Seen,
+}
+
+impl Flow {
+    fn public(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.public))
+            .header(header::ORIGIN, ORIGIN)
+    }
+
+    fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.admin))
+            .bearer_auth(API_KEY)
+    }
+
+    /// Sends, records the body (and any session token handed out), checks the status.
+    async fn send(&mut self, req: RequestBuilder, status: u16) -> Value {
+        let r: Response = req.send().await.unwrap();
+        let got = r.status().as_u16();
+        if let Some(cookie) = session_cookie(&r) {
+            self.seen
+                .tokens
+                .push(cookie.split_once('=').unwrap().1.to_owned());
+        }
+        let text = r.text().await.unwrap();
+        assert_eq!(got, status, "{text}");
+        self.seen.bodies.push(text.clone());
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    async fn login(&mut self, user: &str, password: &str, status: u16) -> Option<String> {
+        let before = self.seen.tokens.len();
+        let req = self
+            .public(Method::POST, "/v1/login")
+            .json(&json!({"username": user, "password": password}));
+        self.send(req, status).await;
+        (self.seen.tokens.len() > before).then(|| self.seen.tokens.last().unwrap().clone())
+    }
+}
+
+fn cookie(token: &str) -> String {
+    format!("__Host-session={token}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_logs_metrics_or_response_bodies() {
+    let redis = RedisServer::start();
+    let dir = std::env::temp_dir().join(format!("session-hostile-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (out_path, err_path) = (dir.join("stdout.log"), dir.join("stderr.log"));
+    let (public, admin) = (free_addr(), free_addr());
+    let child = Command::new(env!("CARGO_BIN_EXE_session-server"))
+        .env_clear()
+        .env("REDIS_URL", redis.url())
+        .env("SESSION_PUBLIC_ADDR", &public)
+        .env("SESSION_ADMIN_ADDR", &admin)
+        .env("SESSION_LOG", "debug")
+        .env("SESSION_LOG_FORMAT", "json")
+        .env("SESSION_ALLOWED_ORIGINS", ORIGIN)
+        .env(
+            "SESSION_ADMIN_API_KEYS",
+            hex::encode(Sha256::digest(API_KEY)),
+        )
+        .env("SESSION_ARGON2_MEMORY_KIB", "256")
+        .env("SESSION_ARGON2_ITERATIONS", "1")
+        .env("SESSION_LOGIN_MAX_FAILURES_PER_USER", "3")
+        .env("SESSION_WORKERS", "1")
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).unwrap())
+        .stderr(File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut f = Flow {
+        client,
+        public: format!("http://{public}"),
+        admin: format!("http://{admin}"),
+        seen: Seen::default(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f
+        .client
+        .get(format!("{}/healthz", f.public))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let passwords = [
+        "alice-first-password",
+        "alice-second-password",
+        "bob-secret-password",
+        "bob-admin-set-password",
+        "carol-secret-password",
+        "wrong-guess-password",
+    ];
+    let [alice1, alice2, bob1, bob2, carol1, wrong] = passwords;
+
+    // Registration and logins.
+    let req = f
+        .public(Method::POST, "/v1/users")
+        .json(&json!({"username": "alice", "password": alice1}));
+    f.send(req, 201).await;
+    let req = f
+        .public(Method::POST, "/v1/users")
+        .json(&json!({"username": "bob", "password": bob1}));
+    let bob_id = f.send(req, 201).await["id"].as_str().unwrap().to_owned();
+    let a1 = f.login("alice", alice1, 200).await.unwrap();
+    let a2 = f.login("alice", alice1, 200).await.unwrap();
+    let b1 = f.login("bob", bob1, 200).await.unwrap();
+    // Who am I, devices, a form login, and a login that ends the session presented with it.
+    let req = f
+        .public(Method::GET, "/v1/session")
+        .header(header::COOKIE, cookie(&a1));
+    f.send(req, 200).await;
+    let req = f
+        .public(Method::GET, "/v1/sessions")
+        .header(header::COOKIE, cookie(&a1));
+    f.send(req, 200).await;
+    let req = f.public(Method::POST, "/v1/login").form(&[
+        ("username", "alice"),
+        ("password", alice1),
+        ("return_to", "/home"),
+    ]);
+    f.send(req, 303).await;
+    let req = f
+        .public(Method::POST, "/v1/login")
+        .header(header::COOKIE, cookie(&a2))
+        .json(&json!({"username": "alice", "password": alice1}));
+    f.send(req, 200).await;
+    let a3 = f.seen.tokens.last().unwrap().clone();
+    // Password change (ends the other sessions).
+    let req = f
+        .public(Method::POST, "/v1/password")
+        .header(header::COOKIE, cookie(&a1))
+        .json(&json!({"current_password": alice1, "new_password": alice2}));
+    f.send(req, 200).await;
+    let req = f
+        .public(Method::POST, "/v1/password")
+        .header(header::COOKIE, cookie(&a1))
+        .json(&json!({"current_password": wrong, "new_password": alice1}));
+    f.send(req, 403).await;
+    // Failed, refused, malformed and throttled logins, each carrying a secret somewhere.
+    f.login("alice", wrong, 401).await;
+    f.login("nobody", alice2, 401).await;
+    f.login("bob", alice2, 401).await;
+    f.login("alice", &format!("{alice2}{}", "x".repeat(200)), 400)
+        .await;
+    f.login(&format!("{alice2}!"), alice2, 400).await;
+    let req = f
+        .public(Method::POST, "/v1/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(format!("{{\"username\":\"alice\",\"password\":\"{alice2}"));
+    f.send(req, 400).await;
+    let req = f
+        .public(Method::POST, "/v1/login")
+        .json(&json!({"username": "alice", "password": [alice2], "token": a1}));
+    f.send(req, 400).await;
+    let req = f
+        .public(Method::GET, "/v1/session")
+        .header(header::COOKIE, cookie(&format!("{a1}x")));
+    f.send(req, 401).await;
+    f.login("bob", wrong, 401).await;
+    f.login("bob", wrong, 401).await;
+    f.login("bob", wrong, 429).await;
+    let req = f
+        .client
+        .post(format!("{}/v1/logout", f.public))
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::COOKIE, cookie(&a1));
+    f.send(req, 403).await;
+
+    // Admin calls: checks by token and by cookie, lookups, the event feed, password reset,
+    // disable and enable, session listing and revocation, user creation; and refused keys.
+    let req = f
+        .admin(Method::POST, "/admin/v1/sessions/check")
+        .json(&json!({"token": a1}));
+    assert_eq!(f.send(req, 200).await["active"], true);
+    let req = f
+        .admin(Method::POST, "/admin/v1/sessions/check")
+        .json(&json!({"cookie": format!("theme=dark; {}", cookie(&b1))}));
+    assert_eq!(f.send(req, 200).await["active"], true);
+    let req = f
+        .admin(Method::POST, "/admin/v1/sessions/check")
+        .json(&json!({"token": a2}));
+    assert_eq!(f.send(req, 200).await["active"], false);
+    f.send(f.admin(Method::GET, "/admin/v1/users?username=alice"), 200)
+        .await;
+    f.send(
+        f.admin(Method::GET, &format!("/admin/v1/users/{bob_id}")),
+        200,
+    )
+    .await;
+    f.send(
+        f.admin(Method::GET, &format!("/admin/v1/users/{bob_id}/sessions")),
+        200,
+    )
+    .await;
+    f.send(
+        f.admin(Method::GET, "/admin/v1/events?after=0-0&wait=0"),
+        200,
+    )
+    .await;
+    let req = f
+        .admin(Method::PUT, &format!("/admin/v1/users/{bob_id}/password"))
+        .json(&json!({ "password": bob2 }));
+    f.send(req, 200).await;
+    let b2 = f.login("bob", bob2, 429).await;
+    assert!(b2.is_none(), "bob is still throttled");
+    f.send(
+        f.admin(Method::POST, &format!("/admin/v1/users/{bob_id}/disable")),
+        200,
+    )
+    .await;
+    f.send(
+        f.admin(Method::POST, &format!("/admin/v1/users/{bob_id}/enable")),
+        204,
+    )
+    .await;
+    f.send(
+        f.admin(
+            Method::DELETE,
+            &format!("/admin/v1/users/{bob_id}/sessions"),
+        ),
+        200,
+    )
+    .await;
+    let req = f
+        .admin(Method::POST, "/admin/v1/users")
+        .json(&json!({"username": "carol", "password": carol1}));
+    f.send(req, 201).await;
+    let c1 = f.login("carol", carol1, 200).await.unwrap();
+    let carol_session = f
+        .send(
+            f.public(Method::GET, "/v1/session")
+                .header(header::COOKIE, cookie(&c1)),
+            200,
+        )
+        .await;
+    let (carol_id, carol_handle) = (
+        carol_session["user"]["id"].as_str().unwrap().to_owned(),
+        carol_session["session"]["handle"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    let req = f.admin(
+        Method::DELETE,
+        &format!("/admin/v1/users/{carol_id}/sessions/{carol_handle}"),
+    );
+    f.send(req, 204).await;
+    for key in [
+        format!("Bearer {a3}"),
+        format!("Bearer {alice2}"),
+        format!("Bearer {API_KEY}x"),
+    ] {
+        let req = f
+            .client
+            .post(format!("{}/admin/v1/sessions/check", f.admin))
+            .header(header::AUTHORIZATION, key)
+            .json(&json!({"token": a3}));
+        f.send(req, 401).await;
+    }
+    // Logout and "log out everywhere" by the user; a3 ended with the password change.
+    let c2 = f.login("carol", carol1, 200).await.unwrap();
+    let req = f
+        .public(Method::POST, "/v1/logout")
+        .header(header::COOKIE, cookie(&c2));
+    f.send(req, 204).await;
+    let req = f
+        .public(Method::GET, "/v1/session")
+        .header(header::COOKIE, cookie(&a3));
+    f.send(req, 401).await;
+    let req = f
+        .public(Method::DELETE, "/v1/sessions?include_current=true")
+        .header(header::COOKIE, cookie(&a1));
+    f.send(req, 200).await;
+    let req = f
+        .public(Method::POST, "/v1/logout")
+        .header(header::COOKIE, cookie(&a1));
+    f.send(req, 204).await;
+
+    let mut exposed = Vec::new();
+    for base in [&f.public, &f.admin] {
+        let text = f
+            .client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        exposed.push(("metrics", text));
+    }
+    // The stored hashes, as an attacker reading logs would recognise them.
+    let mut hashes = Vec::new();
+    for key in redis.keys().iter().filter(|k| k.ends_with(":user")) {
+        let reply = redis.command(&["HGET", key, "h"]).unwrap();
+        let hash = reply.lines().nth(1).unwrap().to_owned();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        hashes.push(hash);
+    }
+    assert_eq!(hashes.len(), 3);
+
+    // Stop gracefully so that everything is flushed.
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "server did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stdout = std::fs::read_to_string(&out_path).unwrap();
+    let stderr = std::fs::read_to_string(&err_path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // The logs are real: JSON lines at debug level, with the audit trail of the flow.
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() > 50, "{} log lines", lines.len());
+    assert!(
+        lines.iter().any(|l| l["level"] == "DEBUG"),
+        "no debug output"
+    );
+    for event in [
+        "login",
+        "login_failed",
+        "password_changed",
+        "password_set_by_admin",
+        "logout",
+        "user_disabled",
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["target"] == "audit" && l["event"] == event),
+            "no audit event {event}"
+        );
+    }
+    assert!(f.seen.tokens.len() >= 6);
+    assert!(f.seen.bodies.len() >= 40);
+
+    exposed.push(("stdout", stdout));
+    exposed.push(("stderr", stderr));
+    exposed.extend(f.seen.bodies.iter().map(|b| ("a response body", b.clone())));
+    let mut secrets: Vec<(String, &str)> = Vec::new();
+    for t in &f.seen.tokens {
+        secrets.push((t.clone(), "a session token"));
+        secrets.push((t[33..].to_owned(), "a token secret"));
+    }
+    for p in passwords {
+        secrets.push((p.to_owned(), "a password"));
+    }
+    for h in &hashes {
+        secrets.push((h.clone(), "a password hash"));
+        // The salt and the hash value on their own.
+        for part in h.rsplit('$').take(2) {
+            secrets.push((part.to_owned(), "part of a password hash"));
+        }
+    }
+    secrets.push(("$argon2id$".to_owned(), "a PHC hash prefix"));
+    secrets.push((API_KEY.to_owned(), "the admin API key"));
+    for (where_, text) in &exposed {
+        for (secret, what) in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{what} appears in {where_}: {}",
+                text.lines()
+                    .find(|l| l.contains(secret.as_str()))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
