@@ -84,9 +84,13 @@ const FRAGMENTS: &[&str] = &[
     "AAAAAAAAAAAAAAAAAAAAAA",
 ];
 
+/// `cases` per property, or `PROPTEST_CASES` when set (for longer runs).
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
-        cases,
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(cases),
         failure_persistence: None,
         ..ProptestConfig::default()
     }

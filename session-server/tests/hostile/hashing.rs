@@ -159,7 +159,7 @@ async fn a_100_kb_password_is_refused_before_any_hashing() {
                 .json(&json!({ "password": big })),
         ),
     ];
-    let mut slowest = Duration::ZERO;
+    let mut times = Vec::new();
     for (what, req) in requests {
         let (t, status, code) = timed(req).await;
         // Had it reached the hasher, it would be 503 busy (slot taken) or take a hash's time.
@@ -176,12 +176,21 @@ async fn a_100_kb_password_is_refused_before_any_hashing() {
                 "{what}"
             );
         }
-        slowest = slowest.max(t);
+        times.push(t);
     }
-    eprintln!("one argon2 verification: {hash_time:?}; slowest 100 KB refusal: {slowest:?}");
+    times.sort();
+    let (typical, slowest) = (times[times.len() / 2], times[times.len() - 1]);
+    eprintln!(
+        "one argon2 verification: {hash_time:?}; 100 KB refusals: median {typical:?}, \
+         slowest {slowest:?}"
+    );
     assert!(
-        slowest < hash_time / 2,
-        "a refusal took {slowest:?}, one hash takes {hash_time:?}"
+        typical < hash_time / 2,
+        "refusals take {typical:?}, one hash {hash_time:?}"
+    );
+    assert!(
+        slowest < hash_time,
+        "a refusal took {slowest:?}, one hash {hash_time:?}"
     );
     // The slot was held all along.
     let (_, status, code) = timed(busy_login()).await;

@@ -25,9 +25,13 @@ use uuid::Uuid;
 
 use crate::oracles::{self, COOKIE_NAME};
 
+/// `cases` per property, or `PROPTEST_CASES` when set (for longer runs).
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
-        cases,
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(cases),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
