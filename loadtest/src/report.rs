@@ -426,7 +426,17 @@ pub fn markdown(files: &[RunFile], preamble: &str) -> String {
     md
 }
 
-/// Throughput (left) and latency (right) of the `checks` scenario against the replica count.
+/// Labels only at whole numbers (replica counts).
+fn whole(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
+}
+
+/// The `checks` scenario against the replica count: measured throughput (left), measured
+/// latency (middle), and capacity projected from the measured costs (right).
 pub fn chart(files: &[RunFile], path: &Path) -> Result<()> {
     let mut rows: Vec<&Row> = scale_rows(files)
         .into_iter()
@@ -436,83 +446,50 @@ pub fn chart(files: &[RunFile], path: &Path) -> Result<()> {
     if rows.is_empty() {
         return Err("no `checks` rows through the load balancer to chart".into());
     }
-    let projection = Projection::from_files(files);
-    let measured_n = rows.iter().map(|r| r.replicas).max().unwrap_or(1);
-    let max_n = projection.as_ref().map_or(measured_n, |p| {
-        (p.knee().ceil() as u32 + 2).clamp(measured_n, 24)
-    }) as f64;
-    let max_rate = rows
-        .iter()
-        .map(|r| r.rate)
-        .chain(projection.as_ref().map(|p| p.redis_limit))
-        .fold(0.0, f64::max)
-        * 1.15;
+    let measured_n = rows.iter().map(|r| r.replicas).max().unwrap_or(1) as f64;
+    let x_measured = 0.5..(measured_n + 0.5);
+    let max_rate = rows.iter().map(|r| r.rate).fold(0.0, f64::max) * 1.25;
     let max_ms = rows.iter().map(|r| r.latency.p999_ms).fold(0.0, f64::max) * 1.25;
-    let root = SVGBackend::new(path, (1000, 440)).into_drawing_area();
+    let measured: Vec<(f64, f64)> = rows.iter().map(|r| (r.replicas as f64, r.rate)).collect();
+    let root = SVGBackend::new(path, (1380, 460)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (top, body) = root.split_vertically(36);
+    let (top, body) = root.split_vertically(40);
     top.titled(
-        "session-server behind HAProxy: GET /v1/session against replica count (measured: replicas share one core)",
-        ("sans-serif", 17),
+        "session-server behind HAProxy, GET /v1/session against replica count",
+        ("sans-serif", 18),
     )?;
-    let (left, right) = body.split_horizontally(500);
-    let x_range = 0.5..(max_n + 0.5);
+    let panels = body.split_evenly((1, 3));
 
-    let mut c = ChartBuilder::on(&left)
-        .caption("throughput", ("sans-serif", 15))
+    let mut c = ChartBuilder::on(&panels[0])
+        .caption(
+            "measured throughput (replicas share one core)",
+            ("sans-serif", 14),
+        )
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(64)
-        .build_cartesian_2d(x_range.clone(), 0.0..max_rate.max(1.0))?;
+        .build_cartesian_2d(x_measured.clone(), 0.0..max_rate.max(1.0))?;
     c.configure_mesh()
         .x_desc("replicas")
         .y_desc("requests per second")
-        .x_labels((max_n as usize + 2).min(14))
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_labels(measured_n as usize * 2 + 1)
+        .x_label_formatter(&whole)
         .y_label_formatter(&|y| num(*y))
         .draw()?;
-    let pts: Vec<(f64, f64)> = rows.iter().map(|r| (r.replicas as f64, r.rate)).collect();
-    c.draw_series(LineSeries::new(pts.clone(), BLUE.stroke_width(2)))?
-        .label("checks req/s")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
-    c.draw_series(pts.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))?;
-    if let Some(p) = &projection {
-        let grey = RGBColor(120, 120, 120);
-        let projected: Vec<(f64, f64)> = (1..=max_n as u32)
-            .map(|n| (n as f64, p.capacity(n)))
-            .collect();
-        c.draw_series(DashedLineSeries::new(projected, 6, 4, grey.stroke_width(2)))?
-            .label("projected: a core per replica (from measured CPU/check)")
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(2))
-            });
-        let purple = RGBColor(150, 60, 170);
-        c.draw_series(DashedLineSeries::new(
-            vec![(0.5, p.redis_limit), (max_n + 0.5, p.redis_limit)],
-            3,
-            3,
-            purple.stroke_width(1),
-        ))?
-        .label("projected: one Redis core")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], purple));
-    }
-    c.configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    c.draw_series(LineSeries::new(measured.clone(), BLUE.stroke_width(2)))?;
+    c.draw_series(measured.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))?;
 
-    let mut c = ChartBuilder::on(&right)
-        .caption("latency", ("sans-serif", 15))
+    let mut c = ChartBuilder::on(&panels[1])
+        .caption("measured latency", ("sans-serif", 14))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(0.5..(measured_n as f64 + 0.5), 0.0..max_ms.max(0.1))?;
+        .build_cartesian_2d(x_measured, 0.0..max_ms.max(0.1))?;
     c.configure_mesh()
         .x_desc("replicas")
         .y_desc("milliseconds")
-        .x_labels((max_n as usize + 2).min(14))
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_labels(measured_n as usize * 2 + 1)
+        .x_label_formatter(&whole)
         .draw()?;
     type Metric = fn(&Row) -> f64;
     let series: [(&str, RGBColor, Metric); 3] = [
@@ -534,6 +511,62 @@ pub fn chart(files: &[RunFile], path: &Path) -> Result<()> {
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
+
+    if let Some(p) = Projection::from_files(files) {
+        let max_n = (p.knee().ceil() as u32 + 2).clamp(measured_n as u32, 24) as f64;
+        let mut c = ChartBuilder::on(&panels[2])
+            .caption(
+                "projected: a core per replica, one Redis core",
+                ("sans-serif", 14),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.5..(max_n + 0.5), 0.0..p.redis_limit * 1.45)?;
+        c.configure_mesh()
+            .x_desc("replicas")
+            .y_desc("checks per second")
+            .x_labels(max_n as usize * 2 + 1)
+            .x_label_formatter(&whole)
+            .y_label_formatter(&|y| num(*y))
+            .draw()?;
+        let grey = RGBColor(110, 110, 110);
+        let projected: Vec<(f64, f64)> = (1..=max_n as u32)
+            .map(|n| (n as f64, p.capacity(n)))
+            .collect();
+        c.draw_series(DashedLineSeries::new(
+            projected.clone(),
+            6,
+            4,
+            grey.stroke_width(2),
+        ))?
+        .label(format!(
+            "projected ({:.1} µs replica CPU per check)",
+            p.replica_us
+        ))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(2)));
+        c.draw_series(projected.iter().map(|q| Circle::new(*q, 3, grey.filled())))?;
+        let purple = RGBColor(150, 60, 170);
+        c.draw_series(DashedLineSeries::new(
+            vec![(0.5, p.redis_limit), (max_n + 0.5, p.redis_limit)],
+            3,
+            3,
+            purple.stroke_width(1),
+        ))?
+        .label(format!(
+            "one Redis core ({:.1} µs Redis CPU per check)",
+            p.redis_us
+        ))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], purple));
+        c.draw_series(LineSeries::new(measured, BLUE.stroke_width(2)))?
+            .label("measured here (shared cores)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+    }
     root.present()?;
     Ok(())
 }
@@ -656,6 +689,10 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
         assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
         assert!(svg.contains("throughput") && svg.contains("latency") && svg.contains("p99.9"));
+        assert!(
+            !svg.contains("projected"),
+            "no projection without measured costs"
+        );
         assert!(svg.contains("<polyline"), "lines drawn");
     }
 }
