@@ -139,6 +139,16 @@ start() {  # start NAME CPU command...
   FAILED_LOGS+=("$logf")
 }
 
+# The load generator, pinned and bounded by `timeout`; in the background and waited for, so that a
+# signal to the harness stops it at once (the trap stops every PID it knows).
+run_load() {  # run_load ARGS...
+  ( pin "$LOAD_CPU" timeout --signal=INT --kill-after=10 "$run_limit" "$LOADTEST_BIN" "$@" ) &
+  local pid=$!
+  PIDS+=("$pid")
+  echo "loadtest $pid" >>"$OUT/pids.log"
+  wait "$pid"
+}
+
 stop_all() {
   if [ ${#PIDS[@]} -gt 0 ]; then stop_pids "${PIDS[@]}"; fi
   PIDS=()
@@ -284,7 +294,7 @@ for n in $REPLICAS; do
         --out "$OUT/raw/session-server-$n-r$round.json")
   for u in "${urls[@]}"; do args+=(--replica "$u"); done
   for p in "${replica_pids[@]}"; do args+=(--pid "replica=$p"); done
-  ( pin "$LOAD_CPU" timeout --signal=INT --kill-after=10 "$run_limit" "$LOADTEST_BIN" "${args[@]}" )
+  run_load "${args[@]}"
   stop_all
 done
 done
@@ -324,12 +334,12 @@ if [ -n "$PEERS" ]; then
     fi
     server_pid=$STARTED_PID
     wait_for "$target" 30 answers_http "http://127.0.0.1:$port/v1/session"
-    ( pin "$LOAD_CPU" timeout --signal=INT --kill-after=10 "$run_limit" "$LOADTEST_BIN" run \
+    run_load run \
         --name "$target" --via direct --replicas 1 --target "http://127.0.0.1:$port" \
         --redis "127.0.0.1:$REDIS_PORT" --clk-tck "$CLK_TCK" --pid "replica=$server_pid" \
         --scenarios checks --duration "$PEER_DURATION" --warmup "$WARMUP" \
         --connections "$CONNECTIONS" --sessions "$PEER_SESSIONS" --user-names alice,bob,carol \
-        "${register[@]}" --login-concurrency 4 --out "$OUT/raw/peer-$target-r$round.json" )
+        "${register[@]}" --login-concurrency 4 --out "$OUT/raw/peer-$target-r$round.json"
     stop_all
   done
   done

@@ -246,3 +246,46 @@ fn a_failed_run_still_stops_everything_it_started() {
     assert_all_stopped(&out);
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn a_signal_during_the_load_stops_everything_at_once() {
+    let out = out_dir("signal");
+    let mut child = harness(
+        &out,
+        Path::new(env!("CARGO_BIN_EXE_loadtest")),
+        &[
+            ("SCENARIOS", "checks"),
+            ("DURATION", "60"),
+            ("CONNECTIONS", "4"),
+            ("SESSIONS", "4"),
+            ("USERS", "2"),
+            ("APP", "0"),
+        ],
+    )
+    .spawn()
+    .expect("bash runs the harness");
+    // Wait (bounded) until the load generator runs, then interrupt the harness.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started(&out).iter().any(|(name, _)| name == "loadtest") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "harness ended early:\n{}",
+            std::fs::read_to_string(out.join("harness.log")).unwrap_or_default()
+        );
+        assert!(Instant::now() < deadline, "the load never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let signalled = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = wait_bounded(child);
+    assert!(!status.success(), "a stopped run is not a success");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(20),
+        "took {:?} to stop a 60 s load",
+        signalled.elapsed()
+    );
+    assert_all_stopped(&out);
+    std::fs::remove_dir_all(&out).ok();
+}
