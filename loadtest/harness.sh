@@ -2,10 +2,10 @@
 # Local multi-replica harness: the docker-compose.yml topology as plain processes on 127.0.0.1.
 #
 # For each replica count N in $REPLICAS it starts a redis-server (AOF on, noeviction, as in
-# compose), N session-server replicas on their own ports, and HAProxy with deploy/haproxy.cfg
-# (server list and bind addresses set for loopback; every other line as in compose); waits until
-# every replica answers /readyz and HAProxy sees them all UP; runs `loadtest run`; and stops what
-# it started. Then, unless PEERS is empty, the session-check scenario runs against each peer of
+# compose), N session-server replicas on their own ports, HAProxy with deploy/haproxy.cfg
+# (server list and bind addresses set for loopback; every other line as in compose) and the
+# example app (APP=1); waits until every replica answers /readyz and HAProxy sees them all UP;
+# checks a login through the app; runs `loadtest run`; and stops what it started. Then, unless PEERS is empty, the session-check scenario runs against each peer of
 # ../shared/peers and against one session-server, one server at a time, pinned alike. Finally
 # `loadtest report` writes $OUT/results.md and $OUT/scaling.svg and prints the tables.
 #
