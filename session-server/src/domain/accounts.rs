@@ -10,7 +10,7 @@ use super::{
     error::Error,
     events::{EventKind, publish},
     password::{Password, PasswordHasher, Verification},
-    rate_limit::{LoginThrottle, RateKey},
+    rate_limit::{LoginThrottle, RateCount, RateKey},
     user::{UserRecord, Username},
 };
 use crate::{
@@ -63,6 +63,17 @@ impl AccountService {
         Ok(())
     }
 
+    /// The username's failure count, refusing once it is over its budget.
+    async fn unthrottled_failures(&self, key: &RateKey) -> Result<RateCount, Error> {
+        let failures = self.store.peek(key).await?;
+        if failures.count >= self.throttle.max_failures_per_user {
+            return Err(Error::Throttled {
+                retry_after: failures.resets_in,
+            });
+        }
+        Ok(failures)
+    }
+
     /// Creates a user. `ip` is charged against the same budget as logins.
     pub async fn register(
         &self,
@@ -106,12 +117,7 @@ impl AccountService {
             Password::presented(raw_password).map_err(|e| Error::invalid("password", e))?;
         self.charge_ip(ip).await?;
         let failures_key = RateKey::user_failures(&username);
-        let failures = self.store.peek(&failures_key).await?;
-        if failures.count >= self.throttle.max_failures_per_user {
-            return Err(Error::Throttled {
-                retry_after: failures.resets_in,
-            });
-        }
+        let failures = self.unthrottled_failures(&failures_key).await?;
         let user = self.store.user_by_name(&username).await?;
         let verdict = self
             .hasher
@@ -176,12 +182,7 @@ impl AccountService {
             .await?
             .ok_or(Error::Unauthenticated)?;
         let failures_key = RateKey::user_failures(&user.username);
-        let failures = self.store.peek(&failures_key).await?;
-        if failures.count >= self.throttle.max_failures_per_user {
-            return Err(Error::Throttled {
-                retry_after: failures.resets_in,
-            });
-        }
+        self.unthrottled_failures(&failures_key).await?;
         match self
             .hasher
             .verify(current, Some(user.password_hash.clone()))
@@ -195,28 +196,10 @@ impl AccountService {
         }
         let new_hash = self.hasher.hash(new).await?;
         let ended = self
-            .store
-            .replace_password_hash(
-                user.id,
-                &user.password_hash,
-                &new_hash,
-                RevokeScope::AllExcept(keep_session),
-            )
-            .await?
-            .ok_or(Error::Conflict)?;
-        self.metrics.revoked("password_change", ended.len());
-        tracing::info!(target: "audit", event = "password_changed", user_id = %user.id, session = %keep_session, revoked = ended.len());
-        let count = ended.len();
-        publish(
-            &*self.store,
-            EventKind::PasswordChanged,
-            user.id,
-            ended,
-            true,
-            Some(keep_session),
-        )
-        .await?;
-        Ok(count)
+            .replace_hash(&user, &new_hash, RevokeScope::AllExcept(keep_session))
+            .await?;
+        tracing::info!(target: "audit", event = "password_changed", user_id = %user.id, session = %keep_session, revoked = ended);
+        Ok(ended)
     }
 
     /// An operator sets a password: ends every session of the user.
@@ -225,20 +208,38 @@ impl AccountService {
         let user = self.find(user_id).await?;
         let new_hash = self.hasher.hash(new).await?;
         let ended = self
+            .replace_hash(&user, &new_hash, RevokeScope::All)
+            .await?;
+        tracing::info!(target: "audit", event = "password_set_by_admin", user_id = %user.id, revoked = ended);
+        Ok(ended)
+    }
+
+    /// Replaces the hash (compare-and-set on the one read), ends `scope`, counts and publishes
+    /// the ended sessions. Returns how many ended.
+    async fn replace_hash(
+        &self,
+        user: &UserRecord,
+        new_hash: &str,
+        scope: RevokeScope,
+    ) -> Result<usize, Error> {
+        let ended = self
             .store
-            .replace_password_hash(user.id, &user.password_hash, &new_hash, RevokeScope::All)
+            .replace_password_hash(user.id, &user.password_hash, new_hash, scope)
             .await?
             .ok_or(Error::Conflict)?;
-        self.metrics.revoked("password_change", ended.len());
-        tracing::info!(target: "audit", event = "password_set_by_admin", user_id = %user.id, revoked = ended.len());
         let count = ended.len();
+        self.metrics.revoked("password_change", count);
+        let kept = match scope {
+            RevokeScope::AllExcept(handle) => Some(handle),
+            _ => None,
+        };
         publish(
             &*self.store,
             EventKind::PasswordChanged,
             user.id,
             ended,
             true,
-            None,
+            kept,
         )
         .await?;
         Ok(count)
