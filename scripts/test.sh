@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine.
 #
-# Installs what the tests need when it is missing (redis-server, haproxy, chromium and more, from
+# Installs what the tests need when it is missing (redis-server, faketime, haproxy, chromium and more, from
 # Debian's packages), then runs `cargo test --workspace --all-features`. The tests start their own redis-server processes on free loopback
 # ports; nothing needs to be running beforehand. Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -15,6 +15,8 @@ as_root() {
 
 need_packages=()
 command -v redis-server >/dev/null || need_packages+=(redis-server)
+# A replica with a skewed wall clock, as a real process (tests/api/clock_skew.rs).
+command -v faketime >/dev/null || need_packages+=(faketime)
 # The multi-replica harness (loadtest/) and the deployment checks below.
 command -v haproxy >/dev/null || need_packages+=(haproxy)
 command -v curl >/dev/null || need_packages+=(curl)

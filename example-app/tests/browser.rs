@@ -6,7 +6,6 @@
 //! skips with a message when Chromium is missing.
 
 use std::{
-    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -19,16 +18,9 @@ use session_server::{
     startup::Application,
 };
 use sha2::{Digest, Sha256};
+use test_support::{RedisServer, free_port};
 
 const KEY: &str = "example-app-test-key";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A child process killed on drop.
 struct Process(Child);
@@ -145,28 +137,11 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
         return;
     }
     // redis-server, session-server (development cookie mode: plain HTTP) and the app.
-    let redis_port = free_port();
-    let _redis = Process(
-        Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &redis_port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(redis_port, "redis-server");
+    let redis = RedisServer::start();
     let app_port = free_port();
     let app_origin = format!("http://127.0.0.1:{app_port}");
     let settings = Settings {
-        redis_url: Some(format!("redis://127.0.0.1:{redis_port}")),
+        redis_url: Some(redis.url()),
         public_addr: Some("127.0.0.1:0".parse().unwrap()),
         admin_addr: Some("127.0.0.1:0".parse().unwrap()),
         workers: Some(1),

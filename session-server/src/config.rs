@@ -204,6 +204,10 @@ pub struct Settings {
     /// Login and registration attempts per client IP within the window.
     #[arg(long, env = "SESSION_LOGIN_MAX_ATTEMPTS_PER_IP")]
     pub login_max_attempts_per_ip: Option<u32>,
+    /// IPv6 clients are counted per network of this prefix length (IPv4 per address): one
+    /// host usually holds a whole /64, so counting per address would give it 2^64 budgets.
+    #[arg(long, env = "SESSION_LOGIN_IPV6_PREFIX")]
+    pub login_ipv6_prefix: Option<u8>,
     /// Throttling window in seconds.
     #[arg(long, env = "SESSION_LOGIN_WINDOW")]
     pub login_window: Option<Seconds>,
@@ -260,6 +264,7 @@ impl Settings {
             argon2_queue,
             login_max_failures_per_user,
             login_max_attempts_per_ip,
+            login_ipv6_prefix,
             login_window,
             log_format,
             log,
@@ -497,8 +502,10 @@ impl Config {
             ));
         }
         let renew_fraction = s.renew_fraction.unwrap_or(0.1);
-        if !(renew_fraction > 0.0 && renew_fraction <= 1.0) {
-            return Err(invalid("SESSION_RENEW_FRACTION", "must be in (0, 1]"));
+        // At 1 a session would be due for renewal only once its idle window had passed, i.e.
+        // once it had expired: renewal would never happen.
+        if !(renew_fraction > 0.0 && renew_fraction < 1.0) {
+            return Err(invalid("SESSION_RENEW_FRACTION", "must be in (0, 1)"));
         }
         let session_limit = match s.max_sessions_per_user.unwrap_or(0) {
             0 => None,
@@ -594,6 +601,15 @@ impl Config {
                 100,
             )?,
             window: s.login_window.map_or(Duration::from_secs(15 * 60), |v| v.0),
+            ipv6_prefix: match s.login_ipv6_prefix.unwrap_or(64) {
+                p @ 32..=128 => p,
+                _ => {
+                    return Err(invalid(
+                        "SESSION_LOGIN_IPV6_PREFIX",
+                        "must be between 32 and 128",
+                    ));
+                }
+            },
         };
 
         let log_json = match s.log_format.as_deref().unwrap_or("text") {
@@ -724,6 +740,18 @@ mod tests {
             },
             Settings {
                 renew_fraction: Some(0.0),
+                ..Settings::default()
+            },
+            Settings {
+                renew_fraction: Some(1.0),
+                ..Settings::default()
+            },
+            Settings {
+                login_ipv6_prefix: Some(16),
+                ..Settings::default()
+            },
+            Settings {
+                login_ipv6_prefix: Some(129),
                 ..Settings::default()
             },
             Settings {

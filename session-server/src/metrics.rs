@@ -4,8 +4,8 @@
 //! status codes and outcome names.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// All metrics of one server process.
@@ -21,6 +21,10 @@ pub struct Metrics {
     pub redis_pool_size: IntGauge,
     pub redis_pool_available: IntGauge,
     pub redis_pool_waiting: IntGauge,
+    pub events_pending: IntGauge,
+    pub events_dropped: IntCounter,
+    pub clock_offset: Gauge,
+    pub clock_synced: IntGauge,
 }
 
 impl Default for Metrics {
@@ -90,6 +94,26 @@ impl Metrics {
             "Requests waiting for a Redis connection",
         )
         .expect("valid metric");
+        let events_pending = IntGauge::new(
+            "events_pending",
+            "Session events waiting in this replica's outbox for the store",
+        )
+        .expect("valid metric");
+        let events_dropped = IntCounter::new(
+            "events_dropped_total",
+            "Session events dropped because the outbox was full",
+        )
+        .expect("valid metric");
+        let clock_offset = Gauge::new(
+            "clock_offset_seconds",
+            "Redis's clock minus this host's wall clock at the last reading (the service runs on Redis's)",
+        )
+        .expect("valid metric");
+        let clock_synced = IntGauge::new(
+            "clock_synced",
+            "1 once this replica runs on Redis's clock, 0 before its first reading",
+        )
+        .expect("valid metric");
         let m = Metrics {
             registry,
             http_requests,
@@ -102,8 +126,12 @@ impl Metrics {
             redis_pool_size,
             redis_pool_available,
             redis_pool_waiting,
+            events_pending,
+            events_dropped,
+            clock_offset,
+            clock_synced,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
             Box::new(m.http_requests.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.logins.clone()),
@@ -114,6 +142,10 @@ impl Metrics {
             Box::new(m.redis_pool_size.clone()),
             Box::new(m.redis_pool_available.clone()),
             Box::new(m.redis_pool_waiting.clone()),
+            Box::new(m.events_pending.clone()),
+            Box::new(m.events_dropped.clone()),
+            Box::new(m.clock_offset.clone()),
+            Box::new(m.clock_synced.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

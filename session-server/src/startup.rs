@@ -18,7 +18,7 @@ use crate::{
         middleware::{Listener, telemetry},
         public,
     },
-    state::AppState,
+    state::{AppState, Overrides},
     store::StoreError,
 };
 
@@ -85,11 +85,17 @@ impl Application {
     /// Builds the store and services and binds both listeners. Must be called inside a Tokio
     /// (or actix) runtime.
     pub fn build(config: Config) -> Result<Application, StartupError> {
+        Self::build_with(config, Overrides::default())
+    }
+
+    /// [`Application::build`] with parts replaced (see [`Overrides`]): how the test suites give
+    /// replicas skewed clocks and hold requests at exact points.
+    pub fn build_with(config: Config, overrides: Overrides) -> Result<Application, StartupError> {
         let public_listener = bind(config.public_addr)?;
         let admin_listener = bind(config.admin_addr)?;
         let port = |l: &TcpListener| l.local_addr().map(|a| a.port()).unwrap_or_default();
         let (public_port, admin_port) = (port(&public_listener), port(&admin_listener));
-        let state = web::Data::new(AppState::build(config)?);
+        let state = web::Data::new(AppState::build_with(config, overrides)?);
         if state.store.kind() == "memory" {
             tracing::warn!(
                 "EMBEDDED STORE IN USE: sessions live in this process only. They are NOT shared \
@@ -148,9 +154,21 @@ impl Application {
                 futures_util::future::join(public.stop(true), admin.stop(true)).await;
             }
         });
-        self.run.await
+        let served = self.run.await;
+        // Events of ends that were not acknowledged still belong in the feed.
+        let left = self.state.publisher.flush(OUTBOX_FLUSH).await;
+        if left > 0 {
+            tracing::error!(
+                left,
+                "stopped with session events still unpublished; caches may keep those sessions until their max age"
+            );
+        }
+        served
     }
 }
+
+/// How long a stopping replica keeps trying to publish the events in its outbox.
+const OUTBOX_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn wait_for_shutdown_signal() -> io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};

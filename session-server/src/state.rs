@@ -1,13 +1,43 @@
-//! Shared state of both listeners: configuration, store and domain services.
+//! Shared state of both listeners: configuration, store, clock and domain services.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Weak},
+    time::{Duration, Instant},
+};
+
+use futures_util::future::BoxFuture;
 
 use crate::{
     config::Config,
-    domain::{accounts::AccountService, password::PasswordHasher, sessions::SessionService},
+    domain::{
+        accounts::AccountService,
+        clock::{Clock, SYNC_EVERY, WARN_OFFSET},
+        password::PasswordHasher,
+        publisher::Publisher,
+        sessions::SessionService,
+    },
     metrics::Metrics,
     store::{Store, StoreError, memory::MemoryStore, redis::RedisStore, redis_pool::PoolStatus},
 };
+
+/// A point where a request can be held, so that tests interleave concurrent requests exactly.
+pub type Hook = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Hooks into request handling. All empty in the service; only code that builds the application
+/// itself (the test suites) can set them.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Runs after a login verified the password and before its session is created.
+    pub after_password_verified: Option<Hook>,
+}
+
+/// What an embedding program may replace when it builds the application.
+#[derive(Clone, Default)]
+pub struct Overrides {
+    /// The clock (tests give replicas skewed wall clocks); the system's by default.
+    pub clock: Option<Clock>,
+    pub hooks: Hooks,
+}
 
 pub struct AppState {
     pub config: Config,
@@ -15,21 +45,30 @@ pub struct AppState {
     redis: Option<Arc<RedisStore>>,
     pub sessions: SessionService,
     pub accounts: AccountService,
+    pub publisher: Arc<Publisher>,
+    pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    pub hooks: Hooks,
 }
 
 impl AppState {
     /// Builds the store named by the configuration and the services on top of it. Must run
-    /// inside a Tokio runtime (the embedded store starts its sweeper).
+    /// inside a Tokio runtime (the embedded store starts its sweeper, Redis its clock readings).
     pub fn build(config: Config) -> Result<AppState, StoreError> {
+        Self::build_with(config, Overrides::default())
+    }
+
+    pub fn build_with(config: Config, overrides: Overrides) -> Result<AppState, StoreError> {
         let metrics = Arc::new(Metrics::new());
+        let clock = overrides.clock.unwrap_or_default();
         let (store, redis): (Arc<dyn Store>, _) = match &config.redis {
             Some(redis_config) => {
                 let redis = Arc::new(RedisStore::new(redis_config)?);
+                spawn_clock_sync(Arc::downgrade(&redis), clock.clone(), metrics.clone());
                 (redis.clone(), Some(redis))
             }
             None => {
-                let memory = MemoryStore::new();
+                let memory = MemoryStore::with_clock(clock.clone());
                 memory.spawn_sweeper(Duration::from_secs(5));
                 (Arc::new(memory), None)
             }
@@ -39,18 +78,35 @@ impl AppState {
             config.argon2_concurrency,
             config.argon2_queue,
         );
+        let publisher = Arc::new(Publisher::new(
+            store.clone(),
+            clock.clone(),
+            metrics.clone(),
+        ));
         Ok(AppState {
             sessions: SessionService::new(
                 store.clone(),
                 config.session,
                 config.session_limit,
                 metrics.clone(),
+                clock.clone(),
+                publisher.clone(),
             ),
-            accounts: AccountService::new(store.clone(), hasher, config.throttle, metrics.clone()),
+            accounts: AccountService::new(
+                store.clone(),
+                hasher,
+                config.throttle,
+                metrics.clone(),
+                clock.clone(),
+                publisher.clone(),
+            ),
+            publisher,
+            clock,
             store,
             redis,
             metrics,
             config,
+            hooks: overrides.hooks,
         })
     }
 
@@ -58,11 +114,25 @@ impl AppState {
         self.redis.as_ref().map(|r| r.pool_status())
     }
 
+    /// Whether this replica can serve: the store answers and, with Redis, the clock runs on
+    /// Redis's time.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.store.ping().await?;
+        if self.redis.is_some() && !self.clock.is_synced() {
+            return Err(StoreError::Unavailable(
+                "no reading of Redis's clock yet".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Refreshes gauges that are read rather than counted, then renders all metrics.
     pub fn render_metrics(&self) -> String {
         let m = &self.metrics;
         m.argon2_queue_depth
             .set(i64::try_from(self.accounts.hasher().queue_depth()).unwrap_or(i64::MAX));
+        m.events_pending
+            .set(i64::try_from(self.publisher.pending()).unwrap_or(i64::MAX));
         if let Some(p) = self.pool_status() {
             let g = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
             m.redis_pool_size.set(g(p.size));
@@ -71,4 +141,38 @@ impl AppState {
         }
         m.render()
     }
+}
+
+/// Reads Redis's clock at once, then every [`SYNC_EVERY`] (every second until the first
+/// reading: every 200 ms), for as long as the store lives. See `domain::clock`.
+fn spawn_clock_sync(redis: Weak<RedisStore>, clock: Clock, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        loop {
+            let Some(store) = redis.upgrade() else { return };
+            let sent = Instant::now();
+            let reading = store.time_ms().await;
+            let received = Instant::now();
+            drop(store);
+            match reading.map(|ms| clock.adopt(ms, sent, received)) {
+                Ok(Some(offset_ms)) => {
+                    metrics.clock_synced.set(1);
+                    metrics.clock_offset.set(offset_ms as f64 / 1000.0);
+                    if offset_ms.unsigned_abs() > WARN_OFFSET.as_millis() as u64 {
+                        tracing::warn!(
+                            offset_ms,
+                            "this host's wall clock differs from Redis's; the service uses Redis's"
+                        );
+                    }
+                }
+                Ok(None) => tracing::debug!("Redis clock reading too slow; kept the previous one"),
+                Err(e) => tracing::debug!(error = %e, "could not read Redis's clock"),
+            }
+            let pause = if clock.is_synced() {
+                SYNC_EVERY
+            } else {
+                Duration::from_millis(200)
+            };
+            tokio::time::sleep(pause).await;
+        }
+    });
 }

@@ -1,75 +1,29 @@
 // Shared by the test files: a private redis-server and the real session-server on it.
 #![allow(dead_code)]
 
-use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use session_server::{
     config::{Config, Settings},
     startup::Application,
 };
 use sha2::{Digest, Sha256};
+use test_support::RedisServer;
 
 pub const KEY: &str = "client-test-key";
-
-/// A private redis-server on a free loopback port, stopped on drop.
-pub struct Redis {
-    pub port: u16,
-    child: Child,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (installed by scripts/test.sh)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { port, child }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 pub struct Server {
     pub public: String,
     pub admin: String,
     pub http: reqwest::Client,
     handles: [actix_web::dev::ServerHandle; 2],
-    pub redis: Redis,
+    pub redis: Arc<RedisServer>,
 }
 
 pub async fn server_with(tweak: impl FnOnce(&mut Settings)) -> Server {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let mut s = Settings {
-        redis_url: Some(format!("redis://127.0.0.1:{}", redis.port)),
+        redis_url: Some(redis.url()),
         public_addr: Some("127.0.0.1:0".parse().unwrap()),
         admin_addr: Some("127.0.0.1:0".parse().unwrap()),
         workers: Some(1),

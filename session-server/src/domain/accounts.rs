@@ -6,11 +6,12 @@ use std::{net::IpAddr, sync::Arc};
 use uuid::Uuid;
 
 use super::{
-    clock::now_ms,
+    clock::Clock,
     error::Error,
-    events::{EventKind, publish},
+    events::EventKind,
     password::{Password, PasswordHasher, Verification},
-    rate_limit::{LoginThrottle, RateCount, RateKey},
+    publisher::Publisher,
+    rate_limit::{LoginThrottle, RateKey},
     user::{UserRecord, Username},
 };
 use crate::{
@@ -23,6 +24,8 @@ pub struct AccountService {
     hasher: PasswordHasher,
     throttle: LoginThrottle,
     metrics: Arc<Metrics>,
+    clock: Clock,
+    publisher: Arc<Publisher>,
 }
 
 fn username(raw: &str) -> Result<Username, Error> {
@@ -35,12 +38,16 @@ impl AccountService {
         hasher: PasswordHasher,
         throttle: LoginThrottle,
         metrics: Arc<Metrics>,
+        clock: Clock,
+        publisher: Arc<Publisher>,
     ) -> AccountService {
         AccountService {
             store,
             hasher,
             throttle,
             metrics,
+            clock,
+            publisher,
         }
     }
 
@@ -48,13 +55,11 @@ impl AccountService {
         &self.hasher
     }
 
-    /// Counts an attempt from `ip`; refuses once the address is over its budget.
+    /// Counts an attempt from `ip` (its IPv6 network); refuses once it is over its budget.
     async fn charge_ip(&self, ip: Option<IpAddr>) -> Result<(), Error> {
         let Some(ip) = ip else { return Ok(()) };
-        let count = self
-            .store
-            .hit(&RateKey::ip_attempts(ip), self.throttle.window)
-            .await?;
+        let key = RateKey::ip_attempts(ip, self.throttle.ipv6_prefix);
+        let count = self.store.hit(&key, self.throttle.window).await?;
         if count.count > self.throttle.max_attempts_per_ip {
             return Err(Error::Throttled {
                 retry_after: count.resets_in,
@@ -63,15 +68,26 @@ impl AccountService {
         Ok(())
     }
 
-    /// The username's failure count, refusing once it is over its budget.
-    async fn unthrottled_failures(&self, key: &RateKey) -> Result<RateCount, Error> {
-        let failures = self.store.peek(key).await?;
-        if failures.count >= self.throttle.max_failures_per_user {
+    /// Reserves one failure of the username's budget *before* the password is verified, so that
+    /// concurrent attempts cannot all pass a check made before any of them was counted. Refuses
+    /// once the budget is spent. A verification that succeeds gives the reservation back
+    /// ([`AccountService::refund_failure`]); one that fails keeps it as its failure.
+    async fn reserve_failure(&self, key: &RateKey) -> Result<(), Error> {
+        let count = self.store.hit(key, self.throttle.window).await?;
+        if count.count > self.throttle.max_failures_per_user {
             return Err(Error::Throttled {
-                retry_after: failures.resets_in,
+                retry_after: count.resets_in,
             });
         }
-        Ok(failures)
+        Ok(())
+    }
+
+    /// Gives back a reservation after a successful verification. Best effort: a failure only
+    /// leaves one failure too many counted until the window ends.
+    async fn refund_failure(&self, key: &RateKey) {
+        if let Err(e) = self.store.refund(key).await {
+            tracing::warn!(error = %e, "could not refund a login reservation");
+        }
     }
 
     /// Creates a user. `ip` is charged against the same budget as logins.
@@ -93,7 +109,8 @@ impl AccountService {
             username,
             password_hash: self.hasher.hash(password).await?,
             disabled: false,
-            created_ms: now_ms(),
+            created_ms: self.clock.now_ms(),
+            credential_version: 0,
         };
         match self.store.create_user(&user).await? {
             CreateUser::Created => {
@@ -105,7 +122,9 @@ impl AccountService {
     }
 
     /// Verifies credentials. Unknown user, wrong password and disabled account all answer
-    /// [`Error::InvalidCredentials`] after the same argon2 work.
+    /// [`Error::InvalidCredentials`] after the same argon2 work. The returned record carries the
+    /// credential version the password was verified against; a session may only be created
+    /// against that version (see `SessionService::start`).
     pub async fn login(
         &self,
         raw_username: &str,
@@ -117,7 +136,7 @@ impl AccountService {
             Password::presented(raw_password).map_err(|e| Error::invalid("password", e))?;
         self.charge_ip(ip).await?;
         let failures_key = RateKey::user_failures(&username);
-        let failures = self.unthrottled_failures(&failures_key).await?;
+        self.reserve_failure(&failures_key).await?;
         let user = self.store.user_by_name(&username).await?;
         let verdict = self
             .hasher
@@ -128,16 +147,13 @@ impl AccountService {
             .await?;
         match (user, verdict) {
             (Some(user), Verification::Match { outdated }) if !user.disabled => {
-                if failures.count > 0 {
-                    self.store.reset(&failures_key).await?;
-                }
+                self.refund_failure(&failures_key).await;
                 if outdated {
                     self.upgrade_hash(&user, password).await;
                 }
                 Ok(user)
             }
             (user, _) => {
-                self.store.hit(&failures_key, self.throttle.window).await?;
                 tracing::info!(target: "audit", event = "login_failed", user_id = ?user.map(|u| u.id), ip = ?ip);
                 Err(Error::InvalidCredentials)
             }
@@ -150,7 +166,7 @@ impl AccountService {
         let result = match self.hasher.hash(password).await {
             Ok(new_hash) => self
                 .store
-                .replace_password_hash(user.id, &user.password_hash, &new_hash, RevokeScope::None)
+                .rehash_password(user.id, &user.password_hash, &new_hash)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e.into()),
@@ -182,17 +198,14 @@ impl AccountService {
             .await?
             .ok_or(Error::Unauthenticated)?;
         let failures_key = RateKey::user_failures(&user.username);
-        self.unthrottled_failures(&failures_key).await?;
+        self.reserve_failure(&failures_key).await?;
         match self
             .hasher
             .verify(current, Some(user.password_hash.clone()))
             .await?
         {
-            Verification::Match { .. } => {}
-            Verification::Mismatch => {
-                self.store.hit(&failures_key, self.throttle.window).await?;
-                return Err(Error::WrongPassword);
-            }
+            Verification::Match { .. } => self.refund_failure(&failures_key).await,
+            Verification::Mismatch => return Err(Error::WrongPassword),
         }
         let new_hash = self.hasher.hash(new).await?;
         let ended = self
@@ -214,42 +227,59 @@ impl AccountService {
         Ok(ended)
     }
 
-    /// Replaces the hash (compare-and-set on the one read), ends `scope`, counts and publishes
-    /// the ended sessions. Returns how many ended.
+    /// Replaces the hash if the credentials are still those read (compare-and-set on the credential
+    /// version), ends `scope`, counts and publishes the ended sessions. Returns how many ended.
     async fn replace_hash(
         &self,
         user: &UserRecord,
         new_hash: &str,
         scope: RevokeScope,
     ) -> Result<usize, Error> {
-        let ended = self
-            .store
-            .replace_password_hash(user.id, &user.password_hash, new_hash, scope)
-            .await?
-            .ok_or(Error::Conflict)?;
-        let count = ended.len();
-        self.metrics.revoked("password_change", count);
         let kept = match scope {
             RevokeScope::AllExcept(handle) => Some(handle),
             _ => None,
         };
-        publish(
-            &*self.store,
-            EventKind::PasswordChanged,
-            user.id,
-            ended,
-            true,
-            kept,
-        )
-        .await?;
-        Ok(count)
+        let ended = self
+            .publisher
+            .ending(
+                self.store
+                    .replace_password_hash(user.id, user.credential_version, new_hash, scope),
+                |ended| match ended {
+                    // Nothing changed: the credentials had changed meanwhile.
+                    Some(None) => None,
+                    ended => Some(self.publisher.event(
+                        EventKind::PasswordChanged,
+                        user.id,
+                        ended.cloned().flatten().unwrap_or_default(),
+                        true,
+                        kept,
+                    )),
+                },
+            )
+            .await?
+            .ok_or(Error::Conflict)?;
+        self.metrics.revoked("password_change", ended.len());
+        Ok(ended.len())
     }
 
-    /// Disables (ending every session) or re-enables a user. Returns the sessions ended.
+    /// Disables (ending every session) or re-enables a user. Either way the credential version
+    /// advances, so a login that verified the password before cannot create a session after.
+    /// Returns the sessions ended.
     pub async fn set_disabled(&self, user_id: Uuid, disabled: bool) -> Result<usize, Error> {
         let ended = self
-            .store
-            .set_disabled(user_id, disabled)
+            .publisher
+            .ending(self.store.set_disabled(user_id, disabled), |ended| {
+                match (disabled, ended) {
+                    (false, _) | (true, Some(None)) => None,
+                    (true, ended) => Some(self.publisher.event(
+                        EventKind::UserDisabled,
+                        user_id,
+                        ended.cloned().flatten().unwrap_or_default(),
+                        true,
+                        None,
+                    )),
+                }
+            })
             .await?
             .ok_or(Error::NotFound("user"))?;
         self.metrics.revoked("user_disabled", ended.len());

@@ -18,9 +18,9 @@ use uuid::Uuid;
 /// About how many events the feed keeps.
 pub const FEED_MAX_LEN: usize = 100_000;
 
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+/// What happened. Types this version does not know (written by a newer replica during a rolling
+/// upgrade) are carried through as [`EventKind::Other`], so readers still see and skip past them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
     Login,
     Logout,
@@ -29,10 +29,23 @@ pub enum EventKind {
     PasswordChanged,
     UserDisabled,
     Evicted,
+    /// A type unknown to this version. Consumers should treat anything but `login` as an end of
+    /// the sessions the event names.
+    Other(String),
 }
 
+const KNOWN: [EventKind; 7] = [
+    EventKind::Login,
+    EventKind::Logout,
+    EventKind::Revoked,
+    EventKind::RevokedAll,
+    EventKind::PasswordChanged,
+    EventKind::UserDisabled,
+    EventKind::Evicted,
+];
+
 impl EventKind {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             EventKind::Login => "login",
             EventKind::Logout => "logout",
@@ -41,21 +54,22 @@ impl EventKind {
             EventKind::PasswordChanged => "password_changed",
             EventKind::UserDisabled => "user_disabled",
             EventKind::Evicted => "evicted",
+            EventKind::Other(text) => text,
         }
     }
 
-    pub fn parse(text: &str) -> Option<EventKind> {
-        [
-            EventKind::Login,
-            EventKind::Logout,
-            EventKind::Revoked,
-            EventKind::RevokedAll,
-            EventKind::PasswordChanged,
-            EventKind::UserDisabled,
-            EventKind::Evicted,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == text)
+    /// Reads a stored type; never fails (see [`EventKind::Other`]).
+    pub fn parse(text: &str) -> EventKind {
+        KNOWN
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .unwrap_or_else(|| EventKind::Other(text.to_owned()))
+    }
+}
+
+impl Serialize for EventKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -64,6 +78,7 @@ impl EventKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SessionEvent {
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: EventKind,
     pub user_id: Uuid,
     pub handles: Vec<Uuid>,
@@ -96,24 +111,4 @@ pub struct EventPage {
 pub fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
-}
-
-/// Appends an event for `user` to the store's feed.
-pub async fn publish(
-    store: &dyn crate::store::Store,
-    kind: EventKind,
-    user_id: Uuid,
-    handles: Vec<Uuid>,
-    all: bool,
-    kept: Option<Uuid>,
-) -> Result<(), crate::store::StoreError> {
-    let event = SessionEvent {
-        kind,
-        user_id,
-        handles,
-        all,
-        kept,
-        at_ms: super::clock::now_ms(),
-    };
-    store.publish(&event).await
 }

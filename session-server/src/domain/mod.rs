@@ -5,6 +5,7 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod password;
+pub mod publisher;
 pub mod rate_limit;
 pub mod session;
 pub mod sessions;

@@ -2,10 +2,17 @@
 //!
 //! Two counters, each a fixed window that starts at its first hit:
 //! * failures per username, from any source address (guessing one account from many IPs);
-//! * attempts per client IP, successful or not (one address spraying many accounts, or
-//!   spending the server's argon2 budget).
+//! * attempts per client address, successful or not (one address spraying many accounts, or
+//!   spending the server's argon2 budget). IPv6 addresses count per network of
+//!   [`LoginThrottle::ipv6_prefix`] bits (one host usually owns a whole /64), IPv4 per address.
+//!
+//! Both are counted *before* the password is hashed (a reservation): concurrent attempts cannot
+//! all pass a check made before any of them was counted. A login that succeeds refunds its
+//! reservation of the username's failure budget.
 
 use std::{net::IpAddr, time::Duration};
+
+use ipnet::Ipv6Net;
 
 use sha2::{Digest, Sha256};
 
@@ -17,6 +24,8 @@ pub struct LoginThrottle {
     pub max_failures_per_user: u32,
     pub max_attempts_per_ip: u32,
     pub window: Duration,
+    /// Prefix length by which IPv6 clients are grouped (32-128).
+    pub ipv6_prefix: u8,
 }
 
 /// A throttling counter's identity. Usernames are hashed so the key holds no user-typed text.
@@ -32,8 +41,22 @@ impl RateKey {
         RateKey::UserFailures(hex::encode(&digest[..16]))
     }
 
-    pub fn ip_attempts(ip: IpAddr) -> RateKey {
-        RateKey::IpAttempts(ip.to_string())
+    /// The counter of a client address: IPv4 (also IPv4-mapped IPv6) per address, IPv6 per
+    /// network of `ipv6_prefix` bits, written as `<network>/<prefix>`.
+    pub fn ip_attempts(ip: IpAddr, ipv6_prefix: u8) -> RateKey {
+        match ip {
+            IpAddr::V4(v4) => RateKey::IpAttempts(v4.to_string()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => RateKey::IpAttempts(v4.to_string()),
+                None => {
+                    let prefix = ipv6_prefix.min(128);
+                    let network = Ipv6Net::new(v6, prefix)
+                        .map(|n| n.trunc())
+                        .unwrap_or_else(|_| Ipv6Net::from(v6));
+                    RateKey::IpAttempts(network.to_string())
+                }
+            },
+        }
     }
 
     /// The key's suffix in the store's key schema.
@@ -62,8 +85,26 @@ mod tests {
         let key = RateKey::user_failures(&Username::parse("alice").unwrap());
         assert!(!key.store_suffix().contains("alice"));
         assert_eq!(
-            RateKey::ip_attempts("::1".parse().unwrap()).store_suffix(),
-            "rl:ip:::1"
+            RateKey::ip_attempts("192.0.2.7".parse().unwrap(), 64).store_suffix(),
+            "rl:ip:192.0.2.7"
         );
+    }
+
+    #[test]
+    fn ipv6_addresses_share_the_counter_of_their_network() {
+        let key = |ip: &str, prefix| RateKey::ip_attempts(ip.parse().unwrap(), prefix);
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::1", 64),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff", 64)
+        );
+        assert_eq!(
+            key("2001:db8:1:2::1", 64).store_suffix(),
+            "rl:ip:2001:db8:1:2::/64"
+        );
+        assert_ne!(key("2001:db8:1:2::1", 64), key("2001:db8:1:3::1", 64));
+        assert_eq!(key("2001:db8:1:2::1", 48), key("2001:db8:1:3::1", 48));
+        assert_ne!(key("2001:db8::1", 128), key("2001:db8::2", 128));
+        // IPv4-mapped addresses are IPv4 clients.
+        assert_eq!(key("::ffff:192.0.2.7", 64), key("192.0.2.7", 64));
     }
 }

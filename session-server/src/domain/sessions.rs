@@ -1,14 +1,18 @@
 //! Session lifecycle: start, check (with lazy renewal), list and end.
+//!
+//! Every end of a session is published to the event feed before it is acknowledged, and a write
+//! whose outcome is unknown publishes what it would have ended (see `publisher`).
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::{
-    clock::now_ms,
+    clock::Clock,
     error::Error,
-    events::{EventKind, publish},
-    session::{ClientInfo, SessionLimit, SessionPolicy, SessionRecord, Validity},
+    events::EventKind,
+    publisher::Publisher,
+    session::{ClientInfo, LimitPolicy, SessionLimit, SessionPolicy, SessionRecord, Validity},
     token::{SessionToken, TokenDigest},
     user::UserRecord,
 };
@@ -29,6 +33,8 @@ pub struct SessionService {
     policy: SessionPolicy,
     limit: Option<SessionLimit>,
     metrics: Arc<Metrics>,
+    clock: Clock,
+    publisher: Arc<Publisher>,
 }
 
 impl SessionService {
@@ -37,12 +43,16 @@ impl SessionService {
         policy: SessionPolicy,
         limit: Option<SessionLimit>,
         metrics: Arc<Metrics>,
+        clock: Clock,
+        publisher: Arc<Publisher>,
     ) -> SessionService {
         SessionService {
             store,
             policy,
             limit,
             metrics,
+            clock,
+            publisher,
         }
     }
 
@@ -56,13 +66,13 @@ impl SessionService {
         if record.user_id != token.user_id() {
             return Ok(None);
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         match self.policy.evaluate(&record, now) {
             Validity::Expired => Ok(None),
             Validity::Valid => Ok(Some(ActiveSession { digest, record })),
             Validity::ValidRenew => {
                 let renewed = self.policy.renewed(&record, now);
-                match self.store.touch_session(&digest, &renewed, now).await {
+                match self.store.touch_session(&digest, &renewed).await {
                     Ok(true) => Ok(Some(ActiveSession {
                         digest,
                         record: renewed,
@@ -80,85 +90,108 @@ impl SessionService {
         }
     }
 
-    /// Starts a session for `user` with a fresh token.
+    /// Starts a session for `user`, as verified at `user.credential_version`, with a fresh token.
+    /// Refused (as invalid credentials) when the user's credentials changed or the user was
+    /// disabled since they were verified.
     pub async fn start(
         &self,
         user: &UserRecord,
         client: &ClientInfo,
     ) -> Result<(SessionToken, ActiveSession), Error> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let token = SessionToken::generate(user.id);
         let digest = token.digest();
         let record = self
             .policy
             .new_record(user.id, user.username.as_str(), client, now);
-        match self
-            .store
-            .create_session(&digest, &record, self.limit, now)
-            .await?
-        {
+        let evicting = self
+            .limit
+            .is_some_and(|l| l.policy == LimitPolicy::EvictOldest);
+        let outcome = self
+            .publisher
+            .ending(
+                self.store
+                    .create_session(&digest, &record, self.limit, user.credential_version),
+                |outcome| match outcome {
+                    Some(CreateOutcome::Created { evicted }) if !evicted.is_empty() => {
+                        Some(self.publisher.event(
+                            EventKind::Evicted,
+                            user.id,
+                            evicted.clone(),
+                            false,
+                            None,
+                        ))
+                    }
+                    Some(_) => None,
+                    // Which sessions an unconfirmed create evicted is unknown: name them all,
+                    // keeping nothing (a cache only loses entries).
+                    None if evicting => Some(self.publisher.event(
+                        EventKind::Evicted,
+                        user.id,
+                        Vec::new(),
+                        true,
+                        None,
+                    )),
+                    None => None,
+                },
+            )
+            .await?;
+        match outcome {
             CreateOutcome::Created { evicted } => {
                 self.metrics.sessions_created.inc();
                 self.metrics.revoked("limit", evicted.len());
                 for handle in &evicted {
                     tracing::info!(target: "audit", event = "session_evicted", user_id = %user.id, session = %handle, "evicted by the per-user session cap");
                 }
-                if !evicted.is_empty() {
-                    publish(
-                        &*self.store,
-                        EventKind::Evicted,
-                        user.id,
-                        evicted,
-                        false,
-                        None,
-                    )
-                    .await?;
-                }
                 // The login event informs audit consumers; failing to record it does not undo
                 // the login.
-                if let Err(e) = publish(
-                    &*self.store,
-                    EventKind::Login,
-                    user.id,
-                    vec![record.handle],
-                    false,
-                    None,
-                )
-                .await
-                {
-                    tracing::warn!(error = %e, "could not record the login event");
-                }
+                self.publisher
+                    .informational(self.publisher.event(
+                        EventKind::Login,
+                        user.id,
+                        vec![record.handle],
+                        false,
+                        None,
+                    ))
+                    .await;
                 Ok((token, ActiveSession { digest, record }))
             }
-            // Disabled between password check and session creation.
-            CreateOutcome::UserUnavailable => Err(Error::InvalidCredentials),
+            // Disabled, or credentials changed, between password check and session creation.
+            CreateOutcome::UserUnavailable => {
+                tracing::info!(target: "audit", event = "login_refused_stale_credentials", user_id = %user.id);
+                Err(Error::InvalidCredentials)
+            }
             CreateOutcome::LimitReached => Err(Error::SessionLimitReached),
         }
     }
 
     /// Ends the session; `false` if it had already ended.
     pub async fn end(&self, session: &ActiveSession, reason: &str) -> Result<bool, Error> {
+        let record = &session.record;
+        let kind = if reason == "logout" {
+            EventKind::Logout
+        } else {
+            EventKind::Revoked
+        };
         let ended = self
-            .store
-            .revoke_session(&session.digest, &session.record, now_ms())
+            .publisher
+            .ending(
+                self.store.revoke_session(&session.digest, record),
+                |ended| {
+                    (ended != Some(&false)).then(|| {
+                        self.publisher.event(
+                            kind.clone(),
+                            record.user_id,
+                            vec![record.handle],
+                            false,
+                            None,
+                        )
+                    })
+                },
+            )
             .await?;
         if ended {
             self.metrics.revoked(reason, 1);
-            let kind = if reason == "logout" {
-                EventKind::Logout
-            } else {
-                EventKind::Revoked
-            };
-            let record = &session.record;
-            publish(
-                &*self.store,
-                kind,
-                record.user_id,
-                vec![record.handle],
-                false,
-                None,
-            )
-            .await?;
         }
         Ok(ended)
     }
@@ -177,26 +210,24 @@ impl SessionService {
     }
 
     pub async fn list(&self, user: Uuid) -> Result<Vec<SessionRecord>, Error> {
-        Ok(self.store.list_sessions(user, now_ms()).await?)
+        Ok(self.store.list_sessions(user).await?)
     }
 
+    /// Ends one of the user's sessions by handle. Publishes its end even when no live session had
+    /// that handle: the call may be the retry of one whose reply was lost after the session ended.
     pub async fn revoke_handle(&self, user: Uuid, handle: Uuid) -> Result<(), Error> {
-        if self
-            .store
-            .revoke_session_by_handle(user, handle, now_ms())
-            .await?
-        {
+        let ended = self
+            .publisher
+            .ending(self.store.revoke_session_by_handle(user, handle), |_| {
+                Some(
+                    self.publisher
+                        .event(EventKind::Revoked, user, vec![handle], false, None),
+                )
+            })
+            .await?;
+        if ended {
             self.metrics.revoked("revoked", 1);
             tracing::info!(target: "audit", event = "session_revoked", user_id = %user, session = %handle);
-            publish(
-                &*self.store,
-                EventKind::Revoked,
-                user,
-                vec![handle],
-                false,
-                None,
-            )
-            .await?;
             Ok(())
         } else {
             Err(Error::NotFound("session"))
@@ -205,10 +236,20 @@ impl SessionService {
 
     /// Ends all of the user's sessions except `keep`.
     pub async fn revoke_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize, Error> {
-        let ended = self.store.revoke_all_sessions(user, keep).await?;
-        self.metrics.revoked("revoke_all", ended.len());
+        let ended = self
+            .publisher
+            .ending(self.store.revoke_all_sessions(user, keep), |ended| {
+                Some(self.publisher.event(
+                    EventKind::RevokedAll,
+                    user,
+                    ended.cloned().unwrap_or_default(),
+                    true,
+                    keep,
+                ))
+            })
+            .await?;
         let count = ended.len();
-        publish(&*self.store, EventKind::RevokedAll, user, ended, true, keep).await?;
+        self.metrics.revoked("revoke_all", count);
         tracing::info!(target: "audit", event = "sessions_revoked_all", user_id = %user, count, kept = ?keep);
         Ok(count)
     }

@@ -72,6 +72,12 @@ pub struct UserRecord {
     pub password_hash: String,
     pub disabled: bool,
     pub created_ms: u64,
+    /// Increases with every change of the user's credentials: password change or set, disable,
+    /// enable. A login remembers the version it verified the password against, and the store
+    /// creates the session only if the version is still the same, so no login that verified an
+    /// old password (or a disabled account) yields a session after the change. Re-hashing the same
+    /// password with new parameters does not change it.
+    pub credential_version: u64,
 }
 
 impl fmt::Debug for UserRecord {
@@ -82,6 +88,7 @@ impl fmt::Debug for UserRecord {
             .field("password_hash", &"[REDACTED]")
             .field("disabled", &self.disabled)
             .field("created_ms", &self.created_ms)
+            .field("credential_version", &self.credential_version)
             .finish()
     }
 }

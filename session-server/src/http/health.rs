@@ -22,9 +22,9 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready: the store answers.
+/// Ready: the store answers (and, with Redis, this replica runs on Redis's clock).
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.store.ping().await?;
+    state.ready().await?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready", "store": state.store.kind()})))
 }
 

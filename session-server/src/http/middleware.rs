@@ -117,9 +117,13 @@ pub async fn csrf_guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let permitted = req
-        .app_data::<web::Data<AppState>>()
-        .is_some_and(|s| csrf::permits(req.request(), &s.config.allowed_origins));
+    let permitted = req.app_data::<web::Data<AppState>>().is_some_and(|s| {
+        csrf::permits(
+            req.request(),
+            &s.config.allowed_origins,
+            s.config.cookie.secure,
+        )
+    });
     if !permitted {
         tracing::warn!(origin = ?req.headers().get("origin"), "cross-origin request refused");
         return Ok(req

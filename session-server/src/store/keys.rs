@@ -2,12 +2,12 @@
 //!
 //! | key | type | TTL | holds |
 //! |---|---|---|---|
-//! | `<p>:{<uid>}:user` | hash `n h d c` | none | username, argon2id PHC hash, disabled flag, created (ms) |
+//! | `<p>:{<uid>}:user` | hash `n h d c v` | none | username, argon2id PHC hash, disabled flag, created (ms), credential version (absent: 0) |
 //! | `<p>:{<uid>}:idx` | sorted set | latest member score | `<handle>:<digest>` scored by the session's expiry (ms) |
 //! | `<p>:{<uid>}:s:<digest>` | string | `PXAT` expiry | encoded [`SessionRecord`](crate::domain::session::SessionRecord) |
 //! | `<p>:name:<username>` | string | none | user id (claims the username) |
 //! | `<p>:rl:user:<hash>` | string | window | failed logins for one username (SHA-256 prefix, no user text) |
-//! | `<p>:rl:ip:<ip>` | string | window | login attempts from one client address |
+//! | `<p>:rl:ip:<ip>` | string | window | login attempts from one client address (IPv6: `<network>/<prefix>`) |
 //! | `<p>:events` | stream | a week after the last event | the session event feed, ~100,000 entries |
 //!
 //! `<p>` is the configured prefix (default `sess`), `<uid>` the user id as 32 hex digits and

@@ -3,7 +3,11 @@
 //! It exists so the service runs with nothing else installed. It keeps the same invariants as the
 //! Redis store (one lock makes every operation atomic) but shares nothing with other processes:
 //! with more than one replica, sessions are not shared and a revocation on one replica is not seen
-//! by the others. Entries expire lazily on access and in a periodic sweep.
+//! by the others. Entries expire lazily on access and in a periodic sweep, by the service's clock.
+//!
+//! Event ids are `<epoch>-<sequence>`, the epoch being the time the store was created: ids of a
+//! restarted process sort after every id of the previous one, so a reader that kept its position
+//! across the restart is told to reset rather than silently missing events.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -16,7 +20,7 @@ use uuid::Uuid;
 
 use super::{CreateOutcome, CreateUser, RevokeScope, Store, StoreError};
 use crate::domain::{
-    clock::now_ms,
+    clock::Clock,
     events::{EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
     rate_limit::{RateCount, RateKey},
     session::{LimitPolicy, SessionLimit, SessionRecord},
@@ -33,7 +37,7 @@ struct Inner {
     /// Per-user index ordered by (expiry, handle), like the Redis sorted set.
     index: HashMap<Uuid, BTreeSet<(u64, Uuid, DigestKey)>>,
     counters: HashMap<RateKey, (u32, u64)>,
-    /// The event feed: (sequence, event), ids are `<sequence>-0`.
+    /// The event feed: (sequence, event), ids are `<epoch>-<sequence>`.
     events: std::collections::VecDeque<(u64, SessionEvent)>,
     last_event: u64,
 }
@@ -104,26 +108,48 @@ impl Inner {
 }
 
 /// In-process [`Store`].
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
+    clock: Clock,
+    /// The feed's epoch: the creation time in ms (see the module documentation).
+    epoch: u64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
-        MemoryStore::default()
+        MemoryStore::with_clock(Clock::system())
+    }
+
+    pub fn with_clock(clock: Clock) -> MemoryStore {
+        MemoryStore {
+            inner: Arc::default(),
+            epoch: clock.now_ms(),
+            clock,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     /// Starts the background sweep that bounds memory held by expired entries. It stops when the
     /// last handle to the store is dropped.
     pub fn spawn_sweeper(&self, every: Duration) {
         let weak = Arc::downgrade(&self.inner);
+        let clock = self.clock.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
-                lock(&inner).sweep(now_ms());
+                lock(&inner).sweep(clock.now_ms());
             }
         });
     }
@@ -141,8 +167,8 @@ fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn until(window: Duration) -> u64 {
-    now_ms().saturating_add(u64::try_from(window.as_millis()).unwrap_or(u64::MAX))
+fn until(now: u64, window: Duration) -> u64 {
+    now.saturating_add(u64::try_from(window.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[async_trait]
@@ -181,13 +207,16 @@ impl Store for MemoryStore {
     async fn replace_password_hash(
         &self,
         id: Uuid,
-        expected: &str,
+        expected_version: u64,
         new: &str,
         revoke: RevokeScope,
     ) -> Result<Option<Vec<Uuid>>, StoreError> {
         let mut inner = self.lock();
         match inner.users.get_mut(&id) {
-            Some(user) if user.password_hash == expected => user.password_hash = new.to_owned(),
+            Some(user) if user.credential_version == expected_version => {
+                user.password_hash = new.to_owned();
+                user.credential_version += 1;
+            }
             _ => return Ok(None),
         }
         Ok(Some(match revoke {
@@ -195,6 +224,21 @@ impl Store for MemoryStore {
             RevokeScope::All => inner.end_all(id, None),
             RevokeScope::AllExcept(keep) => inner.end_all(id, Some(keep)),
         }))
+    }
+
+    async fn rehash_password(
+        &self,
+        id: Uuid,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.lock().users.get_mut(&id) {
+            Some(user) if user.password_hash == expected => {
+                user.password_hash = new.to_owned();
+                true
+            }
+            _ => false,
+        })
     }
 
     async fn set_disabled(
@@ -207,6 +251,7 @@ impl Store for MemoryStore {
             return Ok(None);
         };
         user.disabled = disabled;
+        user.credential_version += 1;
         Ok(Some(if disabled {
             inner.end_all(id, None)
         } else {
@@ -219,11 +264,16 @@ impl Store for MemoryStore {
         digest: &TokenDigest,
         record: &SessionRecord,
         limit: Option<SessionLimit>,
-        now_ms: u64,
+        credential_version: u64,
     ) -> Result<CreateOutcome, StoreError> {
         let user = record.user_id;
+        let now_ms = self.now_ms();
         let mut inner = self.lock();
-        if inner.users.get(&user).is_none_or(|u| u.disabled) {
+        if inner
+            .users
+            .get(&user)
+            .is_none_or(|u| u.disabled || u.credential_version != credential_version)
+        {
             return Ok(CreateOutcome::UserUnavailable);
         }
         inner.prune(user, now_ms);
@@ -263,7 +313,7 @@ impl Store for MemoryStore {
         user: Uuid,
         digest: &TokenDigest,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         Ok(self
             .lock()
             .sessions
@@ -276,9 +326,9 @@ impl Store for MemoryStore {
         &self,
         digest: &TokenDigest,
         record: &SessionRecord,
-        now_ms: u64,
     ) -> Result<bool, StoreError> {
         let user = record.user_id;
+        let now_ms = self.now_ms();
         let mut inner = self.lock();
         let Some(old) = inner.sessions.get(&(user, *digest)).cloned() else {
             return Ok(false);
@@ -287,11 +337,10 @@ impl Store for MemoryStore {
             return Ok(false);
         }
         inner.sessions.insert((user, *digest), record.clone());
-        if let Some(set) = inner.index.get_mut(&user)
-            && set.remove(&(old.expires_ms(), old.handle, DigestKey(digest.0)))
-        {
-            set.insert((record.expires_ms(), record.handle, DigestKey(digest.0)));
-        }
+        // Re-index unconditionally: the session lives, so its index entry must too.
+        let set = inner.index.entry(user).or_default();
+        set.remove(&(old.expires_ms(), old.handle, DigestKey(digest.0)));
+        set.insert((record.expires_ms(), record.handle, DigestKey(digest.0)));
         inner.prune(user, now_ms);
         Ok(true)
     }
@@ -300,29 +349,22 @@ impl Store for MemoryStore {
         &self,
         _digest: &TokenDigest,
         record: &SessionRecord,
-        now_ms: u64,
     ) -> Result<bool, StoreError> {
+        let now_ms = self.now_ms();
         let mut inner = self.lock();
         inner.prune(record.user_id, now_ms);
         Ok(inner.remove_entry(record.user_id, record.handle))
     }
 
-    async fn revoke_session_by_handle(
-        &self,
-        user: Uuid,
-        handle: Uuid,
-        now_ms: u64,
-    ) -> Result<bool, StoreError> {
+    async fn revoke_session_by_handle(&self, user: Uuid, handle: Uuid) -> Result<bool, StoreError> {
+        let now_ms = self.now_ms();
         let mut inner = self.lock();
         inner.prune(user, now_ms);
         Ok(inner.remove_entry(user, handle))
     }
 
-    async fn list_sessions(
-        &self,
-        user: Uuid,
-        now_ms: u64,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
+    async fn list_sessions(&self, user: Uuid) -> Result<Vec<SessionRecord>, StoreError> {
+        let now_ms = self.now_ms();
         let mut inner = self.lock();
         inner.prune(user, now_ms);
         let Some(set) = inner.index.get(&user) else {
@@ -343,11 +385,11 @@ impl Store for MemoryStore {
     }
 
     async fn hit(&self, key: &RateKey, window: Duration) -> Result<RateCount, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut inner = self.lock();
         let entry = inner.counters.entry(key.clone()).or_insert((0, 0));
         if entry.1 <= now {
-            *entry = (0, until(window));
+            *entry = (0, until(now, window));
         }
         entry.0 = entry.0.saturating_add(1);
         Ok(RateCount {
@@ -357,7 +399,7 @@ impl Store for MemoryStore {
     }
 
     async fn peek(&self, key: &RateKey) -> Result<RateCount, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         Ok(match self.lock().counters.get(key) {
             Some(&(count, until)) if until > now => RateCount {
                 count,
@@ -368,6 +410,16 @@ impl Store for MemoryStore {
                 resets_in: Duration::ZERO,
             },
         })
+    }
+
+    async fn refund(&self, key: &RateKey) -> Result<(), StoreError> {
+        let now = self.now_ms();
+        if let Some(entry) = self.lock().counters.get_mut(key)
+            && entry.1 > now
+        {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+        Ok(())
     }
 
     async fn reset(&self, key: &RateKey) -> Result<(), StoreError> {
@@ -387,42 +439,110 @@ impl Store for MemoryStore {
     }
 
     async fn read_events(&self, from: &FeedPosition, max: usize) -> Result<EventPage, StoreError> {
+        let epoch = self.epoch;
         let inner = self.lock();
-        let last_id = format!("{}-0", inner.last_event);
+        // Before the first event the end is the start, `0-0`; afterwards ids are real entries.
+        let last = if inner.last_event == 0 {
+            (0, 0)
+        } else {
+            (epoch, inner.last_event)
+        };
+        let id = |(e, seq): (u64, u64)| format!("{e}-{seq}");
         let after = match from {
             FeedPosition::Latest => {
                 return Ok(EventPage {
                     events: Vec::new(),
-                    last_id,
+                    last_id: id(last),
                     reset: false,
                 });
             }
-            FeedPosition::After(id) => parse_id(id)
+            FeedPosition::After(position) => parse_id(position)
                 .ok_or_else(|| StoreError::Corrupt("event feed: bad position".into()))?,
         };
-        let first = inner.events.front().map(|(seq, _)| (*seq, 0));
-        let gone = after.1 != 0 || super::redis::position_gone(after, first, (inner.last_event, 0));
-        if gone {
+        let first = inner.events.front().map(|(seq, _)| (epoch, *seq));
+        // A position from another epoch (an earlier process) is gone unless it is the start.
+        let foreign = after != (0, 0) && after.0 != epoch;
+        if foreign || super::redis::position_gone(after, first, last) {
             return Ok(EventPage {
                 events: Vec::new(),
-                last_id,
+                last_id: id(last),
                 reset: true,
             });
         }
+        let from_seq = if after == (0, 0) { 0 } else { after.1 };
         let events: Vec<(String, SessionEvent)> = inner
             .events
             .iter()
-            .filter(|(seq, _)| *seq > after.0)
+            .filter(|(seq, _)| *seq > from_seq)
             .take(max.max(1))
-            .map(|(seq, e)| (format!("{seq}-0"), e.clone()))
+            .map(|(seq, e)| (id((epoch, *seq)), e.clone()))
             .collect();
         let last_id = events
             .last()
-            .map_or_else(|| format!("{}-0", after.0), |(id, _)| id.clone());
+            .map_or_else(|| id(after), |(position, _)| position.clone());
         Ok(EventPage {
             events,
             last_id,
             reset: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::events::EventKind;
+
+    fn event(store: &MemoryStore) -> SessionEvent {
+        SessionEvent {
+            kind: EventKind::Revoked,
+            user_id: Uuid::now_v7(),
+            handles: vec![Uuid::new_v4()],
+            all: false,
+            kept: None,
+            at_ms: store.now_ms(),
+        }
+    }
+
+    /// A reader that kept its position across a restart of the process must be told to reset,
+    /// even once the new process has published more events than the old one had.
+    #[tokio::test]
+    async fn a_position_from_before_a_restart_is_reported_gone() {
+        let before = MemoryStore::new();
+        for _ in 0..3 {
+            before.publish(&event(&before)).await.unwrap();
+        }
+        let position = before
+            .read_events(&FeedPosition::After("0-0".into()), 10)
+            .await
+            .unwrap()
+            .last_id;
+        drop(before);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+
+        let after = MemoryStore::new();
+        let empty = after
+            .read_events(&FeedPosition::After(position.clone()), 10)
+            .await
+            .unwrap();
+        assert!(empty.reset, "restarted, nothing published yet");
+        for _ in 0..5 {
+            after.publish(&event(&after)).await.unwrap();
+        }
+        let page = after
+            .read_events(&FeedPosition::After(position), 10)
+            .await
+            .unwrap();
+        assert!(page.reset, "restarted, more events than before");
+        assert!(page.events.is_empty());
+        // Reading on from the answer's position works as usual.
+        let from_start = after
+            .read_events(&FeedPosition::After("0-0".into()), 10)
+            .await
+            .unwrap();
+        assert_eq!(from_start.events.len(), 5);
+        assert_eq!(from_start.last_id, page.last_id);
     }
 }

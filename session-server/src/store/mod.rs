@@ -9,11 +9,19 @@
 //!
 //! Invariants every backend keeps:
 //! * Creating a session and adding it to its user's index is one atomic step, refused when the
-//!   user is unknown or disabled; the per-user cap is enforced in the same step.
+//!   user is unknown or disabled, or when the user's credential version is no longer the one the
+//!   login verified; the per-user cap is enforced in the same step.
+//! * Every change of credentials (password change or set, disable, enable) increases the user's
+//!   credential version in the same atomic step as the revocations it implies, so a login that
+//!   verified the old state can never create a session after the change (see
+//!   [`UserRecord::credential_version`]).
 //! * A session write never revives a session that was revoked concurrently (updates are
 //!   conditional on existence).
 //! * Every session-related entry expires on its own (TTL); the per-user index prunes expired
 //!   members whenever it is written. Users are the only entries without a TTL.
+//! * Pruning and key expiry use the same clock (the store's own: Redis `TIME` inside the scripts),
+//!   and renewal re-indexes its session unconditionally, so an index never misses a live session
+//!   whatever the replicas' clocks say.
 //! * Revoking all of a user's sessions, changing a password (compare-and-set on the old hash) and
 //!   disabling a user each happen atomically together with the revocations they imply.
 
@@ -89,29 +97,39 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: &UserRecord) -> Result<CreateUser, StoreError>;
     async fn user_by_name(&self, name: &Username) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError>;
-    /// Replaces the password hash if it still equals `expected` (compare-and-set) and revokes
-    /// `revoke` in the same atomic step. `None`: the user is gone or the hash changed meanwhile.
+    /// Replaces the password hash if the credential version is still `expected_version`
+    /// (compare-and-set), increases the version, and revokes `revoke`, in one atomic step.
+    /// `None`: the user is gone or their credentials changed meanwhile.
     async fn replace_password_hash(
+        &self,
+        id: Uuid,
+        expected_version: u64,
+        new: &str,
+        revoke: RevokeScope,
+    ) -> Result<Option<Vec<Uuid>>, StoreError>;
+    /// Re-hashes the same password with new parameters: replaces the hash only if it is still
+    /// `expected`, and leaves the credential version and sessions alone. `false`: it changed.
+    async fn rehash_password(
         &self,
         id: Uuid,
         expected: &str,
         new: &str,
-        revoke: RevokeScope,
-    ) -> Result<Option<Vec<Uuid>>, StoreError>;
-    /// Sets the disabled flag; disabling revokes every session in the same atomic step.
-    /// Returns the revoked handles, or `None` for an unknown user.
+    ) -> Result<bool, StoreError>;
+    /// Sets the disabled flag and increases the credential version; disabling revokes every
+    /// session in the same atomic step. Returns the revoked handles, or `None` for an unknown user.
     async fn set_disabled(&self, id: Uuid, disabled: bool)
     -> Result<Option<Vec<Uuid>>, StoreError>;
 
     // ---- sessions ----
 
-    /// Stores a new session and indexes it, atomically (see [`CreateOutcome`]).
+    /// Stores a new session and indexes it, atomically, if the user is enabled and still at
+    /// `credential_version` (see [`CreateOutcome`]).
     async fn create_session(
         &self,
         digest: &TokenDigest,
         record: &SessionRecord,
         limit: Option<SessionLimit>,
-        now_ms: u64,
+        credential_version: u64,
     ) -> Result<CreateOutcome, StoreError>;
     /// One read. Returns the record as stored; the caller judges its lifetime.
     async fn session(
@@ -119,33 +137,23 @@ pub trait Store: Send + Sync + 'static {
         user: Uuid,
         digest: &TokenDigest,
     ) -> Result<Option<SessionRecord>, StoreError>;
-    /// Writes a renewed record only if the session still exists. `false`: it was revoked.
+    /// Writes a renewed record only if the session still exists, and (re-)indexes it under its
+    /// new expiry. `false`: it was revoked.
     async fn touch_session(
         &self,
         digest: &TokenDigest,
         record: &SessionRecord,
-        now_ms: u64,
     ) -> Result<bool, StoreError>;
     /// Ends one session known by its digest. `false`: it was already gone.
     async fn revoke_session(
         &self,
         digest: &TokenDigest,
         record: &SessionRecord,
-        now_ms: u64,
     ) -> Result<bool, StoreError>;
     /// Ends one of `user`'s sessions by its public handle. `false`: no such live session.
-    async fn revoke_session_by_handle(
-        &self,
-        user: Uuid,
-        handle: Uuid,
-        now_ms: u64,
-    ) -> Result<bool, StoreError>;
+    async fn revoke_session_by_handle(&self, user: Uuid, handle: Uuid) -> Result<bool, StoreError>;
     /// The user's live sessions, oldest activity first.
-    async fn list_sessions(
-        &self,
-        user: Uuid,
-        now_ms: u64,
-    ) -> Result<Vec<SessionRecord>, StoreError>;
+    async fn list_sessions(&self, user: Uuid) -> Result<Vec<SessionRecord>, StoreError>;
     /// Ends all of the user's sessions except `except` (a handle), atomically.
     async fn revoke_all_sessions(
         &self,
@@ -159,6 +167,9 @@ pub trait Store: Send + Sync + 'static {
     async fn hit(&self, key: &RateKey, window: Duration) -> Result<RateCount, StoreError>;
     /// Reads a counter without counting.
     async fn peek(&self, key: &RateKey) -> Result<RateCount, StoreError>;
+    /// Takes back one hit (a reservation that turned out not to be a failure). Never below
+    /// zero, never opens a window.
+    async fn refund(&self, key: &RateKey) -> Result<(), StoreError>;
     /// Closes a counter's window.
     async fn reset(&self, key: &RateKey) -> Result<(), StoreError>;
 

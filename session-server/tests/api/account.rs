@@ -165,14 +165,8 @@ async fn upgraded_in_memory(app: TestApp) {
         .unwrap();
     app.state
         .store
-        .replace_password_hash(
-            user.id,
-            &user.password_hash,
-            &old_hash,
-            session_server::store::RevokeScope::None,
-        )
+        .rehash_password(user.id, &user.password_hash, &old_hash)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(app.login("alice", "alice-password").await.status(), 200);
     let user = app

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use session_server::{
     config::{RedisConfig, RedisMode},
     domain::{
-        clock::now_ms,
+        clock::Clock,
         rate_limit::RateKey,
         session::{ClientInfo, LimitPolicy, SessionLimit, SessionPolicy, SessionRecord},
         token::SessionToken,
@@ -86,6 +86,11 @@ const POLICY: SessionPolicy = SessionPolicy {
     renew_fraction: 0.1,
 };
 
+/// This host's wall clock, as the records a replica writes would carry.
+fn now_ms() -> u64 {
+    Clock::system().wall_ms()
+}
+
 fn user(name: &str) -> UserRecord {
     UserRecord {
         id: Uuid::now_v7(),
@@ -93,6 +98,7 @@ fn user(name: &str) -> UserRecord {
         password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
         disabled: false,
         created_ms: now_ms(),
+        credential_version: 0,
     }
 }
 
@@ -105,7 +111,7 @@ async fn new_session(store: &dyn Store, user: &UserRecord) -> (SessionToken, Ses
         now_ms(),
     );
     let outcome = store
-        .create_session(&token.digest(), &record, None, now_ms())
+        .create_session(&token.digest(), &record, None, user.credential_version)
         .await
         .unwrap();
     assert_eq!(outcome, CreateOutcome::Created { evicted: vec![] });
@@ -147,29 +153,13 @@ async fn sessions_round_trip_and_revoke(backend: Backend) {
         Some(record.clone())
     );
     assert_eq!(
-        f.store.list_sessions(alice.id, now_ms()).await.unwrap(),
+        f.store.list_sessions(alice.id).await.unwrap(),
         vec![record.clone()]
     );
-    assert!(
-        f.store
-            .revoke_session(&digest, &record, now_ms())
-            .await
-            .unwrap()
-    );
+    assert!(f.store.revoke_session(&digest, &record).await.unwrap());
     assert_eq!(f.store.session(alice.id, &digest).await.unwrap(), None);
-    assert!(
-        !f.store
-            .revoke_session(&digest, &record, now_ms())
-            .await
-            .unwrap()
-    );
-    assert!(
-        f.store
-            .list_sessions(alice.id, now_ms())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(!f.store.revoke_session(&digest, &record).await.unwrap());
+    assert!(f.store.list_sessions(alice.id).await.unwrap().is_empty());
 }
 crate::each_backend!(sessions_round_trip_and_revoke);
 
@@ -181,7 +171,7 @@ async fn a_touch_never_revives_a_revoked_session(backend: Backend) {
     let renewed = POLICY.renewed(&record, now_ms() + 1000);
     assert!(
         f.store
-            .touch_session(&token.digest(), &renewed, now_ms())
+            .touch_session(&token.digest(), &renewed)
             .await
             .unwrap()
     );
@@ -192,7 +182,7 @@ async fn a_touch_never_revives_a_revoked_session(backend: Backend) {
     f.store.revoke_all_sessions(alice.id, None).await.unwrap();
     assert!(
         !f.store
-            .touch_session(&token.digest(), &renewed, now_ms())
+            .touch_session(&token.digest(), &renewed)
             .await
             .unwrap()
     );
@@ -210,7 +200,7 @@ async fn sessions_are_refused_for_unknown_and_disabled_users(backend: Backend) {
     let record = POLICY.new_record(ghost.id, "ghost", &ClientInfo::default(), now_ms());
     let outcome = f
         .store
-        .create_session(&token.digest(), &record, None, now_ms())
+        .create_session(&token.digest(), &record, None, 0)
         .await
         .unwrap();
     assert_eq!(outcome, CreateOutcome::UserUnavailable);
@@ -222,13 +212,21 @@ async fn sessions_are_refused_for_unknown_and_disabled_users(backend: Backend) {
     assert_eq!(ended.len(), 1);
     assert_eq!(f.store.session(alice.id, &t1.digest()).await.unwrap(), None);
     let record = POLICY.new_record(alice.id, "alice", &ClientInfo::default(), now_ms());
+    // At the current credential version: refused because the user is disabled.
+    let version = f
+        .store
+        .user_by_id(alice.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .credential_version;
     let outcome = f
         .store
         .create_session(
             &SessionToken::generate(alice.id).digest(),
             &record,
             None,
-            now_ms(),
+            version,
         )
         .await
         .unwrap();
@@ -278,19 +276,19 @@ async fn revoke_by_handle_only_touches_that_users_session(backend: Backend) {
     let (bob_token, _) = new_session(&*f.store, &bob).await;
     assert!(
         !f.store
-            .revoke_session_by_handle(bob.id, a.handle, now_ms())
+            .revoke_session_by_handle(bob.id, a.handle)
             .await
             .unwrap()
     );
     assert!(
         f.store
-            .revoke_session_by_handle(alice.id, a.handle, now_ms())
+            .revoke_session_by_handle(alice.id, a.handle)
             .await
             .unwrap()
     );
     assert!(
         !f.store
-            .revoke_session_by_handle(alice.id, a.handle, now_ms())
+            .revoke_session_by_handle(alice.id, a.handle)
             .await
             .unwrap()
     );
@@ -312,7 +310,7 @@ async fn password_replacement_is_compare_and_set(backend: Backend) {
     let (other, _) = new_session(&*f.store, &alice).await;
     let stale = f
         .store
-        .replace_password_hash(alice.id, "not-the-hash", "new", RevokeScope::All)
+        .replace_password_hash(alice.id, 99, "new", RevokeScope::All)
         .await
         .unwrap();
     assert_eq!(stale, None);
@@ -320,7 +318,7 @@ async fn password_replacement_is_compare_and_set(backend: Backend) {
         .store
         .replace_password_hash(
             alice.id,
-            &alice.password_hash,
+            alice.credential_version,
             "new-hash",
             RevokeScope::AllExcept(keep_record.handle),
         )
@@ -370,21 +368,14 @@ async fn the_session_cap_evicts_or_refuses(backend: Backend) {
             POLICY.new_record(alice.id, "alice", &ClientInfo::default(), now_ms() + i * 10);
         let outcome = f
             .store
-            .create_session(&token.digest(), &record, evict, now_ms())
+            .create_session(&token.digest(), &record, evict, 0)
             .await
             .unwrap();
         let expected = if i < 2 { vec![] } else { vec![records[0]] };
         assert_eq!(outcome, CreateOutcome::Created { evicted: expected });
         records.push(record.handle);
     }
-    assert_eq!(
-        f.store
-            .list_sessions(alice.id, now_ms())
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(f.store.list_sessions(alice.id).await.unwrap().len(), 2);
     let refuse = Some(SessionLimit {
         max: 2,
         policy: LimitPolicy::Refuse,
@@ -396,19 +387,12 @@ async fn the_session_cap_evicts_or_refuses(backend: Backend) {
             &SessionToken::generate(alice.id).digest(),
             &record,
             refuse,
-            now_ms(),
+            0,
         )
         .await
         .unwrap();
     assert_eq!(outcome, CreateOutcome::LimitReached);
-    assert_eq!(
-        f.store
-            .list_sessions(alice.id, now_ms())
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(f.store.list_sessions(alice.id).await.unwrap().len(), 2);
 }
 crate::each_backend!(the_session_cap_evicts_or_refuses);
 
@@ -423,7 +407,7 @@ async fn expired_sessions_leave_the_index(backend: Backend) {
     let token = SessionToken::generate(alice.id);
     let record = short.new_record(alice.id, "alice", &ClientInfo::default(), now_ms());
     f.store
-        .create_session(&token.digest(), &record, None, now_ms())
+        .create_session(&token.digest(), &record, None, 0)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -431,13 +415,7 @@ async fn expired_sessions_leave_the_index(backend: Backend) {
         f.store.session(alice.id, &token.digest()).await.unwrap(),
         None
     );
-    assert!(
-        f.store
-            .list_sessions(alice.id, now_ms())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(f.store.list_sessions(alice.id).await.unwrap().is_empty());
     if let Some(redis) = &f.redis {
         // Only the user record is left: every session-related key expired or was pruned.
         let keys = redis.keys();
@@ -452,7 +430,7 @@ crate::each_backend!(expired_sessions_leave_the_index);
 
 async fn throttle_counters_count_within_a_window(backend: Backend) {
     let f = fixture(backend);
-    let key = RateKey::ip_attempts("192.0.2.7".parse().unwrap());
+    let key = RateKey::ip_attempts("192.0.2.7".parse().unwrap(), 64);
     for expected in 1..=3 {
         let c = f.store.hit(&key, Duration::from_millis(300)).await.unwrap();
         assert_eq!(c.count, expected);
@@ -475,7 +453,7 @@ async fn throttle_counters_count_within_a_window(backend: Backend) {
 crate::each_backend!(throttle_counters_count_within_a_window);
 
 async fn the_event_feed_replays_from_a_position_and_reports_lost_ones(backend: Backend) {
-    use session_server::domain::events::{EventKind, FeedPosition, publish};
+    use session_server::domain::events::{EventKind, FeedPosition, SessionEvent};
     let f = fixture(backend);
     let user = Uuid::now_v7();
     let start = f
@@ -485,16 +463,15 @@ async fn the_event_feed_replays_from_a_position_and_reports_lost_ones(backend: B
         .unwrap();
     assert!(!start.reset);
     for kind in [EventKind::Login, EventKind::Revoked, EventKind::RevokedAll] {
-        publish(
-            &*f.store,
+        let event = SessionEvent {
+            all: kind == EventKind::RevokedAll,
             kind,
-            user,
-            vec![Uuid::new_v4()],
-            kind == EventKind::RevokedAll,
-            None,
-        )
-        .await
-        .unwrap();
+            user_id: user,
+            handles: vec![Uuid::new_v4()],
+            kept: None,
+            at_ms: now_ms(),
+        };
+        f.store.publish(&event).await.unwrap();
     }
     let all = f
         .store
@@ -502,7 +479,7 @@ async fn the_event_feed_replays_from_a_position_and_reports_lost_ones(backend: B
         .await
         .unwrap();
     assert!(!all.reset);
-    let kinds: Vec<_> = all.events.iter().map(|(_, e)| e.kind).collect();
+    let kinds: Vec<_> = all.events.iter().map(|(_, e)| e.kind.clone()).collect();
     assert_eq!(
         kinds,
         [EventKind::Login, EventKind::Revoked, EventKind::RevokedAll]

@@ -11,13 +11,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::helpers::RedisServer;
+use crate::helpers::{RedisServer, free_port};
 
 /// A loopback port that is free, and whose Cluster bus port (port + 10000) is free too.
 pub fn free_port_pair() -> u16 {
     loop {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
+        let port = free_port();
         if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
             return port;
         }

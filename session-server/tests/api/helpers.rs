@@ -1,22 +1,16 @@
 //! Test harness: a private `redis-server` per test on a free loopback port, and the real
 //! application on port 0, spoken to over HTTP.
 
-use std::{
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use reqwest::{Method, RequestBuilder, Response, header};
 use session_server::{
     config::{Config, Settings},
     startup::Application,
-    state::AppState,
+    state::{AppState, Overrides},
 };
 use sha2::{Digest, Sha256};
+pub use test_support::{RedisServer, free_port};
 
 pub const API_KEY: &str = "test-admin-key";
 pub const ORIGIN: &str = "http://app.test";
@@ -88,177 +82,6 @@ pub fn use_backend(settings: &mut Settings, backend: Backend) -> Option<Arc<Redi
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// A `redis-server` owned by one test, stopped on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: std::sync::Mutex<Option<Child>>,
-    dir: PathBuf,
-    extra: Vec<String>,
-}
-
-impl RedisServer {
-    pub fn start() -> Arc<RedisServer> {
-        Self::start_with(&[])
-    }
-
-    /// Starts with extra `redis-server` arguments (e.g. `--maxmemory 2mb`).
-    pub fn start_with(extra: &[&str]) -> Arc<RedisServer> {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("session-test-redis-{port}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let server = RedisServer {
-            port,
-            child: std::sync::Mutex::new(None),
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        server.launch();
-        Arc::new(server)
-    }
-
-    fn launch(&self) {
-        let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &self.port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(&self.dir)
-        .args(&self.extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .expect("redis-server must be installed (the test command installs it)");
-        *self.child.lock().unwrap() = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self
-                .command(&["PING"])
-                .is_some_and(|r| r.starts_with("+PONG"))
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server on port {} did not start", self.port);
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Sends one command over a raw connection; returns the raw RESP reply.
-    pub fn command(&self, args: &[&str]) -> Option<String> {
-        Self::command_on(self.port, args)
-    }
-
-    /// [`RedisServer::command`] for any loopback port.
-    pub fn command_on(port: u16, args: &[&str]) -> Option<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        stream.write_all(req.as_bytes()).ok()?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut out = Vec::new();
-        loop {
-            let n = stream.read(&mut buf).ok()?;
-            out.extend_from_slice(&buf[..n]);
-            if n == 0 || resp_complete(&out) {
-                break;
-            }
-        }
-        Some(String::from_utf8_lossy(&out).into_owned())
-    }
-
-    /// An integer reply (`:<n>`), e.g. of DBSIZE.
-    pub fn integer(&self, args: &[&str]) -> i64 {
-        let reply = self.command(args).expect("redis reply");
-        reply
-            .trim()
-            .trim_start_matches(':')
-            .parse()
-            .unwrap_or_else(|_| panic!("not an integer: {reply}"))
-    }
-
-    /// All keys (test databases are tiny; never do this in the service).
-    pub fn keys(&self) -> Vec<String> {
-        let reply = self.command(&["KEYS", "*"]).unwrap_or_default();
-        reply
-            .split("\r\n")
-            .skip(1)
-            .filter(|l| !l.starts_with('$') && !l.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    pub fn kill(&self) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts again on the same port (after [`RedisServer::kill`]).
-    pub fn restart(&self) {
-        self.kill();
-        self.launch();
-    }
-}
-
-/// Whether a buffer holds one complete RESP reply (enough for the replies these tests read).
-fn resp_complete(buf: &[u8]) -> bool {
-    fn parse(buf: &[u8], pos: usize) -> Option<usize> {
-        let end = buf[pos..].windows(2).position(|w| w == b"\r\n")? + pos;
-        let line = std::str::from_utf8(&buf[pos + 1..end]).ok()?;
-        match buf.get(pos)? {
-            b'+' | b'-' | b':' => Some(end + 2),
-            b'$' => {
-                let len: i64 = line.parse().ok()?;
-                if len < 0 {
-                    return Some(end + 2);
-                }
-                let stop = end + 2 + len as usize + 2;
-                (buf.len() >= stop).then_some(stop)
-            }
-            b'*' => {
-                let n: i64 = line.parse().ok()?;
-                let mut p = end + 2;
-                for _ in 0..n.max(0) {
-                    p = parse(buf, p)?;
-                }
-                Some(p)
-            }
-            _ => None,
-        }
-    }
-    !buf.is_empty() && parse(buf, 0).is_some_and(|p| p == buf.len())
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// The settings every test starts from: loopback ports chosen by the OS, fast argon2, one
 /// worker, the test origin and API key.
 pub fn test_settings() -> Settings {
@@ -326,13 +149,31 @@ pub async fn spawn_app_on(
 
 /// Spawns an app with fully prepared settings.
 pub async fn spawn_with_settings(settings: Settings, redis: Option<Arc<RedisServer>>) -> TestApp {
+    spawn_with_overrides(settings, redis, Overrides::default()).await
+}
+
+/// Spawns an app with parts replaced: a skewed clock, hooks that hold requests at exact points.
+/// With Redis, returns once the app runs on Redis's clock (or after 3 s, for tests that start it
+/// while Redis is down).
+pub async fn spawn_with_overrides(
+    settings: Settings,
+    redis: Option<Arc<RedisServer>>,
+    overrides: Overrides,
+) -> TestApp {
     let config = Config::from_settings(settings).expect("valid test config");
     session_server::telemetry::init(&config.log_filter, false);
-    let app = Application::build(config).expect("app builds");
+    let uses_redis = config.redis.is_some();
+    let app = Application::build_with(config, overrides).expect("app builds");
     let public = format!("http://127.0.0.1:{}", app.public_port());
     let admin = format!("http://127.0.0.1:{}", app.admin_port());
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
+    if uses_redis {
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while !state.clock.is_synced() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     TestApp {
         public,
         admin,

@@ -8,10 +8,13 @@ mod helpers;
 
 mod account;
 mod admin;
+mod checker;
 mod cli;
+mod clock_skew;
 mod conformance;
 mod login;
 mod operations;
+mod races;
 mod redis_only;
 mod sessions;
 mod shutdown;

@@ -147,13 +147,14 @@ async fn redis_memory_per_session_stays_compact() {
     use session_server::{
         config::{RedisConfig, RedisMode},
         domain::{
-            clock::now_ms,
+            clock::Clock,
             session::{ClientInfo, SessionPolicy},
             token::SessionToken,
             user::{UserRecord, Username},
         },
         store::{Store, redis::RedisStore},
     };
+    let now_ms = || Clock::system().wall_ms();
     let redis = RedisServer::start();
     let store = RedisStore::new(&RedisConfig {
         mode: RedisMode::Standalone {
@@ -182,6 +183,7 @@ async fn redis_memory_per_session_stays_compact() {
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
             disabled: false,
             created_ms: now_ms(),
+            credential_version: 0,
         };
         store.create_user(&user).await.unwrap();
         users.push(user);
@@ -199,7 +201,7 @@ async fn redis_memory_per_session_stays_compact() {
             let token = SessionToken::generate(user.id);
             let record = policy.new_record(user.id, user.username.as_str(), &client, now_ms());
             store
-                .create_session(&token.digest(), &record, None, now_ms())
+                .create_session(&token.digest(), &record, None, 0)
                 .await
                 .unwrap();
         }

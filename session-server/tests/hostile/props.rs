@@ -551,6 +551,7 @@ prop_compose! {
         rest in (
             opt(0u32..20),
             opt(0u32..200),
+            opt(0u8..=255),
             opt(seconds()),
             opt(text_or(&["text", "json", "JSON", ""])),
             opt(text_or(&["info", "warn,audit=info", "[[["])),
@@ -589,9 +590,10 @@ prop_compose! {
             argon2_queue: argon.4,
             login_max_failures_per_user: rest.0,
             login_max_attempts_per_ip: rest.1,
-            login_window: rest.2,
-            log_format: rest.3,
-            log: rest.4,
+            login_ipv6_prefix: rest.2,
+            login_window: rest.3,
+            log_format: rest.4,
+            log: rest.5,
         }
     }
 }

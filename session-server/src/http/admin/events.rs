@@ -30,8 +30,9 @@ pub struct EventsQuery {
     /// `latest` (only what happens from now on), or the `last_id` of the previous answer
     /// (`0-0` for everything the feed still holds).
     pub after: String,
-    /// Seconds to wait for an event when there is none yet (0-30, default 10).
-    pub wait: Option<u64>,
+    /// Seconds to wait for an event when there is none yet (0-30, default 10; fractions such as
+    /// `0.5` allowed, to the millisecond).
+    pub wait: Option<f64>,
     /// Most events per answer (1-1000, default 100).
     pub max: Option<usize>,
 }
@@ -40,7 +41,11 @@ pub struct EventsQuery {
 #[derive(Serialize, ToSchema)]
 pub struct EventView {
     pub id: String,
+    /// `login`, `logout`, `revoked`, `revoked_all`, `password_changed`, `user_disabled`,
+    /// `evicted`, or a type added by a newer version: treat every type but `login` as an end of
+    /// the sessions the event names.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: EventKind,
     pub user_id: Uuid,
     /// Sessions concerned (for `login`, the new session).
@@ -79,7 +84,17 @@ pub async fn events(
             ));
         }
     };
-    let wait = Duration::from_secs(query.wait.unwrap_or(10).min(MAX_WAIT_SECS));
+    let wait = match query.wait {
+        None => Duration::from_secs(10),
+        Some(w) if w.is_finite() && (0.0..=MAX_WAIT_SECS as f64).contains(&w) => {
+            Duration::from_millis((w * 1000.0).round() as u64)
+        }
+        Some(_) => {
+            return Err(ApiError::Malformed(format!(
+                "`wait` must be between 0 and {MAX_WAIT_SECS} seconds"
+            )));
+        }
+    };
     let max = query.max.unwrap_or(100).clamp(1, 1000);
     let deadline = Instant::now() + wait;
     let page = loop {

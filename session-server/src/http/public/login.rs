@@ -100,6 +100,9 @@ pub async fn login(
             return Err(api_error);
         }
     };
+    if let Some(hook) = &state.hooks.after_password_verified {
+        hook().await;
+    }
     let client = ClientInfo {
         ip,
         user_agent: user_agent(&req),

@@ -1,12 +1,14 @@
 -- Create a session and index it, atomically; enforce the per-user cap.
 -- KEYS: 1 user hash, 2 index, 3 new session key
--- ARGV: 1 now ms, 2 record, 3 expiry ms, 4 index member, 5 cap (0: none),
---       6 policy ('evict' | 'refuse'), 7 session key prefix
+-- ARGV: 1 credential version the login verified, 2 record, 3 expiry ms, 4 index member,
+--       5 cap (0: none), 6 policy ('evict' | 'refuse'), 7 session key prefix
 -- Returns {'ok', evicted handles...} | {'unavailable'} | {'limit'} | {'collision'}
-if redis.call('HGET', KEYS[1], 'd') ~= '0' then
+-- 'unavailable': the user is gone, disabled, or their credentials changed since the login
+-- verified them (password change or set, disable, enable).
+if redis.call('HGET', KEYS[1], 'd') ~= '0' or credential_version(KEYS[1]) ~= ARGV[1] then
   return {'unavailable'}
 end
-prune(KEYS[2], ARGV[1])
+prune(KEYS[2])
 local ended = {}
 local cap = tonumber(ARGV[5])
 if cap > 0 then

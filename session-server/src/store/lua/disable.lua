@@ -1,4 +1,5 @@
--- Set a user's disabled flag; disabling ends every session in the same step.
+-- Set a user's disabled flag and advance their credential version; disabling ends every session
+-- in the same step.
 -- KEYS: 1 user hash, 2 index
 -- ARGV: 1 '1' (disable) | '0' (enable), 2 session key prefix
 -- Returns the ended handles, or nil for an unknown user.
@@ -6,6 +7,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
 redis.call('HSET', KEYS[1], 'd', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'v', 1)
 if ARGV[1] == '1' then
   return end_all(KEYS[2], ARGV[2], '')
 end

@@ -1,9 +1,16 @@
 -- Helpers shared by the session scripts (prepended to each one).
 -- Index members are "<handle>:<digest>", scored by the session's expiry in ms.
 
--- Drops index members whose session has expired.
-local function prune(idx, now)
-  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
+-- Redis's own clock in ms. Keys expire by this clock, so pruning by it can never drop the index
+-- entry of a key that still lives, whatever the calling replica's clock says.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Drops index members whose session has expired: a key with expiry d lives while now <= d.
+local function prune(idx)
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. string.format('%.0f', now_ms()))
 end
 
 -- Keeps the index alive exactly as long as its longest-lived session; deletes it when empty.
@@ -39,4 +46,9 @@ local function end_all(idx, prefix, except)
   local ended = end_sessions(idx, prefix, redis.call('ZRANGE', idx, 0, -1), except)
   settle(idx)
   return ended
+end
+
+-- A user's credential version (absent in records written before versions existed: 0).
+local function credential_version(user)
+  return redis.call('HGET', user, 'v') or '0'
 end

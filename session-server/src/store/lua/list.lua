@@ -1,7 +1,7 @@
 -- A user's live session records, least recently active first; prunes as it reads.
 -- KEYS: 1 index
--- ARGV: 1 session key prefix, 2 now ms
-prune(KEYS[1], ARGV[2])
+-- ARGV: 1 session key prefix
+prune(KEYS[1])
 local out = {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local _, digest = split(m)

@@ -1,17 +1,32 @@
--- Replace a password hash if it is still the expected one, and end sessions in the same step.
+-- Replace a password hash, compare-and-set.
 -- KEYS: 1 user hash, 2 index
--- ARGV: 1 expected hash, 2 new hash, 3 scope ('none' | 'all' | 'except'), 4 handle to keep,
---       5 session key prefix
--- Returns the ended handles, or nil when the user is gone or the hash changed meanwhile.
-if redis.call('HGET', KEYS[1], 'h') ~= ARGV[1] then
+-- ARGV: 1 mode, 2 expected, 3 new hash, 4 scope ('none' | 'all' | 'except'), 5 handle to keep,
+--       6 session key prefix
+-- mode 'change': a new password. Applies only if the credential version is still ARGV[2];
+--   advances the version and ends the sessions of the scope in the same step.
+-- mode 'rehash': the same password hashed with new parameters. Applies only if the hash is still
+--   ARGV[2]; the version and the sessions stay.
+-- Returns the ended handles, or nil when the user is gone or the expectation failed.
+if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
-redis.call('HSET', KEYS[1], 'h', ARGV[2])
-if ARGV[3] == 'none' then
+if ARGV[1] == 'rehash' then
+  if redis.call('HGET', KEYS[1], 'h') ~= ARGV[2] then
+    return false
+  end
+  redis.call('HSET', KEYS[1], 'h', ARGV[3])
+  return {}
+end
+if credential_version(KEYS[1]) ~= ARGV[2] then
+  return false
+end
+redis.call('HSET', KEYS[1], 'h', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+if ARGV[4] == 'none' then
   return {}
 end
 local keep = ''
-if ARGV[3] == 'except' then
-  keep = ARGV[4]
+if ARGV[4] == 'except' then
+  keep = ARGV[5]
 end
-return end_all(KEYS[2], ARGV[5], keep)
+return end_all(KEYS[2], ARGV[6], keep)
