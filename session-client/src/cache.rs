@@ -1,9 +1,12 @@
 //! The local cache of positive checks, and the rules under which it may answer.
 //!
 //! An entry answers only while (1) it is younger than `max_age`, (2) its session has not reached
-//! its own expiry, and (3) the event feed has been heard from within `feed_staleness`. Events drop
-//! entries as they arrive; an entry is stored only if no event arrived while its check was in
-//! flight (the check could have raced a revocation).
+//! its own expiry, and (3) the feed is proven current within `feed_staleness`: a poll *sent* less
+//! than `feed_staleness` ago was answered and its events applied. The answer to a poll holds every
+//! event appended before the poll was sent, so an event appended at T has dropped its entries by
+//! T + `feed_staleness`, or the cache has stopped answering; how long answers take to arrive does
+//! not stretch this. Events drop entries as they arrive; an entry is stored only if no event
+//! arrived while its check was in flight (the check could have raced a revocation).
 
 use std::{
     num::NonZeroUsize,
@@ -11,7 +14,7 @@ use std::{
         Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Instant, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use lru::LruCache;
@@ -41,7 +44,7 @@ pub(crate) struct Cache {
     entries: Mutex<LruCache<CacheKey, Entry>>,
     /// Bumped by every applied event batch and reset.
     epoch: AtomicU64,
-    /// When the feed last answered, if it is healthy.
+    /// When the latest poll that proved the cache current was sent, if the feed is healthy.
     feed_heard: Mutex<Option<Instant>>,
 }
 
@@ -85,6 +88,10 @@ impl Cache {
         Some(entry.session.clone())
     }
 
+    pub(crate) fn feed_staleness(&self) -> Duration {
+        self.settings.feed_staleness
+    }
+
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
     }
@@ -106,12 +113,15 @@ impl Cache {
         );
     }
 
-    /// The feed answered: the cache may be trusted for another `feed_staleness`.
-    pub(crate) fn feed_alive(&self) {
-        *self
+    /// The events of a poll sent at `sent_at` are applied, and they are all the events appended
+    /// before then: the cache may be trusted until `sent_at + feed_staleness`. Never moves the
+    /// time back.
+    pub(crate) fn feed_alive(&self, sent_at: Instant) {
+        let mut heard = self
             .feed_heard
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *heard = Some(heard.map_or(sent_at, |t| t.max(sent_at)));
     }
 
     /// The feed failed: the cache stops answering until it is heard again.
@@ -122,16 +132,17 @@ impl Cache {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
-    /// Drops entries of sessions that ended: the named handles, or every session of a user but
-    /// `kept`.
+    /// Drops entries of sessions of `user` that ended: the named handles, or all of them but
+    /// `kept`. Other users' entries are never touched, whatever handles the event names.
     pub(crate) fn invalidate(&self, user: Uuid, handles: &[Uuid], all: bool, kept: Option<Uuid>) {
         let mut entries = self.entries();
         self.epoch.fetch_add(1, Ordering::SeqCst);
         let doomed: Vec<CacheKey> = entries
             .iter()
             .filter(|(_, e)| {
-                handles.contains(&e.session.handle)
-                    || (all && e.session.user_id == user && Some(e.session.handle) != kept)
+                e.session.user_id == user
+                    && (handles.contains(&e.session.handle)
+                        || (all && Some(e.session.handle) != kept))
             })
             .map(|(k, _)| *k)
             .collect();
@@ -155,8 +166,6 @@ impl Cache {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn session(user: Uuid) -> Session {
@@ -177,7 +186,7 @@ mod tests {
             max_age: Duration::from_secs(60),
             feed_staleness: Duration::from_secs(60),
         });
-        c.feed_alive();
+        c.feed_alive(Instant::now());
         c
     }
 
@@ -189,8 +198,39 @@ mod tests {
         assert!(c.get(&key).is_some());
         c.feed_down();
         assert!(c.get(&key).is_none());
-        c.feed_alive();
+        c.feed_alive(Instant::now());
         assert!(c.get(&key).is_some());
+    }
+
+    /// An instant `ago` in the past.
+    fn before_now(ago: Duration) -> Instant {
+        Instant::now()
+            .checked_sub(ago)
+            .expect("the monotonic clock started long enough ago")
+    }
+
+    #[test]
+    fn freshness_counts_from_when_the_poll_was_sent_not_from_its_answer() {
+        let c = cache();
+        let key = CacheKey::of("t");
+        c.insert(key, session(Uuid::new_v4()), c.epoch());
+        c.feed_down();
+        // An answer arriving now, to a poll sent longer than `feed_staleness` ago, proves nothing
+        // about the events of the last `feed_staleness`.
+        c.feed_alive(before_now(Duration::from_secs(61)));
+        assert!(c.get(&key).is_none());
+        assert!(!c.feed_fresh());
+        c.feed_alive(before_now(Duration::from_secs(1)));
+        assert!(c.get(&key).is_some());
+    }
+
+    #[test]
+    fn an_older_send_time_never_moves_freshness_back() {
+        let c = cache();
+        let key = CacheKey::of("t");
+        c.insert(key, session(Uuid::new_v4()), c.epoch());
+        c.feed_alive(before_now(Duration::from_secs(61)));
+        assert!(c.get(&key).is_some(), "still trusted from the later send");
     }
 
     #[test]
@@ -214,6 +254,20 @@ mod tests {
         assert!(c.get(&CacheKey::of("b")).is_some());
         c.invalidate(user, &[b.handle], false, None);
         assert!(c.get(&CacheKey::of("b")).is_none());
+    }
+
+    #[test]
+    fn an_event_touches_only_its_own_users_entries() {
+        let c = cache();
+        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let bobs = session(bob);
+        c.insert(CacheKey::of("bob"), bobs.clone(), c.epoch());
+        // An event of alice's naming bob's handle leaves bob's entry alone.
+        c.invalidate(alice, &[bobs.handle], false, None);
+        c.invalidate(alice, &[bobs.handle], true, None);
+        assert!(c.get(&CacheKey::of("bob")).is_some());
+        c.invalidate(bob, &[bobs.handle], false, None);
+        assert!(c.get(&CacheKey::of("bob")).is_none());
     }
 
     #[test]

@@ -78,7 +78,11 @@ pub struct CacheSettings {
     pub max_entries: usize,
     /// Longest time a positive answer is reused.
     pub max_age: Duration,
-    /// How long a silent event feed is trusted: past this, the cache does not answer.
+    /// The revocation bound of the cache: an event the service appends at time T stops cached
+    /// answers by T + `feed_staleness` at the latest, or the cache stops answering. The cache
+    /// answers only while a poll of the event feed sent less than this ago has been answered
+    /// (and its events applied); each poll asks the service to wait a quarter of this (between
+    /// 50 ms and 1 s).
     pub feed_staleness: Duration,
 }
 
@@ -107,8 +111,9 @@ impl Builder {
     }
 
     /// Caches positive answers. Revocations still take effect at once: the client follows the
-    /// service's event feed and drops affected entries; while the feed is silent for longer than
-    /// [`CacheSettings::feed_staleness`], the cache does not answer. Needs a Tokio runtime.
+    /// service's event feed and drops affected entries; unless a poll of the feed sent within the
+    /// last [`CacheSettings::feed_staleness`] has been answered, the cache does not answer. Needs
+    /// a Tokio runtime.
     pub fn cache(mut self, settings: CacheSettings) -> Builder {
         self.cache = Some(settings);
         self
