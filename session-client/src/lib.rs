@@ -128,7 +128,9 @@ impl Builder {
         let http = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below session-server's keep-alive (5 s): a request sent on a connection the server
+            // is closing at that moment would fail in transport, a spurious `Unavailable`.
+            .pool_idle_timeout(Duration::from_secs(4))
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
         let auth = format!("Bearer {}", self.api_key.trim());

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::helpers::{RedisServer, spawn_app_on};
 
-fn run(redis: &RedisServer, args: &[&str], stdin: &str) -> Output {
+pub fn run(redis: &RedisServer, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_session-server"))
         .args(args)
         .env_clear()

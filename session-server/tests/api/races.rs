@@ -31,6 +31,24 @@ struct Gate {
 }
 
 impl Gate {
+    /// Starts a login and returns once it passed its password check and waits at the gate.
+    async fn hold_login(
+        &self,
+        app: &TestApp,
+        username: &str,
+        password: &str,
+    ) -> tokio::task::JoinHandle<reqwest::Response> {
+        self.armed.store(true, Ordering::SeqCst);
+        let request = app
+            .public(Method::POST, "/v1/login")
+            .json(&json!({"username": username, "password": password}));
+        let login = tokio::spawn(async move { request.send().await.unwrap() });
+        tokio::time::timeout(Duration::from_secs(10), self.reached.notified())
+            .await
+            .expect("the login reached the gate");
+        login
+    }
+
     fn hooks(&self) -> Hooks {
         let gate = self.clone();
         Hooks {
@@ -124,22 +142,7 @@ async fn a_login_that_verified_old_credentials_gets_no_session(backend: Backend)
         let me = app.signed_in("alice").await;
         let id = user_id(&app, &me).await;
 
-        gate.armed.store(true, Ordering::SeqCst);
-        let login = {
-            let (client, url) = (app.client.clone(), format!("{}/v1/login", app.public));
-            tokio::spawn(async move {
-                client
-                    .post(url)
-                    .header(header::ORIGIN, crate::helpers::ORIGIN)
-                    .json(&json!({"username": "alice", "password": "alice-password"}))
-                    .send()
-                    .await
-                    .unwrap()
-            })
-        };
-        tokio::time::timeout(Duration::from_secs(10), gate.reached.notified())
-            .await
-            .expect("the login reached the gate");
+        let login = gate.hold_login(&app, "alice", "alice-password").await;
         apply(&app, change, &me, &id).await;
         gate.release.notify_one();
         let response = login.await.unwrap();
@@ -161,6 +164,35 @@ async fn a_login_that_verified_old_credentials_gets_no_session(backend: Backend)
     }
 }
 crate::each_backend!(a_login_that_verified_old_credentials_gets_no_session);
+
+/// The same race against the operator's command line (`user passwd`, `user disable` + `enable`),
+/// a separate process on the same Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_racing_the_command_line_gets_no_session() {
+    let commands: [&[&[&str]]; 2] = [
+        &[&["user", "passwd", "alice"]],
+        &[&["user", "disable", "alice"], &["user", "enable", "alice"]],
+    ];
+    for steps in commands {
+        let (app, gate) = spawn_gated(Backend::Redis).await;
+        let redis = app.redis.clone().unwrap();
+        assert_eq!(app.register("alice", "alice-password").await.status(), 201);
+
+        let login = gate.hold_login(&app, "alice", "alice-password").await;
+        for step in steps {
+            let out = crate::cli::run(&redis, step, "a-new-passphrase\n");
+            assert!(
+                out.status.success(),
+                "{step:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        gate.release.notify_one();
+        let response = login.await.unwrap();
+        assert_eq!(response.status(), 401, "{steps:?}");
+        assert_eq!(session_cookie(&response), None, "{steps:?}");
+    }
+}
 
 /// Reads the whole feed through the admin API.
 async fn feed(app: &TestApp) -> Vec<Value> {
@@ -313,6 +345,11 @@ async fn a_skewed_replica_cannot_hide_a_session_from_revoke_all_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skewed_replica_cannot_hide_a_session_from_revoke_all_cluster() {
     a_skewed_replica_cannot_hide_a_session_from_revoke_all(Backend::Cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skewed_replica_cannot_hide_a_session_from_revoke_all_sentinel() {
+    a_skewed_replica_cannot_hide_a_session_from_revoke_all(Backend::Sentinel).await;
 }
 
 /// Deadlines a replica writes come from Redis's clock, not its own.
