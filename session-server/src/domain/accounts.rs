@@ -68,26 +68,35 @@ impl AccountService {
         Ok(())
     }
 
-    /// Reserves one failure of the username's budget *before* the password is verified, so that
-    /// concurrent attempts cannot all pass a check made before any of them was counted. Refuses
-    /// once the budget is spent. A verification that succeeds gives the reservation back
-    /// ([`AccountService::refund_failure`]); one that fails keeps it as its failure.
-    async fn reserve_failure(&self, key: &RateKey) -> Result<(), Error> {
+    /// Runs a password check under a reservation of the username's failure budget, taken
+    /// *before* the check so that concurrent attempts cannot all pass a count made before any of
+    /// them was added: the counter holds the failures plus the checks in flight. Refuses at once
+    /// when the budget is spent. Only a wrong password keeps its reservation (as its failure); a
+    /// match, a refusal, or a check that could not be made (store unavailable, hashing busy) gives
+    /// it back.
+    async fn under_reservation<T>(
+        &self,
+        key: &RateKey,
+        check: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
         let count = self.store.hit(key, self.throttle.window).await?;
-        if count.count > self.throttle.max_failures_per_user {
-            return Err(Error::Throttled {
+        let result = if count.count > self.throttle.max_failures_per_user {
+            Err(Error::Throttled {
                 retry_after: count.resets_in,
-            });
+            })
+        } else {
+            check.await
+        };
+        if !matches!(
+            result,
+            Err(Error::InvalidCredentials | Error::WrongPassword)
+        ) {
+            // Best effort: a failed refund leaves one failure too many until the window ends.
+            if let Err(e) = self.store.refund(key).await {
+                tracing::warn!(error = %e, "could not refund a login reservation");
+            }
         }
-        Ok(())
-    }
-
-    /// Gives back a reservation after a successful verification. Best effort: a failure only
-    /// leaves one failure too many counted until the window ends.
-    async fn refund_failure(&self, key: &RateKey) {
-        if let Err(e) = self.store.refund(key).await {
-            tracing::warn!(error = %e, "could not refund a login reservation");
-        }
+        result
     }
 
     /// Creates a user. `ip` is charged against the same budget as logins.
@@ -136,28 +145,31 @@ impl AccountService {
             Password::presented(raw_password).map_err(|e| Error::invalid("password", e))?;
         self.charge_ip(ip).await?;
         let failures_key = RateKey::user_failures(&username);
-        self.reserve_failure(&failures_key).await?;
-        let user = self.store.user_by_name(&username).await?;
-        let verdict = self
-            .hasher
-            .verify(
-                password.clone(),
-                user.as_ref().map(|u| u.password_hash.clone()),
-            )
-            .await?;
-        match (user, verdict) {
-            (Some(user), Verification::Match { outdated }) if !user.disabled => {
-                self.refund_failure(&failures_key).await;
-                if outdated {
-                    self.upgrade_hash(&user, password).await;
+        let (user, outdated) = self
+            .under_reservation(&failures_key, async {
+                let user = self.store.user_by_name(&username).await?;
+                let verdict = self
+                    .hasher
+                    .verify(
+                        password.clone(),
+                        user.as_ref().map(|u| u.password_hash.clone()),
+                    )
+                    .await?;
+                match (user, verdict) {
+                    (Some(user), Verification::Match { outdated }) if !user.disabled => {
+                        Ok((user, outdated))
+                    }
+                    (user, _) => {
+                        tracing::info!(target: "audit", event = "login_failed", user_id = ?user.map(|u| u.id), ip = ?ip);
+                        Err(Error::InvalidCredentials)
+                    }
                 }
-                Ok(user)
-            }
-            (user, _) => {
-                tracing::info!(target: "audit", event = "login_failed", user_id = ?user.map(|u| u.id), ip = ?ip);
-                Err(Error::InvalidCredentials)
-            }
+            })
+            .await?;
+        if outdated {
+            self.upgrade_hash(&user, password).await;
         }
+        Ok(user)
     }
 
     /// Re-hashes with the current parameters after a successful login. Best effort: a failure
@@ -198,15 +210,17 @@ impl AccountService {
             .await?
             .ok_or(Error::Unauthenticated)?;
         let failures_key = RateKey::user_failures(&user.username);
-        self.reserve_failure(&failures_key).await?;
-        match self
-            .hasher
-            .verify(current, Some(user.password_hash.clone()))
-            .await?
-        {
-            Verification::Match { .. } => self.refund_failure(&failures_key).await,
-            Verification::Mismatch => return Err(Error::WrongPassword),
-        }
+        self.under_reservation(&failures_key, async {
+            match self
+                .hasher
+                .verify(current, Some(user.password_hash.clone()))
+                .await?
+            {
+                Verification::Match { .. } => Ok(()),
+                Verification::Mismatch => Err(Error::WrongPassword),
+            }
+        })
+        .await?;
         let new_hash = self.hasher.hash(new).await?;
         let ended = self
             .replace_hash(&user, &new_hash, RevokeScope::AllExcept(keep_session))

@@ -7,8 +7,9 @@
 //!   [`LoginThrottle::ipv6_prefix`] bits (one host usually owns a whole /64), IPv4 per address.
 //!
 //! Both are counted *before* the password is hashed (a reservation): concurrent attempts cannot
-//! all pass a check made before any of them was counted. A login that succeeds refunds its
-//! reservation of the username's failure budget.
+//! all pass a check made before any of them was counted. Of the username's counter, only a wrong
+//! password keeps its reservation; a match, a throttled attempt or a check that could not be made
+//! gives it back, so the counter holds the failures plus the checks in flight.
 
 use std::{net::IpAddr, time::Duration};
 

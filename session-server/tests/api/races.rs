@@ -269,6 +269,32 @@ async fn successful_logins_do_not_spend_the_failure_budget(backend: Backend) {
 }
 crate::each_backend!(successful_logins_do_not_spend_the_failure_budget);
 
+/// Logins turned away because hashing is saturated (503 `busy`) verified nothing: they give their
+/// reservation back and spend none of the failure budget.
+async fn logins_refused_as_busy_do_not_spend_the_failure_budget(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.login_max_failures_per_user = Some(3);
+        s.argon2_concurrency = Some(1);
+        s.argon2_queue = Some(0);
+        s.argon2_memory_kib = Some(8192);
+    })
+    .await;
+    app.register("alice", "alice-password").await;
+    let attempts = (0..24).map(|_| app.login("alice", "alice-password"));
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let busy = statuses.iter().filter(|&&s| s == 503).count();
+    assert!(busy > 0, "hashing was never saturated: {statuses:?}");
+    for _ in 0..3 {
+        assert_eq!(app.login("alice", "wrong-password").await.status(), 401);
+    }
+    assert_eq!(app.login("alice", "wrong-password").await.status(), 429);
+}
+crate::each_backend!(logins_refused_as_busy_do_not_spend_the_failure_budget);
+
 /// Clients behind a trusted proxy, all from one IPv6 /64: one budget, not 2^64.
 async fn an_ipv6_network_shares_one_address_budget(backend: Backend) {
     let app = crate::helpers::spawn_app_with(backend, |s| {
