@@ -241,9 +241,10 @@ pub fn origin(s: &str) {
 pub fn config_invariants(c: &Config) {
     assert!(c.session.absolute >= c.session.idle);
     assert!(!c.session.idle.is_zero() && c.session.absolute <= TEN_YEARS);
-    assert!(c.session.renew_fraction > 0.0 && c.session.renew_fraction <= 1.0);
+    assert!(c.session.renew_fraction > 0.0 && c.session.renew_fraction < 1.0);
     assert!(c.workers > 0 && c.max_body_bytes > 0 && c.argon2_concurrency > 0);
     assert!(c.throttle.max_failures_per_user > 0 && c.throttle.max_attempts_per_ip > 0);
+    assert!((32..=128).contains(&c.throttle.ipv6_prefix));
     let name = &c.cookie.name;
     assert!((1..=64).contains(&name.len()));
     assert!(
