@@ -62,10 +62,6 @@ fn system_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn saturating_add_signed(base: u64, delta: i64) -> u64 {
-    base.saturating_add_signed(delta)
-}
-
 impl Default for Clock {
     fn default() -> Self {
         Clock::system()
@@ -82,7 +78,7 @@ impl Clock {
     /// how tests give one replica of several a wrong clock.
     pub fn with_wall_skew(skew_ms: i64) -> Clock {
         let origin = Instant::now();
-        let origin_wall_ms = saturating_add_signed(system_ms(), skew_ms);
+        let origin_wall_ms = system_ms().saturating_add_signed(skew_ms);
         Clock {
             inner: Arc::new(Inner {
                 wall_skew_ms: skew_ms,
@@ -96,7 +92,7 @@ impl Clock {
 
     /// This host's wall clock (with any test skew).
     pub fn wall_ms(&self) -> u64 {
-        saturating_add_signed(system_ms(), self.inner.wall_skew_ms)
+        system_ms().saturating_add_signed(self.inner.wall_skew_ms)
     }
 
     fn monotonic_ms(&self, at: Instant) -> u64 {
@@ -109,10 +105,8 @@ impl Clock {
     /// Now: the reference clock (Redis) once synchronised, else the wall clock.
     pub fn now_ms(&self) -> u64 {
         if self.inner.synced.load(Ordering::Acquire) {
-            saturating_add_signed(
-                self.monotonic_ms(Instant::now()),
-                self.inner.correction_ms.load(Ordering::Relaxed),
-            )
+            self.monotonic_ms(Instant::now())
+                .saturating_add_signed(self.inner.correction_ms.load(Ordering::Relaxed))
         } else {
             self.wall_ms()
         }

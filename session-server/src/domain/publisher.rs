@@ -144,11 +144,10 @@ impl Publisher {
         }
     }
 
-    /// Publishes the event of an end of sessions whose write failed and may have been applied.
+    /// Publishes the event of an end of sessions whose write failed and may have been applied
+    /// (kept in the outbox if the feed cannot take it now).
     pub async fn maybe_ended(&self, event: SessionEvent) {
-        if self.store.publish(&event).await.is_err() {
-            self.outbox.push(event);
-        }
+        let _ = self.ended(event).await;
     }
 
     /// Publishes an event that ends nothing (a login): best effort, never retried.
@@ -191,6 +190,7 @@ async fn retry(outbox: Weak<Outbox>, store: Arc<dyn Store>) {
             Some(event) => match store.publish(&event).await {
                 Ok(()) => {
                     let mut pending = strong.pending();
+                    // A full outbox may have dropped this event meanwhile (see `push`).
                     if pending.front() == Some(&event) {
                         pending.pop_front();
                     }

@@ -422,11 +422,6 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn reset(&self, key: &RateKey) -> Result<(), StoreError> {
-        self.lock().counters.remove(key);
-        Ok(())
-    }
-
     async fn publish(&self, event: &SessionEvent) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner.last_event += 1;

@@ -170,8 +170,6 @@ pub trait Store: Send + Sync + 'static {
     /// Takes back one hit (a reservation that turned out not to be a failure). Never below
     /// zero, never opens a window.
     async fn refund(&self, key: &RateKey) -> Result<(), StoreError>;
-    /// Closes a counter's window.
-    async fn reset(&self, key: &RateKey) -> Result<(), StoreError>;
 
     // ---- the event feed (see `domain::events`) ----
 

@@ -198,6 +198,33 @@ impl RedisStore {
         Ok(secs.saturating_mul(1000).saturating_add(micros / 1000))
     }
 
+    /// Runs `password.lua` in `mode` (`change`: compare-and-set on the credential version;
+    /// `rehash`: on the hash). `None`: the user is gone or the expectation failed.
+    async fn password_script(
+        &self,
+        id: Uuid,
+        mode: &str,
+        expected: &str,
+        new: &str,
+        revoke: RevokeScope,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let (scope, keep) = match revoke {
+            RevokeScope::None => ("none", String::new()),
+            RevokeScope::All => ("all", String::new()),
+            RevokeScope::AllExcept(h) => ("except", h.simple().to_string()),
+        };
+        let mut call = PASSWORD.prepare_invoke();
+        call.key(self.keys.user(id))
+            .key(self.keys.index(id))
+            .arg(mode)
+            .arg(expected)
+            .arg(new)
+            .arg(scope)
+            .arg(keep)
+            .arg(self.keys.session_prefix(id));
+        self.write(&call).await
+    }
+
     /// Runs `op` on a pooled connection within the timeout. The connection is shared (see
     /// `redis_pool.rs`); after an error that poisons it, it is marked so the pool replaces it.
     async fn with_conn<T>(
@@ -360,21 +387,10 @@ impl Store for RedisStore {
         new: &str,
         revoke: RevokeScope,
     ) -> Result<Option<Vec<Uuid>>, StoreError> {
-        let (scope, keep) = match revoke {
-            RevokeScope::None => ("none", String::new()),
-            RevokeScope::All => ("all", String::new()),
-            RevokeScope::AllExcept(h) => ("except", h.simple().to_string()),
-        };
-        let mut call = PASSWORD.prepare_invoke();
-        call.key(self.keys.user(id))
-            .key(self.keys.index(id))
-            .arg("change")
-            .arg(expected_version)
-            .arg(new)
-            .arg(scope)
-            .arg(keep)
-            .arg(self.keys.session_prefix(id));
-        let raw: Option<Vec<String>> = self.write(&call).await?;
+        let expected = expected_version.to_string();
+        let raw = self
+            .password_script(id, "change", &expected, new, revoke)
+            .await?;
         raw.map(handles).transpose()
     }
 
@@ -384,16 +400,9 @@ impl Store for RedisStore {
         expected: &str,
         new: &str,
     ) -> Result<bool, StoreError> {
-        let mut call = PASSWORD.prepare_invoke();
-        call.key(self.keys.user(id))
-            .key(self.keys.index(id))
-            .arg("rehash")
-            .arg(expected)
-            .arg(new)
-            .arg("none")
-            .arg("")
-            .arg(self.keys.session_prefix(id));
-        let raw: Option<Vec<String>> = self.write(&call).await?;
+        let raw = self
+            .password_script(id, "rehash", expected, new, RevokeScope::None)
+            .await?;
         Ok(raw.is_some())
     }
 
@@ -544,12 +553,6 @@ impl Store for RedisStore {
         let mut call = REFUND.prepare_invoke();
         call.key(self.keys.rate(key));
         self.with_conn(async |c| call.invoke_async::<()>(c).await)
-            .await
-    }
-
-    async fn reset(&self, key: &RateKey) -> Result<(), StoreError> {
-        let key = self.keys.rate(key);
-        self.with_conn(async |c| redis::cmd("DEL").arg(&key).query_async::<()>(c).await)
             .await
     }
 

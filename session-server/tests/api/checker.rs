@@ -32,8 +32,8 @@ use session_server::{
 };
 
 use crate::helpers::{
-    API_KEY, Backend, RedisServer, TestApp, session_cookie, spawn_with_overrides, test_settings,
-    use_backend,
+    API_KEY, Backend, Browser, RedisServer, TestApp, session_cookie, spawn_with_overrides,
+    test_settings, use_backend,
 };
 
 const WORKERS: usize = 6;
@@ -639,16 +639,10 @@ fn credential_changes_win(ops: &[Op], sessions: &[Session], alive: &[usize]) -> 
 }
 
 async fn active(app: &TestApp, s: &Session) -> bool {
-    let r: Value = app
-        .admin(Method::POST, "/admin/v1/sessions/check")
-        .json(&json!({"token": s.token}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["active"] == true
+    app.check(&Browser {
+        cookie: s.cookie.clone(),
+    })
+    .await
 }
 
 async fn run(backend: Backend) {
@@ -779,21 +773,8 @@ async fn run(backend: Backend) {
     violations.extend(credential_changes_win(&ops, &sessions, &alive));
     let users = world.users.lock().unwrap().clone();
     for (u, user) in users.iter().enumerate() {
-        let listed: Value = world
-            .a
-            .admin(
-                Method::GET,
-                &format!("/admin/v1/users/{}/sessions", user.id),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let handles: Vec<&str> = listed["sessions"]
-            .as_array()
-            .unwrap()
+        let listed = world.a.user_sessions(&user.id).await;
+        let handles: Vec<&str> = listed
             .iter()
             .map(|s| s["handle"].as_str().unwrap())
             .collect();

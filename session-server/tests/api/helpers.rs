@@ -242,6 +242,37 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A user's live sessions, as the admin API lists them.
+    pub async fn user_sessions(&self, user_id: &str) -> Vec<serde_json::Value> {
+        let body: serde_json::Value = self
+            .admin(Method::GET, &format!("/admin/v1/users/{user_id}/sessions"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["sessions"].as_array().expect("a session list").clone()
+    }
+
+    /// One value of the admin listener's `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no metric {name}"))
+            .parse()
+            .unwrap()
+    }
+
     /// Asks the admin API whether a token is an active session.
     pub async fn check(&self, browser: &Browser) -> bool {
         let r = self

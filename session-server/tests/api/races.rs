@@ -149,18 +149,11 @@ async fn a_login_that_verified_old_credentials_gets_no_session(backend: Backend)
 
         assert_eq!(response.status(), 401, "{change:?}");
         assert_eq!(session_cookie(&response), None, "{change:?}");
-        let sessions: Value = app
-            .admin(Method::GET, &format!("/admin/v1/users/{id}/sessions"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let live = sessions["sessions"].as_array().unwrap().len();
+        let sessions = app.user_sessions(&id).await;
+        let live = sessions.len();
         // Only the session that changed its own password survives it.
         let expected = usize::from(matches!(change, CredentialChange::OwnPasswordChange));
-        assert_eq!(live, expected, "{change:?}: {sessions}");
+        assert_eq!(live, expected, "{change:?}: {sessions:?}");
     }
 }
 crate::each_backend!(a_login_that_verified_old_credentials_gets_no_session);
@@ -230,6 +223,25 @@ async fn disabling_a_user_publishes_the_end_of_their_sessions(backend: Backend) 
 }
 crate::each_backend!(disabling_a_user_publishes_the_end_of_their_sessions);
 
+/// The statuses of `n` logins as alice sent at once.
+async fn concurrent_logins(app: &TestApp, n: usize, password: &str) -> Vec<u16> {
+    let attempts = (0..n).map(|_| app.login("alice", password));
+    futures_util::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect()
+}
+
+/// Alice's failure budget has exactly `left` wrong passwords left: they are verified (401), the
+/// next one is throttled.
+async fn assert_failure_budget_left(app: &TestApp, left: usize) {
+    for _ in 0..left {
+        assert_eq!(app.login("alice", "wrong-password").await.status(), 401);
+    }
+    assert_eq!(app.login("alice", "wrong-password").await.status(), 429);
+}
+
 /// Forty wrong passwords for one username at once: the budget of ten holds.
 async fn the_username_budget_holds_under_concurrent_attempts(backend: Backend) {
     let app = crate::helpers::spawn_app_with(backend, |s| {
@@ -239,12 +251,7 @@ async fn the_username_budget_holds_under_concurrent_attempts(backend: Backend) {
     })
     .await;
     app.register("alice", "alice-password").await;
-    let attempts = (0..40).map(|_| app.login("alice", "wrong-password"));
-    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let statuses = concurrent_logins(&app, 40, "wrong-password").await;
     let verified = statuses.iter().filter(|&&s| s == 401).count();
     let throttled = statuses.iter().filter(|&&s| s == 429).count();
     assert_eq!(verified + throttled, 40, "{statuses:?}");
@@ -262,10 +269,7 @@ async fn successful_logins_do_not_spend_the_failure_budget(backend: Backend) {
     for _ in 0..6 {
         assert_eq!(app.login("alice", "alice-password").await.status(), 200);
     }
-    for _ in 0..3 {
-        assert_eq!(app.login("alice", "wrong-password").await.status(), 401);
-    }
-    assert_eq!(app.login("alice", "wrong-password").await.status(), 429);
+    assert_failure_budget_left(&app, 3).await;
 }
 crate::each_backend!(successful_logins_do_not_spend_the_failure_budget);
 
@@ -280,18 +284,10 @@ async fn logins_refused_as_busy_do_not_spend_the_failure_budget(backend: Backend
     })
     .await;
     app.register("alice", "alice-password").await;
-    let attempts = (0..24).map(|_| app.login("alice", "alice-password"));
-    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let statuses = concurrent_logins(&app, 24, "alice-password").await;
     let busy = statuses.iter().filter(|&&s| s == 503).count();
     assert!(busy > 0, "hashing was never saturated: {statuses:?}");
-    for _ in 0..3 {
-        assert_eq!(app.login("alice", "wrong-password").await.status(), 401);
-    }
-    assert_eq!(app.login("alice", "wrong-password").await.status(), 429);
+    assert_failure_budget_left(&app, 3).await;
 }
 crate::each_backend!(logins_refused_as_busy_do_not_spend_the_failure_budget);
 
@@ -412,21 +408,7 @@ async fn replicas_with_skewed_clocks_write_deadlines_on_redis_time() {
             (0..2_000).contains(&off),
             "skew {skew}: created {off} ms before Redis's now"
         );
-        let metrics = app
-            .client
-            .get(format!("{}/metrics", app.admin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let offset: f64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("session_clock_offset_seconds "))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let offset = app.metric("session_clock_offset_seconds").await;
         assert!(
             (offset + skew as f64 / 1000.0).abs() < 0.5,
             "skew {skew}: exported offset {offset}"
