@@ -54,26 +54,35 @@ impl RedisServer {
 
     /// Starts with extra `redis-server` arguments (e.g. `--maxmemory 2mb`), which come after the
     /// defaults and so override them.
+    ///
+    /// A port that was free when chosen can be taken before `redis-server` binds it (by another
+    /// test's listener): the server then exits at once, and a fresh port is tried.
     pub fn start_with(extra: &[&str]) -> Arc<RedisServer> {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("session-test-redis-{port}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let server = RedisServer {
-            port,
-            child: Mutex::new(None),
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        server.launch();
-        Arc::new(server)
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = std::env::temp_dir()
+                .join(format!("session-test-redis-{port}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let server = RedisServer {
+                port,
+                child: Mutex::new(None),
+                dir,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+            };
+            match server.launch() {
+                Ok(()) => return Arc::new(server),
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}");
     }
 
     fn child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
         self.child.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn launch(&self) {
+    fn launch(&self) -> Result<(), String> {
         let mut cmd = Command::new("redis-server");
         cmd.args([
             "--bind",
@@ -100,11 +109,19 @@ impl RedisServer {
                 .command(&["PING"])
                 .is_some_and(|r| r.starts_with("+PONG"))
             {
-                return;
+                return Ok(());
+            }
+            if let Some(child) = self.child().as_mut()
+                && child.try_wait().is_ok_and(|status| status.is_some())
+            {
+                return Err(format!(
+                    "redis-server exited at start on port {}",
+                    self.port
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not start", self.port);
+        Err(format!("redis-server on port {} did not start", self.port))
     }
 
     /// The `redis://` URL of the server.
@@ -174,7 +191,9 @@ impl RedisServer {
     /// it is still running).
     pub fn restart(&self) {
         self.kill();
-        self.launch();
+        if let Err(e) = self.launch() {
+            panic!("{e}");
+        }
     }
 }
 
