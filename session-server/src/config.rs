@@ -175,6 +175,10 @@ pub struct Settings {
     /// Whether `POST /v1/users` (self-service registration) is open.
     #[arg(long, env = "SESSION_REGISTRATION", value_parser = BoolishValueParser::new())]
     pub registration: Option<bool>,
+    /// Whether logins are appended to the event feed too (default: only ends of sessions are,
+    /// which is all a cache needs; every login is in the audit log either way).
+    #[arg(long, env = "SESSION_FEED_LOGINS", value_parser = BoolishValueParser::new())]
+    pub feed_logins: Option<bool>,
     /// Comma-separated SHA-256 hex digests of the admin API keys (never the keys themselves).
     #[arg(long, env = "SESSION_ADMIN_API_KEYS")]
     pub admin_api_keys: Option<String>,
@@ -255,6 +259,7 @@ impl Settings {
             allowed_origins,
             login_page,
             registration,
+            feed_logins,
             admin_api_keys,
             trusted_proxies,
             argon2_memory_kib,
@@ -333,6 +338,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub login_page: String,
     pub registration: bool,
+    /// Whether logins are published to the event feed (see `domain::events`).
+    pub feed_logins: bool,
     pub admin_api_key_digests: Vec<[u8; 32]>,
     pub trusted_proxies: Vec<IpNet>,
     pub hash_params: HashParams,
@@ -647,6 +654,7 @@ impl Config {
             allowed_origins,
             login_page,
             registration: s.registration.unwrap_or(true),
+            feed_logins: s.feed_logins.unwrap_or(false),
             admin_api_key_digests,
             trusted_proxies,
             hash_params,

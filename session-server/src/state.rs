@@ -91,6 +91,7 @@ impl AppState {
                 metrics.clone(),
                 clock.clone(),
                 publisher.clone(),
+                config.feed_logins,
             ),
             accounts: AccountService::new(
                 store.clone(),

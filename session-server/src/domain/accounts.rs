@@ -19,6 +19,14 @@ use crate::{
     store::{CreateUser, RevokeScope, Store},
 };
 
+/// A login whose password matched, still holding its reservation of the username's failure
+/// budget (see [`AccountService::release`]).
+#[must_use = "the reservation must be released"]
+pub struct Verified {
+    pub user: UserRecord,
+    reservation: RateKey,
+}
+
 pub struct AccountService {
     store: Arc<dyn Store>,
     hasher: PasswordHasher,
@@ -91,10 +99,7 @@ impl AccountService {
             result,
             Err(Error::InvalidCredentials | Error::WrongPassword)
         ) {
-            // Best effort: a failed refund leaves one failure too many until the window ends.
-            if let Err(e) = self.store.refund(key).await {
-                tracing::warn!(error = %e, "could not refund a login reservation");
-            }
+            self.give_back(key).await;
         }
         result
     }
@@ -134,42 +139,85 @@ impl AccountService {
     /// [`Error::InvalidCredentials`] after the same argon2 work. The returned record carries the
     /// credential version the password was verified against; a session may only be created
     /// against that version (see `SessionService::start`).
+    ///
+    /// One round trip before hashing asks everything at once: the client address's budget, a
+    /// reservation of the username's failure budget (see [`Self::under_reservation`]) and the
+    /// username's id; a second reads the user record. The reservation of a match is still held
+    /// on return: give it back with [`Self::release`], alongside the session's creation.
     pub async fn login(
         &self,
         raw_username: &str,
         raw_password: String,
         ip: Option<IpAddr>,
-    ) -> Result<UserRecord, Error> {
+    ) -> Result<Verified, Error> {
         let username = username(raw_username)?;
         let password =
             Password::presented(raw_password).map_err(|e| Error::invalid("password", e))?;
-        self.charge_ip(ip).await?;
         let failures_key = RateKey::user_failures(&username);
-        let (user, outdated) = self
-            .under_reservation(&failures_key, async {
-                let user = self.store.user_by_name(&username).await?;
-                let verdict = self
-                    .hasher
-                    .verify(
-                        password.clone(),
-                        user.as_ref().map(|u| u.password_hash.clone()),
-                    )
-                    .await?;
-                match (user, verdict) {
-                    (Some(user), Verification::Match { outdated }) if !user.disabled => {
-                        Ok((user, outdated))
-                    }
-                    (user, _) => {
-                        tracing::info!(target: "audit", event = "login_failed", user_id = ?user.map(|u| u.id), ip = ?ip);
-                        Err(Error::InvalidCredentials)
-                    }
+        let (ip_budget, reservation, user) = futures_util::future::join3(
+            self.charge_ip(ip),
+            self.store.hit(&failures_key, self.throttle.window),
+            self.store.user_by_name(&username),
+        )
+        .await;
+        let reserved = reservation.is_ok();
+        let verdict = async {
+            ip_budget?;
+            let count = reservation?;
+            if count.count > self.throttle.max_failures_per_user {
+                return Err(Error::Throttled {
+                    retry_after: count.resets_in,
+                });
+            }
+            let user = user?;
+            let verdict = self
+                .hasher
+                .verify(
+                    password.clone(),
+                    user.as_ref().map(|u| u.password_hash.clone()),
+                )
+                .await?;
+            match (user, verdict) {
+                (Some(user), Verification::Match { outdated }) if !user.disabled => {
+                    Ok((user, outdated))
                 }
-            })
-            .await?;
+                (user, _) => {
+                    tracing::info!(target: "audit", event = "login_failed", user_id = ?user.map(|u| u.id), ip = ?ip);
+                    Err(Error::InvalidCredentials)
+                }
+            }
+        }
+        .await;
+        let (user, outdated) = match verdict {
+            Ok(matched) => matched,
+            Err(e) => {
+                // Only a wrong password keeps its reservation (as its failure); a throttled
+                // attempt or a check that could not be made gives it back.
+                if reserved && !matches!(e, Error::InvalidCredentials) {
+                    self.give_back(&failures_key).await;
+                }
+                return Err(e);
+            }
+        };
         if outdated {
             self.upgrade_hash(&user, password).await;
         }
-        Ok(user)
+        Ok(Verified {
+            user,
+            reservation: failures_key,
+        })
+    }
+
+    /// Gives back a matched login's reservation of its username's failure budget.
+    pub async fn release(&self, verified: &Verified) {
+        self.give_back(&verified.reservation).await;
+    }
+
+    /// Best effort: a failed refund leaves one failure too many until the window ends.
+    async fn give_back(&self, key: &RateKey) {
+        if let Err(e) = self.store.refund(key).await {
+            tracing::warn!(error = %e, "could not refund a login reservation");
+        }
     }
 
     /// Re-hashes with the current parameters after a successful login. Best effort: a failure

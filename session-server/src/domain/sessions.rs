@@ -35,6 +35,7 @@ pub struct SessionService {
     metrics: Arc<Metrics>,
     clock: Clock,
     publisher: Arc<Publisher>,
+    feed_logins: bool,
 }
 
 impl SessionService {
@@ -45,6 +46,7 @@ impl SessionService {
         metrics: Arc<Metrics>,
         clock: Clock,
         publisher: Arc<Publisher>,
+        feed_logins: bool,
     ) -> SessionService {
         SessionService {
             store,
@@ -53,6 +55,7 @@ impl SessionService {
             metrics,
             clock,
             publisher,
+            feed_logins,
         }
     }
 
@@ -143,17 +146,20 @@ impl SessionService {
                 for handle in &evicted {
                     tracing::info!(target: "audit", event = "session_evicted", user_id = %user.id, session = %handle, "evicted by the per-user session cap");
                 }
-                // The login event informs audit consumers; failing to record it does not undo
-                // the login.
-                self.publisher
-                    .informational(self.publisher.event(
-                        EventKind::Login,
-                        user.id,
-                        vec![record.handle],
-                        false,
-                        None,
-                    ))
-                    .await;
+                // Caches need only the ends of sessions, so logins are in the feed on request
+                // only (every login is in the audit log). Recording it is informational: a
+                // failure does not undo the login.
+                if self.feed_logins {
+                    self.publisher
+                        .informational(self.publisher.event(
+                            EventKind::Login,
+                            user.id,
+                            vec![record.handle],
+                            false,
+                            None,
+                        ))
+                        .await;
+                }
                 Ok((token, ActiveSession { digest, record }))
             }
             // Disabled, or credentials changed, between password check and session creation.

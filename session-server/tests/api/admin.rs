@@ -3,7 +3,7 @@
 use reqwest::{Method, header};
 use serde_json::json;
 
-use crate::helpers::{API_KEY, Backend, error_code, spawn_app};
+use crate::helpers::{API_KEY, Backend, error_code, spawn_app, spawn_app_with};
 
 async fn the_admin_api_needs_a_configured_key(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -209,8 +209,47 @@ async fn each_listener_refuses_the_others_api(backend: Backend) {
 }
 crate::each_backend!(each_listener_refuses_the_others_api);
 
-async fn the_event_feed_reports_logins_and_revocations_as_they_happen(backend: Backend) {
+async fn by_default_the_feed_carries_ends_of_sessions_and_no_logins(backend: Backend) {
     let app = spawn_app(backend).await;
+    let feed = |position: String| {
+        let request = app.admin(
+            Method::GET,
+            &format!("/admin/v1/events?after={position}&wait=0"),
+        );
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let start = feed("latest".into()).await["last_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let browser = app.signed_in("alice").await;
+    let page = feed(start.clone()).await;
+    assert_eq!(page["events"], json!([]), "a login is not in the feed");
+    assert_eq!(page["last_id"], start.as_str());
+    let r = app
+        .public(Method::POST, "/v1/logout")
+        .header(header::COOKIE, &browser.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let page = feed(start).await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{page}");
+    assert_eq!(events[0]["type"], "logout");
+}
+crate::each_backend!(by_default_the_feed_carries_ends_of_sessions_and_no_logins);
+
+async fn the_event_feed_reports_logins_and_revocations_as_they_happen(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.feed_logins = Some(true)).await;
     let start: serde_json::Value = app
         .admin(Method::GET, "/admin/v1/events?after=latest")
         .send()

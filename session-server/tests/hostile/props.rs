@@ -581,6 +581,7 @@ prop_compose! {
             allowed_origins: web.2,
             login_page: web.3,
             registration: web.4,
+            feed_logins: web.4,
             admin_api_keys: web.5,
             trusted_proxies: web.6,
             argon2_memory_kib: argon.0,

@@ -78,12 +78,12 @@ pub async fn login(
     };
     let ip = client_ip(&req, &config.trusted_proxies);
     let logins = &state.metrics.logins;
-    let user = match state
+    let verified = match state
         .accounts
         .login(&credentials.username, credentials.password, ip)
         .await
     {
-        Ok(user) => user,
+        Ok(verified) => verified,
         Err(e) => {
             let result = match e {
                 Error::Throttled { .. } => "limited",
@@ -107,10 +107,21 @@ pub async fn login(
         ip,
         user_agent: user_agent(&req),
     };
-    let (token, session) = state.sessions.start(&user, &client).await?;
-    if let Some(old) = cookie::presented(&req, &config.cookie).token() {
-        state.sessions.end_presented(old).await;
-    }
+    let user = &verified.user;
+    // The session's creation, the reservation's release and the end of a session presented at
+    // login are independent: one round trip for all of them.
+    let presented = cookie::presented(&req, &config.cookie);
+    let (started, (), ()) = futures_util::future::join3(
+        state.sessions.start(user, &client),
+        state.accounts.release(&verified),
+        async {
+            if let Some(old) = presented.token() {
+                state.sessions.end_presented(old).await;
+            }
+        },
+    )
+    .await;
+    let (token, session) = started?;
     logins.with_label_values(&["ok"]).inc();
     tracing::info!(target: "audit", event = "login", user_id = %user.id, session = %session.record.handle, ip = ?ip);
     let set_cookie = cookie::issue(&config.cookie, &token);
