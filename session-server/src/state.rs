@@ -12,6 +12,7 @@ use crate::{
     domain::{
         accounts::AccountService,
         clock::{Clock, SYNC_EVERY, WARN_OFFSET},
+        feed_watch::FeedWatch,
         password::PasswordHasher,
         publisher::Publisher,
         sessions::SessionService,
@@ -46,6 +47,8 @@ pub struct AppState {
     pub sessions: SessionService,
     pub accounts: AccountService,
     pub publisher: Arc<Publisher>,
+    /// Wakes waiting readers of the event feed (see `domain::feed_watch`).
+    pub feed: FeedWatch,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     pub hooks: Hooks,
@@ -83,7 +86,9 @@ impl AppState {
             clock.clone(),
             metrics.clone(),
         ));
+        let feed = FeedWatch::spawn(Arc::downgrade(&store));
         Ok(AppState {
+            feed,
             sessions: SessionService::new(
                 store.clone(),
                 config.session,

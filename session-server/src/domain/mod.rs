@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod feed_watch;
 pub mod password;
 pub mod publisher;
 pub mod rate_limit;

@@ -114,6 +114,8 @@ pub struct MemoryStore {
     clock: Clock,
     /// The feed's epoch: the creation time in ms (see the module documentation).
     epoch: u64,
+    /// The feed's last sequence number, for [`Store::await_events`].
+    published: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Default for MemoryStore {
@@ -132,6 +134,7 @@ impl MemoryStore {
             inner: Arc::default(),
             epoch: clock.now_ms(),
             clock,
+            published: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 
@@ -430,7 +433,36 @@ impl Store for MemoryStore {
         while inner.events.len() > FEED_MAX_LEN {
             inner.events.pop_front();
         }
+        drop(inner);
+        // Concurrent publishers may get here out of order: the value only moves forward.
+        self.published.send_if_modified(|last| {
+            let newer = seq > *last;
+            if newer {
+                *last = seq;
+            }
+            newer
+        });
         Ok(())
+    }
+
+    async fn await_events(
+        &self,
+        after: &str,
+        wait: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        // A position of another epoch (an earlier process) is behind everything of this one.
+        let after_seq = match parse_id(after) {
+            Some((epoch, seq)) if epoch == self.epoch => seq,
+            Some((epoch, _)) if epoch > self.epoch => u64::MAX,
+            Some(_) => 0,
+            None => return Err(StoreError::Corrupt("event feed: bad position".into())),
+        };
+        let mut published = self.published.subscribe();
+        let newer = tokio::time::timeout(wait, published.wait_for(|&seq| seq > after_seq)).await;
+        Ok(match newer {
+            Ok(Ok(seq)) => Some(format!("{}-{}", self.epoch, *seq)),
+            _ => None,
+        })
     }
 
     async fn read_events(&self, from: &FeedPosition, max: usize) -> Result<EventPage, StoreError> {

@@ -177,4 +177,9 @@ pub trait Store: Send + Sync + 'static {
     async fn publish(&self, event: &SessionEvent) -> Result<(), StoreError>;
     /// Reads up to `max` events after `from` without waiting.
     async fn read_events(&self, from: &FeedPosition, max: usize) -> Result<EventPage, StoreError>;
+    /// Waits up to about `wait` for the feed to hold an event after `after` (an event id), and
+    /// returns the id of the newest one seen, or `None` when none came. Only the feed's tail
+    /// follower calls it, once per replica (see `domain::feed_watch`); readers never do.
+    async fn await_events(&self, after: &str, wait: Duration)
+    -> Result<Option<String>, StoreError>;
 }

@@ -75,6 +75,9 @@ pub struct RedisStore {
     keys: Keys,
     timeout: Duration,
     wait_replicas: u32,
+    /// The connection of the feed's tail follower (see [`Store::await_events`]); replaced after
+    /// any failure.
+    tail: tokio::sync::Mutex<Option<AnyConnection>>,
 }
 
 /// Errors after which a connection must not be reused: it broke, timed out, or reaches a node
@@ -182,6 +185,7 @@ impl RedisStore {
             keys: Keys::new(&config.prefix),
             timeout: config.timeout,
             wait_replicas: config.wait_replicas,
+            tail: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -592,6 +596,64 @@ impl Store for RedisStore {
         call.key(self.keys.events()).arg(&after).arg(max.max(1));
         let raw: Vec<String> = self.with_conn(async |c| call.invoke_async(c).await).await?;
         decode_page(from, &raw)
+    }
+
+    async fn await_events(
+        &self,
+        after: &str,
+        wait: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        // Blocks for less than the reply timeout, so a quiet feed is not taken for a dead server.
+        let block = wait.min(self.timeout / 2);
+        let mut slot = self.tail.lock().await;
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => self.pools.dedicated().await.map_err(|e| classify(&e))?,
+        };
+        let mut xread = redis::cmd("XREAD");
+        xread
+            .arg("COUNT")
+            .arg(100)
+            .arg("BLOCK")
+            .arg(ms(block))
+            .arg("STREAMS")
+            .arg(self.keys.events())
+            .arg(after);
+        let read = xread.query_async::<redis::Value>(&mut conn);
+        match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(reply)) => {
+                *slot = Some(conn);
+                Ok(newest_id(&reply))
+            }
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(StoreError::Unavailable(
+                "Redis did not answer in time".into(),
+            )),
+        }
+    }
+}
+
+/// The id of the newest entry in an `XREAD` reply (`None`: it timed out empty).
+fn newest_id(reply: &redis::Value) -> Option<String> {
+    use redis::Value::{Array, BulkString, Map};
+    let entries = match reply {
+        Array(streams) => match streams.first()? {
+            Array(stream) => stream.get(1)?,
+            _ => return None,
+        },
+        // RESP3 answers with a map of stream name to entries.
+        Map(streams) => &streams.first()?.1,
+        _ => return None,
+    };
+    match entries {
+        Array(entries) => match entries.last()? {
+            Array(entry) => match entry.first()? {
+                BulkString(id) => String::from_utf8(id.clone()).ok(),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
     }
 }
 

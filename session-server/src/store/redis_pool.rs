@@ -151,6 +151,17 @@ impl Pools {
         })
     }
 
+    /// A connection of its own, outside the pool, for a command that blocks (`XREAD BLOCK`):
+    /// on a shared multiplexed connection it would hold up every request queued behind it.
+    pub async fn dedicated(&self) -> Result<AnyConnection, RedisError> {
+        use deadpool::managed::Manager as _;
+        Ok(match self {
+            Pools::Standalone(p) => AnyConnection::Single(p.manager().create().await?.conn),
+            Pools::Sentinel(p) => AnyConnection::Single(p.manager().create().await?.conn),
+            Pools::Cluster(p) => AnyConnection::Cluster(p.manager().create().await?.conn),
+        })
+    }
+
     pub fn status(&self) -> PoolStatus {
         let s = match self {
             Pools::Standalone(p) => p.status(),

@@ -1,8 +1,9 @@
 //! `GET /admin/v1/events`: the session event feed, by long polling.
 //!
 //! A consumer asks for the events after its position and gets them at once if there are any;
-//! otherwise the request waits (polling the store every 20 ms) until one arrives or `wait`
-//! seconds pass. It then asks again from the returned `last_id`. `reset: true` means the position
+//! otherwise the request waits until one arrives or `wait` seconds pass: the replica's one
+//! follower of the feed wakes it (see `domain::feed_watch`), so waiting readers cost the store
+//! nothing while the feed is quiet. It then asks again from the returned `last_id`. `reset: true` means the position
 //! is gone (trimmed, or the feed was lost): the consumer must drop whatever it derived from the
 //! feed and continue from `last_id`.
 
@@ -17,12 +18,12 @@ use crate::{
     domain::{
         clock::rfc3339,
         events::{EventKind, FeedPosition, parse_id},
+        feed_watch::FALLBACK_EVERY,
     },
     http::error::{ApiError, ErrorBody},
     state::AppState,
 };
 
-const POLL_EVERY: Duration = Duration::from_millis(20);
 const MAX_WAIT_SECS: u64 = 30;
 
 #[derive(Deserialize, IntoParams)]
@@ -97,16 +98,21 @@ pub async fn events(
     };
     let max = query.max.unwrap_or(100).clamp(1, 1000);
     let deadline = Instant::now() + wait;
+    // Subscribed before reading, so an event that lands between the read and the wait still
+    // wakes this reader.
+    let mut moved = state.feed.subscribe();
     let page = loop {
         let page = state.store.read_events(&from, max).await?;
-        if !page.events.is_empty()
-            || page.reset
-            || from == FeedPosition::Latest
-            || Instant::now() >= deadline
+        let now = Instant::now();
+        if !page.events.is_empty() || page.reset || from == FeedPosition::Latest || now >= deadline
         {
             break page;
         }
-        tokio::time::sleep(POLL_EVERY).await;
+        let nap = (deadline - now).min(FALLBACK_EVERY);
+        // A closed channel (the follower is gone) only means the fallback timing applies.
+        if let Ok(Err(_)) = tokio::time::timeout(nap, moved.changed()).await {
+            tokio::time::sleep(nap).await;
+        }
     };
     Ok(web::Json(EventsPage {
         events: page
