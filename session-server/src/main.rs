@@ -9,6 +9,11 @@ use session_server::{
     telemetry,
 };
 
+/// mimalloc: a request allocates and frees many small objects on one worker thread, which it
+/// serves from thread-local pages (see `bench/results/` for the measured difference).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -139,12 +139,114 @@ impl Clock {
 
 /// RFC 3339 text (UTC, milliseconds) for API responses.
 pub fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    Rfc3339(ms).to_string()
+}
+
+/// A time in ms since the Unix epoch that serializes as RFC 3339 text (UTC, milliseconds:
+/// `2026-11-29T06:19:33.000Z`), formatted on the stack: every check answers with four of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339(pub u64);
+
+/// The last instant RFC 3339's four-digit years can write; later times are written as it.
+const LAST_WRITABLE_MS: u64 = 253_402_300_799_999;
+
+impl Rfc3339 {
+    /// The 24 bytes of text.
+    fn text(self) -> [u8; 24] {
+        let ms = self.0.min(LAST_WRITABLE_MS);
+        let days = ms / 86_400_000;
+        let in_day = ms % 86_400_000;
+        let (year, month, day) = civil_from_days(days);
+        let (hh, mm, ss, milli) = (
+            in_day / 3_600_000,
+            in_day / 60_000 % 60,
+            in_day / 1000 % 60,
+            in_day % 1000,
+        );
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: u64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, hh);
+        put(14, 2, mm);
+        put(17, 2, ss);
+        put(20, 3, milli);
+        out
+    }
+
+    fn as_str(text: &[u8; 24]) -> &str {
+        // Only ASCII digits and punctuation are ever written.
+        std::str::from_utf8(text).unwrap_or_default()
+    }
+}
+
+/// (year, month, day) of a count of days since 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(Rfc3339::as_str(&self.text()))
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(Rfc3339::as_str(&self.text()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_text_matches_humantime_across_the_calendar() {
+        let humantime = |ms: u64| {
+            humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+        };
+        // Leap days, century rules (2000, 2100), the epoch, ends of days and years.
+        let mut samples = vec![
+            0,
+            951_782_400_000,
+            951_868_799_999,
+            4_107_542_400_000,
+            1_798_761_599_999,
+            253_402_300_799_999,
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push(x % 253_402_300_800_000);
+        }
+        for ms in samples {
+            assert_eq!(Rfc3339(ms).to_string(), humantime(ms), "{ms}");
+            assert_eq!(
+                serde_json::to_string(&Rfc3339(ms)).unwrap(),
+                format!("\"{}\"", humantime(ms))
+            );
+        }
+        // Past the year 9999, the last writable instant.
+        assert_eq!(Rfc3339(u64::MAX).to_string(), "9999-12-31T23:59:59.999Z");
+    }
 
     #[test]
     fn an_unsynchronised_clock_reads_the_wall_clock_with_its_skew() {

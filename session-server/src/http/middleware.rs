@@ -27,18 +27,23 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Copy)]
 pub struct Listener(pub &'static str);
 
-/// The request id: the caller's `X-Request-Id` when it is short and plain, otherwise a new one.
-fn request_id(req: &ServiceRequest) -> String {
-    req.headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        })
-        .map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_owned)
+/// The request id: the caller's `X-Request-Id` when it is short and plain, otherwise a new one
+/// of 32 hex digits.
+fn request_id(req: &ServiceRequest) -> HeaderValue {
+    let given = req.headers().get("x-request-id").filter(|v| {
+        let v = v.as_bytes();
+        !v.is_empty()
+            && v.len() <= 64
+            && v.iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+    });
+    if let Some(given) = given {
+        return given.clone();
+    }
+    let mut text = [0u8; 32];
+    // 16 bytes always fit 32 hex digits, and hex digits always make a valid header value.
+    let _ = hex::encode_to_slice(rand::random::<[u8; 16]>(), &mut text);
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 pub async fn telemetry(
@@ -51,8 +56,14 @@ pub async fn telemetry(
         .map_or("unknown", |l| l.0);
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let id = request_id(&req);
-    let method = req.method().to_string();
-    let span = tracing::info_span!("request", request_id = %id, listener, method = %method, route = tracing::field::Empty);
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        listener,
+        method = method.as_str(),
+        route = tracing::field::Empty
+    );
     // Inner middleware answers with responses, not `Err`, so every error passes through here.
     let mut res = next
         .call(req)
@@ -79,10 +90,10 @@ pub async fn telemetry(
     if let Some(state) = &state {
         let m = &state.metrics;
         m.http_requests
-            .with_label_values(&[listener, &route, &method, status.as_str()])
+            .with_label_values(&[listener, &route, method.as_str(), status.as_str()])
             .inc();
         m.http_duration
-            .with_label_values(&[listener, &route, &method])
+            .with_label_values(&[listener, &route, method.as_str()])
             .observe(started.elapsed().as_secs_f64());
         let store_error = res
             .response()
@@ -100,9 +111,7 @@ pub async fn telemetry(
     }
     let headers = res.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        headers.insert(header::HeaderName::from_static("x-request-id"), v);
-    }
+    headers.insert(header::HeaderName::from_static("x-request-id"), id);
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),

@@ -4,7 +4,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::{clock::rfc3339, session::SessionRecord, user::UserRecord};
+use crate::domain::{
+    clock::{Rfc3339, rfc3339},
+    session::SessionRecord,
+    user::UserRecord,
+};
 
 /// A user as others may see it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -20,13 +24,17 @@ pub struct SessionView {
     /// Public id used to list and revoke the session.
     pub handle: Uuid,
     /// RFC 3339 timestamps.
-    pub created_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Rfc3339,
     /// When the session was last renewed (renewal granularity, not every request).
-    pub last_seen_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: Rfc3339,
     /// When the session ends if not used again.
-    pub idle_expires_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub idle_expires_at: Rfc3339,
     /// When the session ends regardless of use.
-    pub absolute_expires_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub absolute_expires_at: Rfc3339,
     pub ip: Option<String>,
     pub user_agent: String,
     /// Whether this is the session making the request.
@@ -38,10 +46,10 @@ impl SessionView {
     pub fn new(record: &SessionRecord, current: Option<Uuid>) -> SessionView {
         SessionView {
             handle: record.handle,
-            created_at: rfc3339(record.created_ms),
-            last_seen_at: rfc3339(record.last_seen_ms),
-            idle_expires_at: rfc3339(record.idle_expires_ms),
-            absolute_expires_at: rfc3339(record.absolute_expires_ms),
+            created_at: Rfc3339(record.created_ms),
+            last_seen_at: Rfc3339(record.last_seen_ms),
+            idle_expires_at: Rfc3339(record.idle_expires_ms),
+            absolute_expires_at: Rfc3339(record.absolute_expires_ms),
             ip: record.ip.map(|ip| ip.to_string()),
             user_agent: record.user_agent.clone(),
             current: current.map(|h| h == record.handle),

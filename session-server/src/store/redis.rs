@@ -13,8 +13,11 @@
 //! that state, before they change anything.
 
 use std::{
-    sync::{LazyLock, atomic::Ordering},
-    time::Duration,
+    sync::{
+        Arc, LazyLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
@@ -28,7 +31,7 @@ use uuid::Uuid;
 use super::{
     CreateOutcome, CreateUser, RevokeScope, Store, StoreError,
     keys::Keys,
-    redis_pool::{AnyConnection, Manager, Pool, PoolError, PoolStatus, Pools},
+    redis_pool::{AnyConnection, Manager, Pool, PoolError, PoolStatus, Pools, VALIDATE_AFTER_IDLE},
 };
 use crate::{
     config::{RedisConfig, RedisMode},
@@ -75,9 +78,60 @@ pub struct RedisStore {
     keys: Keys,
     timeout: Duration,
     wait_replicas: u32,
+    /// The shared connection requests use, taken from the pool once (see [`SharedHandle`]).
+    shared: SharedHandle,
     /// The connection of the feed's tail follower (see [`Store::await_events`]); replaced after
     /// any failure.
     tail: tokio::sync::Mutex<Option<AnyConnection>>,
+}
+
+/// The handle of the connection concurrent requests share. A multiplexed connection pipelines
+/// the commands of every request that holds a clone of it (each reply is matched to its request
+/// by order), so handing out clones of one handle coalesces concurrent requests' commands into
+/// shared writes and reads without a pool checkout per request.
+struct SharedHandle {
+    slot: std::sync::RwLock<Option<(AnyConnection, Arc<AtomicBool>)>>,
+    /// When the handle was last handed out, in ms since `epoch`.
+    last_used_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for SharedHandle {
+    fn default() -> SharedHandle {
+        SharedHandle {
+            slot: std::sync::RwLock::new(None),
+            last_used_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl SharedHandle {
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A clone of the handle, unless it broke or sat idle long enough to need validating.
+    fn current(&self) -> Option<(AnyConnection, Arc<AtomicBool>)> {
+        let now = self.elapsed_ms();
+        let idle = now.saturating_sub(self.last_used_ms.load(Ordering::Relaxed));
+        if idle >= VALIDATE_AFTER_IDLE.as_millis() as u64 {
+            return None;
+        }
+        let slot = self.slot.read().unwrap_or_else(|e| e.into_inner());
+        let (conn, broken) = slot.as_ref()?;
+        if broken.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.last_used_ms.fetch_max(now, Ordering::Relaxed);
+        Some((conn.clone(), broken.clone()))
+    }
+
+    fn replace(&self, conn: AnyConnection, broken: Arc<AtomicBool>) {
+        *self.slot.write().unwrap_or_else(|e| e.into_inner()) = Some((conn, broken));
+        self.last_used_ms
+            .fetch_max(self.elapsed_ms(), Ordering::Relaxed);
+    }
 }
 
 /// Errors after which a connection must not be reused: it broke, timed out, or reaches a node
@@ -186,6 +240,7 @@ impl RedisStore {
             timeout: config.timeout,
             wait_replicas: config.wait_replicas,
             tail: tokio::sync::Mutex::new(None),
+            shared: SharedHandle::default(),
         })
     }
 
@@ -229,13 +284,25 @@ impl RedisStore {
         self.write(&call).await
     }
 
-    /// Runs `op` on a pooled connection within the timeout. The connection is shared (see
-    /// `redis_pool.rs`); after an error that poisons it, it is marked so the pool replaces it.
+    /// The shared connection: the cached handle while it is healthy and recently used, otherwise
+    /// a fresh one from the pool (which validates a connection that sat idle and replaces a
+    /// broken one). The pool's future is large and boxed, so only that slow path pays for it.
+    async fn connection(&self) -> Result<(AnyConnection, Arc<AtomicBool>), StoreError> {
+        if let Some(handle) = self.shared.current() {
+            return Ok(handle);
+        }
+        let (conn, broken) = Box::pin(self.pools.get()).await.map_err(pool_error)?;
+        self.shared.replace(conn.clone(), broken.clone());
+        Ok((conn, broken))
+    }
+
+    /// Runs `op` on the shared connection within the timeout (see `redis_pool.rs`); after an
+    /// error that poisons it, it is marked so that it is replaced.
     async fn with_conn<T>(
         &self,
         op: impl AsyncFnOnce(&mut AnyConnection) -> RedisResult<T>,
     ) -> Result<T, StoreError> {
-        let (mut conn, broken) = self.pools.get().await.map_err(pool_error)?;
+        let (mut conn, broken) = self.connection().await?;
         match tokio::time::timeout(self.timeout, op(&mut conn)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
