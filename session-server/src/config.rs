@@ -114,7 +114,8 @@ pub struct Settings {
     /// disable before it is acknowledged (0: do not wait). Not available with Redis Cluster.
     #[arg(long, env = "SESSION_REDIS_WAIT_REPLICAS")]
     pub redis_wait_replicas: Option<u32>,
-    /// Redis connection pool size per replica.
+    /// Ignored: a replica opens one Redis connection per thread that uses Redis. Still accepted
+    /// so that configurations naming it keep loading; a warning says it has no effect.
     #[arg(long, env = "SESSION_REDIS_POOL_SIZE")]
     pub redis_pool_size: Option<usize>,
     /// Seconds to wait for a Redis connection or reply before answering 503.
@@ -310,7 +311,6 @@ pub struct RedisConfig {
     pub mode: RedisMode,
     /// Replicas that must confirm security-relevant writes (0: none).
     pub wait_replicas: u32,
-    pub pool_size: usize,
     pub timeout: Duration,
     pub prefix: String,
 }
@@ -348,6 +348,8 @@ pub struct Config {
     pub throttle: LoginThrottle,
     pub log_json: bool,
     pub log_filter: String,
+    /// Settings given that no longer have an effect, for a warning at start.
+    pub ignored_settings: Vec<&'static str>,
 }
 
 fn comma_list(value: Option<String>) -> Vec<String> {
@@ -492,7 +494,6 @@ impl Config {
             Some(mode) => Some(RedisConfig {
                 mode,
                 wait_replicas,
-                pool_size: positive("SESSION_REDIS_POOL_SIZE", s.redis_pool_size, 32)?,
                 timeout: s.redis_timeout.map_or(Duration::from_secs(1), |v| v.0),
                 prefix,
             }),
@@ -630,7 +631,13 @@ impl Config {
             }
         };
 
+        let ignored_settings = s
+            .redis_pool_size
+            .map(|_| "SESSION_REDIS_POOL_SIZE")
+            .into_iter()
+            .collect();
         Ok(Config {
+            ignored_settings,
             redis,
             public_addr: s
                 .public_addr

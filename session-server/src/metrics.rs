@@ -18,9 +18,7 @@ pub struct Metrics {
     pub sessions_revoked: IntCounterVec,
     pub store_errors: IntCounterVec,
     pub argon2_queue_depth: IntGauge,
-    pub redis_pool_size: IntGauge,
-    pub redis_pool_available: IntGauge,
-    pub redis_pool_waiting: IntGauge,
+    pub redis_connections: IntGauge,
     pub events_pending: IntGauge,
     pub events_dropped: IntCounter,
     pub clock_offset: Gauge,
@@ -84,14 +82,9 @@ impl Metrics {
             "Password hashes waiting for a hashing slot",
         )
         .expect("valid metric");
-        let redis_pool_size = IntGauge::new("redis_pool_connections", "Open Redis connections")
-            .expect("valid metric");
-        let redis_pool_available =
-            IntGauge::new("redis_pool_available", "Idle Redis connections in the pool")
-                .expect("valid metric");
-        let redis_pool_waiting = IntGauge::new(
-            "redis_pool_waiting",
-            "Requests waiting for a Redis connection",
+        let redis_connections = IntGauge::new(
+            "redis_connections",
+            "Open Redis connections (one per thread that uses Redis)",
         )
         .expect("valid metric");
         let events_pending = IntGauge::new(
@@ -123,15 +116,13 @@ impl Metrics {
             sessions_revoked,
             store_errors,
             argon2_queue_depth,
-            redis_pool_size,
-            redis_pool_available,
-            redis_pool_waiting,
+            redis_connections,
             events_pending,
             events_dropped,
             clock_offset,
             clock_synced,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
             Box::new(m.http_requests.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.logins.clone()),
@@ -139,9 +130,7 @@ impl Metrics {
             Box::new(m.sessions_revoked.clone()),
             Box::new(m.store_errors.clone()),
             Box::new(m.argon2_queue_depth.clone()),
-            Box::new(m.redis_pool_size.clone()),
-            Box::new(m.redis_pool_available.clone()),
-            Box::new(m.redis_pool_waiting.clone()),
+            Box::new(m.redis_connections.clone()),
             Box::new(m.events_pending.clone()),
             Box::new(m.events_dropped.clone()),
             Box::new(m.clock_offset.clone()),

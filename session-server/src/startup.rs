@@ -103,6 +103,9 @@ impl Application {
                  others) and are lost on restart. Set REDIS_URL for production."
             );
         }
+        for setting in &state.config.ignored_settings {
+            tracing::warn!(setting, "this setting no longer has an effect; remove it");
+        }
         if state.config.admin_api_key_digests.is_empty() {
             tracing::warn!(
                 "no SESSION_ADMIN_API_KEYS configured: the admin API refuses every request"

@@ -18,7 +18,7 @@ use crate::{
         sessions::SessionService,
     },
     metrics::Metrics,
-    store::{Store, StoreError, memory::MemoryStore, redis::RedisStore, redis_pool::PoolStatus},
+    store::{Store, StoreError, memory::MemoryStore, redis::RedisStore},
 };
 
 /// A point where a request can be held, so that tests interleave concurrent requests exactly.
@@ -116,10 +116,6 @@ impl AppState {
         })
     }
 
-    pub fn pool_status(&self) -> Option<PoolStatus> {
-        self.redis.as_ref().map(|r| r.pool_status())
-    }
-
     /// Whether this replica can serve: the store answers and, with Redis, the clock runs on
     /// Redis's time.
     pub async fn ready(&self) -> Result<(), StoreError> {
@@ -139,11 +135,9 @@ impl AppState {
             .set(i64::try_from(self.accounts.hasher().queue_depth()).unwrap_or(i64::MAX));
         m.events_pending
             .set(i64::try_from(self.publisher.pending()).unwrap_or(i64::MAX));
-        if let Some(p) = self.pool_status() {
-            let g = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
-            m.redis_pool_size.set(g(p.size));
-            m.redis_pool_available.set(g(p.available));
-            m.redis_pool_waiting.set(g(p.waiting));
+        if let Some(redis) = &self.redis {
+            m.redis_connections
+                .set(i64::try_from(redis.open_connections()).unwrap_or(i64::MAX));
         }
         m.render()
     }

@@ -254,7 +254,6 @@ pub fn config_invariants(c: &Config) {
     if let Some(r) = &c.redis {
         assert!((1..=32).contains(&r.prefix.len()));
         assert!(!r.prefix.contains(['{', '}', '*', ' ']));
-        assert!(r.pool_size > 0);
     }
     for o in &c.allowed_origins {
         assert_eq!(parse_origin(o).as_deref(), Ok(o.as_str()));

@@ -25,10 +25,10 @@
 //! * Revoking all of a user's sessions, changing a password (compare-and-set on the old hash) and
 //!   disabling a user each happen atomically together with the revocations they imply.
 
+pub mod connections;
 pub mod keys;
 pub mod memory;
 pub mod redis;
-pub mod redis_pool;
 
 use std::time::Duration;
 

@@ -15,13 +15,12 @@
 use std::{
     sync::{
         Arc, LazyLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use async_trait::async_trait;
-use deadpool::Runtime;
 use deadpool_redis::redis::{
     self, AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, Script, ScriptInvocation,
 };
@@ -30,8 +29,8 @@ use uuid::Uuid;
 
 use super::{
     CreateOutcome, CreateUser, RevokeScope, Store, StoreError,
+    connections::{AnyConnection, Connector, ThreadConnections},
     keys::Keys,
-    redis_pool::{AnyConnection, Manager, Pool, PoolError, PoolStatus, Pools, VALIDATE_AFTER_IDLE},
 };
 use crate::{
     config::{RedisConfig, RedisMode},
@@ -74,64 +73,15 @@ static REFUND: LazyLock<Script> = script!(" flags=allow-oom", "lua/refund.lua");
 
 /// Redis-backed [`Store`].
 pub struct RedisStore {
-    pools: Pools,
+    connector: Connector,
     keys: Keys,
     timeout: Duration,
     wait_replicas: u32,
-    /// The shared connection requests use, taken from the pool once (see [`SharedHandle`]).
-    shared: SharedHandle,
+    /// The connections requests use, one per thread (see `connections.rs`).
+    local: ThreadConnections,
     /// The connection of the feed's tail follower (see [`Store::await_events`]); replaced after
     /// any failure.
     tail: tokio::sync::Mutex<Option<AnyConnection>>,
-}
-
-/// The handle of the connection concurrent requests share. A multiplexed connection pipelines
-/// the commands of every request that holds a clone of it (each reply is matched to its request
-/// by order), so handing out clones of one handle coalesces concurrent requests' commands into
-/// shared writes and reads without a pool checkout per request.
-struct SharedHandle {
-    slot: std::sync::RwLock<Option<(AnyConnection, Arc<AtomicBool>)>>,
-    /// When the handle was last handed out, in ms since `epoch`.
-    last_used_ms: AtomicU64,
-    epoch: Instant,
-}
-
-impl Default for SharedHandle {
-    fn default() -> SharedHandle {
-        SharedHandle {
-            slot: std::sync::RwLock::new(None),
-            last_used_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
-        }
-    }
-}
-
-impl SharedHandle {
-    fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// A clone of the handle, unless it broke or sat idle long enough to need validating.
-    fn current(&self) -> Option<(AnyConnection, Arc<AtomicBool>)> {
-        let now = self.elapsed_ms();
-        let idle = now.saturating_sub(self.last_used_ms.load(Ordering::Relaxed));
-        if idle >= VALIDATE_AFTER_IDLE.as_millis() as u64 {
-            return None;
-        }
-        let slot = self.slot.read().unwrap_or_else(|e| e.into_inner());
-        let (conn, broken) = slot.as_ref()?;
-        if broken.load(Ordering::Relaxed) {
-            return None;
-        }
-        self.last_used_ms.fetch_max(now, Ordering::Relaxed);
-        Some((conn.clone(), broken.clone()))
-    }
-
-    fn replace(&self, conn: AnyConnection, broken: Arc<AtomicBool>) {
-        *self.slot.write().unwrap_or_else(|e| e.into_inner()) = Some((conn, broken));
-        self.last_used_ms
-            .fetch_max(self.elapsed_ms(), Ordering::Relaxed);
-    }
 }
 
 /// Errors after which a connection must not be reused: it broke, timed out, or reaches a node
@@ -148,16 +98,6 @@ fn classify(e: &RedisError) -> StoreError {
         StoreError::Full
     } else {
         StoreError::Unavailable(e.to_string())
-    }
-}
-
-fn pool_error(e: PoolError) -> StoreError {
-    match e {
-        PoolError::Backend(e) => classify(&e),
-        PoolError::Timeout(kind) => {
-            StoreError::Unavailable(format!("no Redis connection in time ({kind:?})"))
-        }
-        other => StoreError::Unavailable(other.to_string()),
     }
 }
 
@@ -184,68 +124,55 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl RedisStore {
-    /// Builds the pool. Connections are opened lazily, so this succeeds while Redis is down and
-    /// the service becomes ready when Redis answers.
+    /// Prepares the connector. Connections are opened lazily, so this succeeds while Redis is
+    /// down and the service becomes ready when Redis answers.
     pub fn new(config: &RedisConfig) -> Result<RedisStore, StoreError> {
-        fn build<M>(manager: M, config: &RedisConfig) -> Result<Pool<M>, StoreError>
-        where
-            M: deadpool::managed::Manager<Error = RedisError>,
-            M::Type: Sync,
-        {
-            let t = Some(config.timeout);
-            Pool::builder(Manager::new(manager))
-                .max_size(config.pool_size)
-                .wait_timeout(t)
-                .create_timeout(t)
-                .recycle_timeout(t)
-                .runtime(Runtime::Tokio1)
-                .build()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))
-        }
         let bad_url = |e: RedisError| {
             StoreError::Unavailable(format!("invalid Redis address ({:?})", e.kind()))
         };
-        let pools = match &config.mode {
+        let connector = match &config.mode {
             RedisMode::Standalone { url } => {
                 let t = Some(config.timeout);
                 let connection = AsyncConnectionConfig::new()
                     .set_connection_timeout(t)
                     .set_response_timeout(t);
-                let manager =
+                Connector::Standalone(
                     deadpool_redis::Manager::new_with_config(url.expose_secret(), connection)
-                        .map_err(bad_url)?;
-                Pools::Standalone(build(manager, config)?)
+                        .map_err(bad_url)?,
+                )
             }
             RedisMode::Cluster { nodes } => {
                 let nodes: Vec<&str> = nodes.iter().map(|n| n.expose_secret()).collect();
-                let manager =
-                    deadpool_redis::cluster::Manager::new(nodes, false).map_err(bad_url)?;
-                Pools::Cluster(build(manager, config)?)
+                Connector::Cluster(
+                    deadpool_redis::cluster::Manager::new(nodes, false).map_err(bad_url)?,
+                )
             }
             RedisMode::Sentinel { sentinels, master } => {
                 let sentinels: Vec<&str> = sentinels.iter().map(|n| n.expose_secret()).collect();
-                let manager = deadpool_redis::sentinel::Manager::new(
-                    sentinels,
-                    master.clone(),
-                    None,
-                    deadpool_redis::sentinel::SentinelServerType::Master,
+                Connector::Sentinel(
+                    deadpool_redis::sentinel::Manager::new(
+                        sentinels,
+                        master.clone(),
+                        None,
+                        deadpool_redis::sentinel::SentinelServerType::Master,
+                    )
+                    .map_err(bad_url)?,
                 )
-                .map_err(bad_url)?;
-                Pools::Sentinel(build(manager, config)?)
             }
         };
         Ok(RedisStore {
-            pools,
+            connector,
             keys: Keys::new(&config.prefix),
             timeout: config.timeout,
             wait_replicas: config.wait_replicas,
             tail: tokio::sync::Mutex::new(None),
-            shared: SharedHandle::default(),
+            local: ThreadConnections::default(),
         })
     }
 
-    pub fn pool_status(&self) -> PoolStatus {
-        self.pools.status()
+    /// Connections open across all threads (see `connections.rs`).
+    pub fn open_connections(&self) -> usize {
+        self.local.open()
     }
 
     /// Redis's clock (`TIME`), in ms since the Unix epoch, for the replicas' clock (see
@@ -284,20 +211,38 @@ impl RedisStore {
         self.write(&call).await
     }
 
-    /// The shared connection: the cached handle while it is healthy and recently used, otherwise
-    /// a fresh one from the pool (which validates a connection that sat idle and replaces a
-    /// broken one). The pool's future is large and boxed, so only that slow path pays for it.
+    /// This thread's connection (see `connections.rs`): opened on first use, validated with a
+    /// `PING` after sitting idle, replaced after it broke. Opening is boxed, so that only that
+    /// slow path pays for its large future.
     async fn connection(&self) -> Result<(AnyConnection, Arc<AtomicBool>), StoreError> {
-        if let Some(handle) = self.shared.current() {
-            return Ok(handle);
+        if let Some(mut lease) = self.local.lease() {
+            if !lease.idle {
+                return Ok((lease.conn, lease.broken));
+            }
+            let ping_cmd = redis::cmd("PING");
+            let ping = ping_cmd.query_async::<String>(&mut lease.conn);
+            if let Ok(Ok(_)) = tokio::time::timeout(self.timeout, ping).await {
+                return Ok((lease.conn, lease.broken));
+            }
+            lease.broken.store(true, Ordering::Relaxed);
         }
-        let (conn, broken) = Box::pin(self.pools.get()).await.map_err(pool_error)?;
-        self.shared.replace(conn.clone(), broken.clone());
-        Ok((conn, broken))
+        let lease = self.local.keep(self.open().await?);
+        Ok((lease.conn, lease.broken))
     }
 
-    /// Runs `op` on the shared connection within the timeout (see `redis_pool.rs`); after an
-    /// error that poisons it, it is marked so that it is replaced.
+    /// A new connection, within the timeout.
+    async fn open(&self) -> Result<AnyConnection, StoreError> {
+        match tokio::time::timeout(self.timeout, Box::pin(self.connector.open())).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(StoreError::Unavailable(
+                "no Redis connection in time".into(),
+            )),
+        }
+    }
+
+    /// Runs `op` on this thread's connection within the timeout; after an error that poisons
+    /// it, it is marked so that it is replaced.
     async fn with_conn<T>(
         &self,
         op: impl AsyncFnOnce(&mut AnyConnection) -> RedisResult<T>,
@@ -675,7 +620,7 @@ impl Store for RedisStore {
         let mut slot = self.tail.lock().await;
         let mut conn = match slot.take() {
             Some(conn) => conn,
-            None => self.pools.dedicated().await.map_err(|e| classify(&e))?,
+            None => self.open().await?,
         };
         let mut xread = redis::cmd("XREAD");
         xread

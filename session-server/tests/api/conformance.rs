@@ -34,7 +34,6 @@ fn redis_config(mode: RedisMode, prefix: String) -> RedisConfig {
     RedisConfig {
         mode,
         wait_replicas: 0,
-        pool_size: 4,
         timeout: Duration::from_secs(2),
         prefix,
     }

@@ -252,7 +252,6 @@ async fn redis_memory_per_session_stays_compact() {
             url: redis.url().into(),
         },
         wait_replicas: 0,
-        pool_size: 8,
         timeout: Duration::from_secs(5),
         prefix: "sess".into(),
     })
