@@ -48,6 +48,9 @@ fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })
 }
 
+/// A listener's routes.
+type Routes = fn(&mut web::ServiceConfig);
+
 fn server(
     state: web::Data<AppState>,
     listener: TcpListener,
@@ -61,7 +64,7 @@ fn server(
     );
     let app_state = state.clone();
     Ok(HttpServer::new(move || {
-        let (probes, api): (fn(&mut web::ServiceConfig), fn(&mut web::ServiceConfig)) = match name {
+        let (probes, api): (Routes, Routes) = match name {
             "admin" => (health::routes, admin::routes),
             "forward-auth" => (health::probes, admin::forward_auth_routes),
             _ => (health::routes, public::routes),
