@@ -154,6 +154,19 @@ wait_http "http://127.0.0.1:$self_port/healthz" "the self-checking app"
 wait_http "http://127.0.0.1:$nginx_port/login" "nginx"
 log "redis :$redis_port, session-server :$public_port/:$admin_port/:$fa_port, app :$app_port/:$self_port, nginx :$nginx_port/:$plain_port"
 
+# The heading of results.md: when, what, with which software.
+preamble() {
+  {
+    echo "# Forward auth behind nginx: pages, measured"
+    echo
+    echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); source: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "- machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(python3 --version), $(redis-server --version | awk '{print $3}' | sed 's/v=/Redis /')"
+    echo "- command: \`loadtest/forward-auth.sh\` with DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=\"$CONNECTIONS\" SESSIONS=$SESSIONS USERS=$USERS"
+    echo "- one session-server (one HTTP worker per listener), nginx with one worker, the Python app"
+    echo "  (deploy/example-python) twice, redis-server and the load generator, all on this machine"
+  } >"$1"
+}
+
 mkdir -p "$OUT"
 files=()
 for c in $CONNECTIONS; do
@@ -174,5 +187,6 @@ for c in $CONNECTIONS; do
     --redis "127.0.0.1:$redis_port" --out "$file"
   files+=("$file")
 done
-"$LOADTEST_BIN" report "${files[@]}" --out-dir "$OUT" >/dev/null
+preamble "$OUT/preamble.md"
+"$LOADTEST_BIN" report "${files[@]}" --out-dir "$OUT" --preamble "$OUT/preamble.md" >/dev/null
 log "wrote ${files[*]} and $OUT/results.md"

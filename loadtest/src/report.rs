@@ -360,7 +360,11 @@ pub fn peers_table(files: &[RunFile]) -> String {
             r.errors,
             r.redis
                 .as_ref()
-                .map_or("-".into(), |c| format!("{:.2}", c.commands_per_request)),
+                // `+ 0.0` turns a rounding -0.0 into 0.0.
+                .map_or("-".into(), |c| format!(
+                    "{:.2}",
+                    c.commands_per_request.max(0.0) + 0.0
+                )),
             r.cpu_us_per_request
                 .get("replica")
                 .map_or("-".into(), |v| format!("{v:.1}")),
@@ -437,7 +441,11 @@ pub fn pages_table(files: &[RunFile]) -> String {
             r.errors,
             r.redis
                 .as_ref()
-                .map_or("-".into(), |c| format!("{:.2}", c.commands_per_request)),
+                // `+ 0.0` turns a rounding -0.0 into 0.0.
+                .map_or("-".into(), |c| format!(
+                    "{:.2}",
+                    c.commands_per_request.max(0.0) + 0.0
+                )),
         );
         for role in &roles {
             let cell = r
