@@ -407,3 +407,32 @@ async fn a_redis_outage_is_a_503_never_a_200_nor_a_trip_to_the_login_page() {
         assert_eq!(error_code(r).await, "store_unavailable");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_document_describes_forward_auth() {
+    let app = spawn_app(Backend::Memory).await;
+    let doc: serde_json::Value = app
+        .client
+        .get(format!("{}/openapi.json", app.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let op = &doc["paths"][PATH]["get"];
+    let headers = op["responses"]["200"]["headers"].as_object().unwrap();
+    for name in [
+        "X-Session-User",
+        "X-Session-User-Id",
+        "X-Session-Handle",
+        "X-Session-Expires",
+        "X-Session-Absolute-Expires",
+    ] {
+        assert!(headers.contains_key(name), "{name}");
+    }
+    for status in ["303", "400", "401", "503"] {
+        assert!(op["responses"][status].is_object(), "{status}");
+    }
+    assert!(doc["paths"]["/forward-auth"]["get"].is_object());
+}
