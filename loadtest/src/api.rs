@@ -193,12 +193,43 @@ impl Conn {
 pub struct CheckConn {
     authority: String,
     host: HeaderValue,
+    path: String,
+    /// Sent with every request besides `Host` and `Cookie`.
+    headers: Vec<(header::HeaderName, HeaderValue)>,
     sender: Option<SendRequest<Empty<Bytes>>>,
 }
 
 impl CheckConn {
-    /// For `http://host:port` (no path, no TLS).
+    /// For `http://host:port` (no path, no TLS): `GET /v1/session`.
     pub fn new(base: &str) -> Result<CheckConn> {
+        Self::get(base, "/v1/session")
+    }
+
+    /// For any page: `url` is `http://host:port/path?query` (no TLS).
+    pub fn page(url: &str) -> Result<CheckConn> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let path = if path.is_empty() { "/" } else { path };
+        Self::get(&format!("http://{authority}"), path)
+    }
+
+    /// Adds `Name: value` headers (e.g. `X-Session-User: x`) to every request.
+    pub fn with_headers(mut self, headers: &[String]) -> Result<CheckConn> {
+        for h in headers {
+            let (name, value) = h
+                .split_once(':')
+                .ok_or_else(|| format!("{h}: expected `Name: value`"))?;
+            self.headers.push((
+                header::HeaderName::from_bytes(name.trim().as_bytes())?,
+                HeaderValue::from_str(value.trim())?,
+            ));
+        }
+        Ok(self)
+    }
+
+    fn get(base: &str, path: &str) -> Result<CheckConn> {
         let authority = base
             .trim_end_matches('/')
             .strip_prefix("http://")
@@ -210,6 +241,8 @@ impl CheckConn {
         Ok(CheckConn {
             host: HeaderValue::from_str(&authority)?,
             authority,
+            path: path.to_owned(),
+            headers: Vec::new(),
             sender: None,
         })
     }
@@ -233,14 +266,18 @@ impl CheckConn {
         Ok(())
     }
 
-    /// `GET /v1/session` with `cookie`: the status.
+    /// `GET` of the connection's path (`/v1/session` unless a page) with `cookie`: the status.
     pub async fn check(&mut self, cookie: &HeaderValue) -> std::result::Result<StatusCode, String> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             self.connect().await?;
         }
-        let request = hyper::Request::get("/v1/session")
+        let mut request = hyper::Request::get(self.path.as_str())
             .header(header::HOST, self.host.clone())
-            .header(header::COOKIE, cookie.clone())
+            .header(header::COOKIE, cookie.clone());
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let request = request
             .body(Empty::new())
             .map_err(|_| "request".to_owned())?;
         let sender = self.sender.as_mut().expect("connected above");
@@ -303,6 +340,30 @@ mod tests {
         );
         assert_eq!(cookie_pair("session=; Max-Age=0"), None);
         assert_eq!(cookie_pair("garbage"), None);
+    }
+
+    #[test]
+    fn pages_are_split_into_authority_and_path() {
+        let c = CheckConn::page("http://127.0.0.1:8088/notes?a=1").unwrap();
+        assert_eq!(
+            (c.authority.as_str(), c.path.as_str()),
+            ("127.0.0.1:8088", "/notes?a=1")
+        );
+        let c = CheckConn::page("http://127.0.0.1:8088").unwrap();
+        assert_eq!(c.path, "/");
+        assert!(CheckConn::page("https://127.0.0.1/").is_err());
+        let c = CheckConn::new("http://127.0.0.1:8080")
+            .unwrap()
+            .with_headers(&["X-Session-User: lt".into()])
+            .unwrap();
+        assert_eq!(c.path, "/v1/session");
+        assert_eq!(c.headers[0].0, "x-session-user");
+        assert!(
+            CheckConn::new("http://a")
+                .unwrap()
+                .with_headers(&["nocolon".into()])
+                .is_err()
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ struct RunArgs {
     /// `haproxy` (through the load balancer) or `direct`.
     #[arg(long, default_value = "haproxy")]
     via: String,
-    /// Comma-separated: checks, logins, mix, revocation.
+    /// Comma-separated: checks, logins, mix, revocation, pages.
     #[arg(long, default_value = "checks,logins,mix,revocation")]
     scenarios: String,
     /// Seconds per measured phase.
@@ -116,6 +116,12 @@ struct RunArgs {
     /// Where to write the JSON result file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// A page for the `pages` scenario: LABEL=URL (repeat), fetched with the sessions' cookies.
+    #[arg(long = "page", value_parser = parse_page)]
+    pages: Vec<(String, String)>,
+    /// A header sent with every page request: `Name: value` (repeat).
+    #[arg(long = "page-header")]
+    page_headers: Vec<String>,
 }
 
 #[derive(Args)]
@@ -139,6 +145,14 @@ fn parse_pid(s: &str) -> std::result::Result<(String, u32), String> {
     ))
 }
 
+fn parse_page(s: &str) -> std::result::Result<(String, String), String> {
+    let (label, url) = s.split_once('=').ok_or("expected LABEL=URL")?;
+    if !url.starts_with("http://") {
+        return Err("the URL must start with http://".into());
+    }
+    Ok((label.to_owned(), url.to_owned()))
+}
+
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.clamp(0.0, 3600.0))
 }
@@ -146,7 +160,7 @@ fn secs(s: f64) -> Duration {
 async fn run(args: RunArgs) -> Result<RunFile> {
     let scenarios: Vec<&str> = args.scenarios.split(',').map(str::trim).collect();
     for s in &scenarios {
-        if !["checks", "logins", "mix", "revocation"].contains(s) {
+        if !["checks", "logins", "mix", "revocation", "pages"].contains(s) {
             return Err(format!("unknown scenario {s:?}").into());
         }
     }
@@ -182,6 +196,8 @@ async fn run(args: RunArgs) -> Result<RunFile> {
         background_connections: args.background_connections,
         max_requests: args.max_requests,
         user_prefix: args.user_prefix.clone(),
+        pages: args.pages.clone(),
+        page_headers: args.page_headers.clone(),
     };
     let probes = loadtest::probe::Probes {
         redis: args.redis.clone(),
@@ -211,6 +227,7 @@ async fn run(args: RunArgs) -> Result<RunFile> {
             "checks" => ctx.session_checks().await?,
             "logins" => ctx.login_storm().await?,
             "mix" => ctx.web_mix().await?,
+            "pages" => ctx.pages().await?,
             _ if !args.register => {
                 file.skipped.push(
                     "revocation: needs users it may register (dedicated users per worker)".into(),
@@ -232,7 +249,12 @@ async fn main() -> ExitCode {
             let out = args.out.clone();
             match run(*args).await {
                 Ok(file) => {
-                    println!("{}", report::main_table(std::slice::from_ref(&file)));
+                    let files = std::slice::from_ref(&file);
+                    if report::only_pages(files) {
+                        println!("{}", report::pages_table(files));
+                    } else {
+                        println!("{}", report::main_table(files));
+                    }
                     match out {
                         Some(path) => serde_json::to_vec_pretty(&file)
                             .map_err(Into::into)
@@ -269,6 +291,14 @@ fn write_report(args: ReportArgs) -> Result<()> {
         Some(p) => std::fs::read_to_string(p)?,
         None => "# Load test results".into(),
     };
+    if report::only_pages(&files) {
+        std::fs::write(
+            args.out_dir.join("results.md"),
+            report::pages_markdown(&files, &preamble),
+        )?;
+        println!("{}", report::pages_table(&files));
+        return Ok(());
+    }
     let charted = files
         .iter()
         .flat_map(|f| &f.rows)

@@ -360,7 +360,11 @@ pub fn peers_table(files: &[RunFile]) -> String {
             r.errors,
             r.redis
                 .as_ref()
-                .map_or("-".into(), |c| format!("{:.2}", c.commands_per_request)),
+                // `+ 0.0` turns a rounding -0.0 into 0.0.
+                .map_or("-".into(), |c| format!(
+                    "{:.2}",
+                    c.commands_per_request.max(0.0) + 0.0
+                )),
             r.cpu_us_per_request
                 .get("replica")
                 .map_or("-".into(), |v| format!("{v:.1}")),
@@ -398,6 +402,74 @@ fn errors_section(files: &[RunFile]) -> String {
 }
 
 /// The whole Markdown report.
+/// Whether every row is of the `pages` scenario (the forward-auth measurement).
+pub fn only_pages(files: &[RunFile]) -> bool {
+    let mut rows = files.iter().flat_map(|f| &f.rows).peekable();
+    rows.peek().is_some() && rows.all(|r| r.scenario.starts_with("page: "))
+}
+
+/// The `pages` rows: one per page and connection count, in the order measured, with the CPU
+/// time each process role spent per request and Redis commands per request.
+pub fn pages_table(files: &[RunFile]) -> String {
+    let roles: std::collections::BTreeSet<&String> = files
+        .iter()
+        .flat_map(|f| &f.rows)
+        .flat_map(|r| r.cpu_us_per_request.keys())
+        .filter(|role| role.as_str() != "loadtest")
+        .collect();
+    let mut t = String::from(
+        "| page | connections | req/s | p50 ms | p99 ms | p99.9 ms | errors | Redis cmds/req |",
+    );
+    for role in &roles {
+        let _ = write!(t, " {role} CPU µs/req |");
+    }
+    t.push_str("\n|---|---|---|---|---|---|---|---|");
+    for _ in &roles {
+        t.push_str("---|");
+    }
+    t.push('\n');
+    for r in files.iter().flat_map(|f| &f.rows) {
+        let _ = write!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.scenario.trim_start_matches("page: "),
+            r.connections,
+            num(r.rate),
+            ms(r.latency.p50_ms),
+            ms(r.latency.p99_ms),
+            ms(r.latency.p999_ms),
+            r.errors,
+            r.redis
+                .as_ref()
+                // `+ 0.0` turns a rounding -0.0 into 0.0.
+                .map_or("-".into(), |c| format!(
+                    "{:.2}",
+                    c.commands_per_request.max(0.0) + 0.0
+                )),
+        );
+        for role in &roles {
+            let cell = r
+                .cpu_us_per_request
+                .get(*role)
+                .map_or("-".into(), |v| format!("{v:.0}"));
+            let _ = write!(t, " {cell} |");
+        }
+        t.push('\n');
+    }
+    t
+}
+
+/// results.md of a `pages` run.
+pub fn pages_markdown(files: &[RunFile], preamble: &str) -> String {
+    let mut md = String::new();
+    md.push_str(preamble.trim_end());
+    md.push_str("\n\n## Pages\n\n");
+    md.push_str(&pages_table(files));
+    md.push_str("\n## Errors\n\n");
+    md.push_str(&errors_section(files));
+    md
+}
+
 pub fn markdown(files: &[RunFile], preamble: &str) -> String {
     let mut md = String::new();
     md.push_str(preamble.trim_end());

@@ -1,4 +1,5 @@
-//! The scenarios: session checks, login storm, realistic web mix, revocation across replicas.
+//! The scenarios: session checks, login storm, realistic web mix, revocation across replicas,
+//! and pages (any URLs, e.g. an app behind a forward-auth proxy, fetched with the sessions).
 //!
 //! Every phase is bounded twice, by time and by request count (a [`Budget`]); every request by
 //! [`crate::api::REQUEST_TIMEOUT`]. Workers own their connection and their [`Recorder`]; recorders
@@ -55,6 +56,10 @@ pub struct Options {
     pub background_connections: usize,
     pub max_requests: u64,
     pub user_prefix: String,
+    /// The `pages` scenario: (label, URL) pairs, each fetched in a phase of its own.
+    pub pages: Vec<(String, String)>,
+    /// `Name: value` headers sent with every page request.
+    pub page_headers: Vec<String>,
 }
 
 /// Shared by the scenarios of one run.
@@ -199,8 +204,16 @@ pub async fn setup(opts: &Options, probes: &Probes) -> Result<(Vec<Session>, Opt
 /// total (open loop: latency counts from the moment each request was due, so a stalled server
 /// is not hidden by the generator waiting for it). Stops on the budget or on `stop`.
 #[allow(clippy::too_many_arguments)]
+/// Who-am-I (`GET /v1/session`) on the server at `base`.
+fn session_url(base: &str) -> String {
+    format!("{}/v1/session", base.trim_end_matches('/'))
+}
+
+/// `GET url` with the sessions' cookies, expecting 200 (session checks, or any page).
+#[allow(clippy::too_many_arguments)]
 async fn checks(
-    base: &str,
+    url: &str,
+    headers: &[String],
     sessions: Arc<Vec<Session>>,
     conns: usize,
     rate: f64,
@@ -217,7 +230,7 @@ async fn checks(
             .collect::<std::result::Result<_, _>>()?,
     );
     for w in 0..conns {
-        let mut conn = CheckConn::new(base)?;
+        let mut conn = CheckConn::page(url)?.with_headers(headers)?;
         let (cookies, budget, live, stop) =
             (cookies.clone(), budget.clone(), live.clone(), stop.clone());
         set.spawn(async move {
@@ -287,7 +300,8 @@ impl Context {
         let progress = Progress::start(label, duration, live.clone());
         let started = Instant::now();
         let rec = checks(
-            &self.opts.target,
+            &session_url(&self.opts.target),
+            &[],
             self.sessions.clone(),
             self.opts.connections,
             rate,
@@ -321,6 +335,49 @@ impl Context {
         Ok(vec![row])
     }
 
+    /// Scenario 5: each of `pages` in a phase of its own (after a warm-up), flat out or at
+    /// `rate`, over `connections`, rotating over the sessions' cookies; every answer must be 200.
+    pub async fn pages(&self) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        for (label, url) in &self.opts.pages {
+            let phase = |duration| {
+                let live = Arc::new(Live::default());
+                let progress = Progress::start(label, duration, live.clone());
+                let rec = checks(
+                    url,
+                    &self.opts.page_headers,
+                    self.sessions.clone(),
+                    self.opts.connections,
+                    self.opts.rate,
+                    self.budget(duration),
+                    live,
+                    Arc::new(AtomicBool::new(false)),
+                );
+                async move {
+                    let rec = rec.await;
+                    progress.finish();
+                    rec
+                }
+            };
+            if !self.opts.warmup.is_zero() {
+                phase(self.opts.warmup).await?;
+            }
+            let before = self.probes.snapshot().await?;
+            let started = Instant::now();
+            let rec = phase(self.opts.duration).await?;
+            let secs = started.elapsed().as_secs_f64();
+            let after = self.probes.snapshot().await?;
+            let mut row = self.row(&format!("page: {label}"), &rec, secs);
+            self.probes
+                .delta(&before, &after)
+                .apply(&mut row, rec.all.len());
+            row.offered_rate = self.opts.rate;
+            row.connections = self.opts.connections as u32;
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
     /// Scenario 2: checks at a fixed rate, first alone, then while `login_concurrency` clients
     /// log in flat out (saturating the password-hashing pools). Checks should keep their latency:
     /// hashing runs on its own bounded threads.
@@ -337,8 +394,10 @@ impl Context {
         let progress = Progress::start("storm: checks + logins", self.opts.duration, live.clone());
         let budget = self.budget(self.opts.duration);
         let started = Instant::now();
+        let url = session_url(&self.opts.target);
         let check_task = checks(
-            &self.opts.target,
+            &url,
+            &[],
             self.sessions.clone(),
             self.opts.connections,
             rate,
@@ -551,7 +610,8 @@ impl Context {
                 self.opts.max_requests,
             ));
             tokio::spawn(async move {
-                checks(&base, sessions, conns, 0.0, bg_budget, bg_live, stop).await
+                let url = session_url(&base);
+                checks(&url, &[], sessions, conns, 0.0, bg_budget, bg_live, stop).await
             })
         };
         let mut set = JoinSet::new();

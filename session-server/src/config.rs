@@ -131,6 +131,11 @@ pub struct Settings {
     /// Address of the admin/service listener (session checks, user administration).
     #[arg(long, env = "SESSION_ADMIN_ADDR")]
     pub admin_addr: Option<SocketAddr>,
+    /// Address of the optional forward-auth listener: `GET /forward-auth` without an API key,
+    /// for reverse proxies that cannot add a header to their auth request. Bind it to an
+    /// address only the proxy reaches. Unset: no such listener.
+    #[arg(long, env = "SESSION_FORWARD_AUTH_ADDR")]
+    pub forward_auth_addr: Option<SocketAddr>,
     /// HTTP worker threads per listener (default: number of CPUs).
     #[arg(long, env = "SESSION_WORKERS")]
     pub workers: Option<usize>,
@@ -247,6 +252,7 @@ impl Settings {
             redis_prefix,
             public_addr,
             admin_addr,
+            forward_auth_addr,
             workers,
             max_body_bytes,
             shutdown_timeout,
@@ -329,6 +335,8 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     pub public_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The forward-auth listener, if any (no API key: an internal address).
+    pub forward_auth_addr: Option<SocketAddr>,
     pub workers: usize,
     pub max_body_bytes: usize,
     pub shutdown_timeout: Duration,
@@ -636,15 +644,29 @@ impl Config {
             .map(|_| "SESSION_REDIS_POOL_SIZE")
             .into_iter()
             .collect();
+        let public_addr = s
+            .public_addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let admin_addr = s
+            .admin_addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081)));
+        // Port 0 (any free port, as in tests) is the only value two listeners may share.
+        if let Some(addr) = s.forward_auth_addr
+            && addr.port() != 0
+            && (addr == public_addr || addr == admin_addr)
+        {
+            return Err(invalid(
+                "SESSION_FORWARD_AUTH_ADDR",
+                "must differ from the public and admin addresses",
+            ));
+        }
+
         Ok(Config {
             ignored_settings,
             redis,
-            public_addr: s
-                .public_addr
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            admin_addr: s
-                .admin_addr
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081))),
+            public_addr,
+            admin_addr,
+            forward_auth_addr: s.forward_auth_addr,
             workers: positive("SESSION_WORKERS", s.workers, cpus())?,
             max_body_bytes: positive("SESSION_MAX_BODY_BYTES", s.max_body_bytes, 16 * 1024)?,
             shutdown_timeout: s.shutdown_timeout.map_or(Duration::from_secs(30), |v| v.0),
@@ -771,6 +793,10 @@ mod tests {
             },
             Settings {
                 trusted_proxies: Some("10.0.0.0/33".into()),
+                ..Settings::default()
+            },
+            Settings {
+                forward_auth_addr: Some("127.0.0.1:8081".parse().unwrap()),
                 ..Settings::default()
             },
         ];

@@ -44,7 +44,7 @@ async fn serve(config: session_server::config::Config) -> Result<(), String> {
     let app = Application::build(config).map_err(|e| e.to_string())?;
     tracing::info!(
         public = %public, public_port = app.public_port(), admin = %admin, admin_port = app.admin_port(),
-        store = app.state().store.kind(), "session-server listening"
+        forward_auth_port = ?app.forward_auth_port(), store = app.state().store.kind(), "session-server listening"
     );
     app.run_until_stopped().await.map_err(|e| e.to_string())?;
     tracing::info!("session-server stopped");

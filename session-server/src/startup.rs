@@ -1,4 +1,5 @@
-//! Builds the two actix-web servers (public and admin) on shared state, bound and ready to run.
+//! Builds the actix-web servers (public, admin and, if configured, forward-auth) on shared
+//! state, bound and ready to run.
 //!
 //! Binding happens in [`Application::build`], so tests can ask for port 0 and read the ports.
 
@@ -33,11 +34,12 @@ pub enum StartupError {
     Store(#[from] StoreError),
 }
 
-/// Both servers, bound, plus handles to stop them.
+/// The servers, bound, plus handles to stop them.
 pub struct Application {
     public_port: u16,
     admin_port: u16,
-    handles: [ServerHandle; 2],
+    forward_auth_port: Option<u16>,
+    handles: Vec<ServerHandle>,
     state: web::Data<AppState>,
     run: Pin<Box<dyn Future<Output = io::Result<()>> + Send>>,
 }
@@ -45,6 +47,9 @@ pub struct Application {
 fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })
 }
+
+/// A listener's routes.
+type Routes = fn(&mut web::ServiceConfig);
 
 fn server(
     state: web::Data<AppState>,
@@ -59,16 +64,16 @@ fn server(
     );
     let app_state = state.clone();
     Ok(HttpServer::new(move || {
-        let api: fn(&mut web::ServiceConfig) = if name == "admin" {
-            admin::routes
-        } else {
-            public::routes
+        let (probes, api): (Routes, Routes) = match name {
+            "admin" => (health::routes, admin::routes),
+            "forward-auth" => (health::probes, admin::forward_auth_routes),
+            _ => (health::routes, public::routes),
         };
         App::new()
             .app_data(app_state.clone())
             .app_data(web::Data::new(Listener(name)))
             .app_data(web::PayloadConfig::new(max_body))
-            .configure(health::routes)
+            .configure(probes)
             .configure(api)
             .wrap(from_fn(telemetry))
     })
@@ -93,8 +98,10 @@ impl Application {
     pub fn build_with(config: Config, overrides: Overrides) -> Result<Application, StartupError> {
         let public_listener = bind(config.public_addr)?;
         let admin_listener = bind(config.admin_addr)?;
+        let forward_auth_listener = config.forward_auth_addr.map(bind).transpose()?;
         let port = |l: &TcpListener| l.local_addr().map(|a| a.port()).unwrap_or_default();
         let (public_port, admin_port) = (port(&public_listener), port(&admin_listener));
+        let forward_auth_port = forward_auth_listener.as_ref().map(port);
         let state = web::Data::new(AppState::build_with(config, overrides)?);
         if state.store.kind() == "memory" {
             tracing::warn!(
@@ -116,14 +123,30 @@ impl Application {
             .map_err(io_err(state.config.public_addr))?;
         let admin_server = server(state.clone(), admin_listener, "admin")
             .map_err(io_err(state.config.admin_addr))?;
-        let handles = [public_server.handle(), admin_server.handle()];
+        let mut servers = vec![public_server, admin_server];
+        if let (Some(listener), Some(addr)) =
+            (forward_auth_listener, state.config.forward_auth_addr)
+        {
+            if addr.ip().is_unspecified() {
+                tracing::warn!(
+                    %addr,
+                    "the forward-auth listener needs no API key and is bound to every interface; \
+                     bind it to an address only the reverse proxy reaches"
+                );
+            }
+            servers.push(server(state.clone(), listener, "forward-auth").map_err(io_err(addr))?);
+        }
+        let handles = servers.iter().map(Server::handle).collect();
         let run = Box::pin(async move {
-            let (a, b) = futures_util::future::join(public_server, admin_server).await;
-            a.and(b)
+            futures_util::future::join_all(servers)
+                .await
+                .into_iter()
+                .collect::<io::Result<()>>()
         });
         Ok(Application {
             public_port,
             admin_port,
+            forward_auth_port,
             handles,
             state,
             run,
@@ -138,8 +161,13 @@ impl Application {
         self.admin_port
     }
 
-    /// Handles that stop both servers (gracefully or not).
-    pub fn handles(&self) -> [ServerHandle; 2] {
+    /// The forward-auth listener's port, when `SESSION_FORWARD_AUTH_ADDR` is set.
+    pub fn forward_auth_port(&self) -> Option<u16> {
+        self.forward_auth_port
+    }
+
+    /// Handles that stop every server (gracefully or not).
+    pub fn handles(&self) -> Vec<ServerHandle> {
         self.handles.clone()
     }
 
@@ -147,14 +175,14 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until both servers stop. SIGTERM or SIGINT stops them gracefully: no new
+    /// Serves until every server stops. SIGTERM or SIGINT stops them gracefully: no new
     /// connections, in-flight requests finish (up to `SESSION_SHUTDOWN_TIMEOUT`).
     pub async fn run_until_stopped(self) -> io::Result<()> {
-        let [public, admin] = self.handles;
+        let handles = self.handles;
         tokio::spawn(async move {
             if wait_for_shutdown_signal().await.is_ok() {
                 tracing::info!("shutdown signal received; draining in-flight requests");
-                futures_util::future::join(public.stop(true), admin.stop(true)).await;
+                futures_util::future::join_all(handles.iter().map(|h| h.stop(true))).await;
             }
         });
         let served = self.run.await;

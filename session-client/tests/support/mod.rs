@@ -16,7 +16,7 @@ pub struct Server {
     pub public: String,
     pub admin: String,
     pub http: reqwest::Client,
-    handles: [actix_web::dev::ServerHandle; 2],
+    handles: Vec<actix_web::dev::ServerHandle>,
     pub redis: Arc<RedisServer>,
 }
 

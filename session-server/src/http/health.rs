@@ -1,4 +1,5 @@
-//! Operational endpoints on both listeners: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! Operational endpoints on the public and admin listeners (the forward-auth listener has
+//! only the probes): `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -11,10 +12,15 @@ use super::{
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").get(healthz))
-        .service(web::resource("/readyz").get(readyz))
-        .service(web::resource("/metrics").get(metrics))
+    probes(cfg);
+    cfg.service(web::resource("/metrics").get(metrics))
         .service(web::resource("/openapi.json").get(openapi));
+}
+
+/// `/healthz` and `/readyz` alone (the forward-auth listener).
+pub fn probes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").get(healthz))
+        .service(web::resource("/readyz").get(readyz));
 }
 
 /// Alive: the process answers.

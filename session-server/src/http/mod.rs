@@ -8,6 +8,7 @@ pub mod cookie;
 pub mod csrf;
 pub mod error;
 pub mod extract;
+pub mod forwarded;
 pub mod health;
 pub mod middleware;
 pub mod openapi;

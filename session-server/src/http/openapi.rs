@@ -53,7 +53,7 @@ impl Modify for ApiKeyScheme {
 #[openapi(
     info(title = "session-server admin API", description = "Session checks for sibling services; user and session administration."),
     paths(
-        admin::check, admin::events, admin::create, admin::find_by_name, admin::get, admin::disable, admin::enable,
+        admin::check, admin::forward_auth, admin::forward_auth_listener, admin::events, admin::create, admin::find_by_name, admin::get, admin::disable, admin::enable,
         admin::set_password, admin::sessions, admin::revoke_sessions, admin::revoke_session
     ),
     components(schemas(ErrorBody, admin::EventsPage, admin::EventView, views::CheckResult, views::AdminUserView, views::SessionList, views::Revoked)),

@@ -105,6 +105,8 @@ pub fn test_settings() -> Settings {
 pub struct TestApp {
     pub public: String,
     pub admin: String,
+    /// The forward-auth listener's port, when the test configured one.
+    pub forward_auth_port: Option<u16>,
     pub client: reqwest::Client,
     pub redis: Option<Arc<RedisServer>>,
     pub state: actix_web::web::Data<AppState>,
@@ -166,6 +168,7 @@ pub async fn spawn_with_overrides(
     let app = Application::build_with(config, overrides).expect("app builds");
     let public = format!("http://127.0.0.1:{}", app.public_port());
     let admin = format!("http://127.0.0.1:{}", app.admin_port());
+    let forward_auth_port = app.forward_auth_port();
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
     if uses_redis {
@@ -177,6 +180,7 @@ pub async fn spawn_with_overrides(
     TestApp {
         public,
         admin,
+        forward_auth_port,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))

@@ -645,8 +645,93 @@ fn token_cases(w: &World) -> Vec<Case> {
             None,
             expect,
         ));
+        out.push(w.admin(
+            format!("forward-auth with cookie {what}"),
+            "GET",
+            "/admin/v1/forward-auth",
+            vec![h("Cookie", format!("theme=dark; __Host-session={token}"))],
+            None,
+            expect,
+        ));
     }
     out
+}
+
+/// Forward auth with hostile forwarding headers, with the attacker's live cookie: a malformed
+/// description of the original request is a 400 whether or not the session is alive.
+fn forward_auth_cases(w: &World) -> Vec<Case> {
+    let bad = Expect::Error(400, "malformed_request");
+    let long_path = format!("/{}", "a".repeat(4096));
+    let long_method = "A".repeat(64 * 1024);
+    let rows: Vec<(&str, Headers)> = vec![
+        ("method with a space", vec![h("X-Forwarded-Method", "GE T")]),
+        ("empty method", vec![h("X-Forwarded-Method", "")]),
+        ("64 KiB method", vec![h("X-Forwarded-Method", &long_method)]),
+        ("non-UTF-8 method", vec![h("X-Forwarded-Method", b"G\xffT")]),
+        (
+            "original URL javascript:",
+            vec![h("X-Original-URL", "javascript:alert(1)")],
+        ),
+        (
+            "original URL //evil",
+            vec![h("X-Original-URL", "//evil.example/")],
+        ),
+        (
+            "original URL without a slash",
+            vec![h("X-Original-URL", "notes")],
+        ),
+        (
+            "original URL of 4 KiB",
+            vec![h("X-Original-URL", &long_path)],
+        ),
+        (
+            "non-UTF-8 original URL",
+            vec![h("X-Original-URL", b"/\xfe\xff")],
+        ),
+        (
+            "two original URLs",
+            vec![h("X-Original-URL", "/a"), h("X-Original-URL", "/b")],
+        ),
+        ("URI without a slash", vec![h("X-Forwarded-Uri", "notes")]),
+        ("URI //evil", vec![h("X-Forwarded-Uri", "//evil.example")]),
+        (
+            "scheme ftp",
+            vec![h("X-Forwarded-Uri", "/"), h("X-Forwarded-Proto", "ftp")],
+        ),
+        (
+            "host with a path",
+            vec![
+                h("X-Forwarded-Uri", "/"),
+                h("X-Forwarded-Proto", "https"),
+                h("X-Forwarded-Host", "app.test/@evil.example"),
+            ],
+        ),
+        (
+            "host with redis syntax",
+            vec![
+                h("X-Forwarded-Uri", "/"),
+                h("X-Forwarded-Proto", "https"),
+                h("X-Forwarded-Host", "sess:*{x}"),
+            ],
+        ),
+        (
+            "redirect mode maybe",
+            vec![h("X-Forward-Auth-Redirect", "maybe")],
+        ),
+    ];
+    rows.into_iter()
+        .map(|(what, mut headers)| {
+            headers.push(w.attacker_cookie());
+            w.admin(
+                format!("forward-auth: {what}"),
+                "GET",
+                "/admin/v1/forward-auth",
+                headers,
+                None,
+                bad,
+            )
+        })
+        .collect()
 }
 
 fn cookie_header_cases(w: &World) -> Vec<Case> {
@@ -1540,6 +1625,7 @@ async fn hostile_requests_get_documented_answers_and_harm_nobody(backend: Backen
     cases.extend(json_shape_cases(&w));
     cases.extend(field_value_cases(&w));
     cases.extend(token_cases(&w));
+    cases.extend(forward_auth_cases(&w));
     cases.extend(cookie_header_cases(&w));
     cases.extend(header_cases(&w));
     cases.extend(body_framing_cases(&w));

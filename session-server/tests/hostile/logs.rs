@@ -237,6 +237,23 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
         .admin(Method::POST, "/admin/v1/sessions/check")
         .json(&json!({"token": a2}));
     assert_eq!(f.send(req, 200).await["active"], false);
+    // Forward auth, as a proxy asks: an active session, an ended one, a navigation sent to log
+    // in, malformed forwarded headers.
+    let req = f
+        .admin(Method::GET, "/admin/v1/forward-auth")
+        .header(header::COOKIE, format!("theme=dark; {}", cookie(&a1)));
+    f.send(req, 200).await;
+    let req = f
+        .admin(Method::GET, "/admin/v1/forward-auth")
+        .header(header::COOKIE, cookie(&a2))
+        .header(header::ACCEPT, "text/html")
+        .header("x-original-url", "http://app.test/private");
+    f.send(req, 303).await;
+    let req = f
+        .admin(Method::GET, "/admin/v1/forward-auth")
+        .header(header::COOKIE, cookie(&a2))
+        .header("x-forwarded-uri", "no-path");
+    f.send(req, 400).await;
     f.send(f.admin(Method::GET, "/admin/v1/users?username=alice"), 200)
         .await;
     f.send(

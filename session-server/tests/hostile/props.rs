@@ -568,6 +568,7 @@ prop_compose! {
             redis_prefix: redis.7,
             public_addr: server.0,
             admin_addr: server.1,
+            forward_auth_addr: None,
             workers: server.2,
             max_body_bytes: server.3,
             shutdown_timeout: server.4,

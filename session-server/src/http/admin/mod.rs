@@ -1,12 +1,15 @@
 //! The admin/service listener's API, behind bearer API keys: session checks for sibling
-//! services, and user and session administration for operators.
+//! services and reverse proxies (forward auth), and user and session administration for
+//! operators. Also the routes of the optional forward-auth listener.
 
 mod check;
 mod events;
+mod forward_auth;
 mod users;
 
 pub use check::*;
 pub use events::*;
+pub use forward_auth::*;
 pub use users::*;
 
 use actix_web::{middleware::from_fn, web};
@@ -18,6 +21,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/admin/v1")
             .wrap(from_fn(require_api_key))
             .service(web::resource("/sessions/check").post(check::check))
+            .service(web::resource("/forward-auth").to(forward_auth::forward_auth))
+            .service(
+                web::resource("/forward-auth/{path:.*}").to(forward_auth::forward_auth_with_path),
+            )
             .service(web::resource("/events").get(events::events))
             .service(
                 web::resource("/users")
@@ -35,4 +42,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(web::resource("/users/{id}/sessions/{handle}").delete(users::revoke_session)),
     );
+}
+
+/// The forward-auth listener (`SESSION_FORWARD_AUTH_ADDR`): the forward-auth check alone,
+/// without an API key, for proxies that cannot add one to their auth request.
+pub fn forward_auth_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/forward-auth").to(forward_auth::forward_auth_listener))
+        .service(web::resource("/forward-auth/{path:.*}").to(forward_auth::forward_auth_with_path));
 }

@@ -1,0 +1,165 @@
+//! Forward authentication: a reverse proxy asks, before passing a browser's request to an app,
+//! whether it carries a live session.
+//!
+//! `GET /admin/v1/forward-auth` (API key) and `GET /forward-auth` on the optional forward-auth
+//! listener (no key; for proxies that cannot add a header to their auth request) read the
+//! session cookie from the forwarded `Cookie` header and check it exactly like
+//! `POST /admin/v1/sessions/check` (renewing it). Answers:
+//!
+//! * 200 with the `X-Session-*` headers below, no body: the proxy copies them onto the request
+//!   it passes to the app, after removing any the browser sent;
+//! * 303 to the login page with `return_to` set to the original URL, for a page navigation
+//!   whose URL the proxy named (see `forwarded.rs`): proxies that relay the auth answer as it
+//!   is (Caddy, Traefik, Envoy) send the browser there;
+//! * 401 otherwise. With `X-Forward-Auth-Redirect: false` (nginx, whose `auth_request` accepts
+//!   only 2xx, 401 and 403) a navigation gets the 401 with that login URL in `Location`, for
+//!   the proxy to redirect to itself;
+//! * 503 when the store cannot be asked: never a 200, never a redirect to log in again.
+//!
+//! Any method is accepted, since some proxies send the original one; the original request is
+//! not judged by the public API's CSRF rules: it is addressed to the app, which must protect
+//! its own state-changing routes (see README).
+
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header, web};
+
+use crate::{
+    domain::{clock::rfc3339, error::Error},
+    http::{
+        cookie::{self, Presented},
+        error::{ApiError, ErrorBody},
+        forwarded::Original,
+    },
+    state::AppState,
+};
+
+/// The signed-in user's name.
+pub const USER: &str = "x-session-user";
+/// The user's id (UUID).
+pub const USER_ID: &str = "x-session-user-id";
+/// The session's handle (UUID), as the devices list shows it.
+pub const HANDLE: &str = "x-session-handle";
+/// When the session ends unless renewed: the earlier of its idle and absolute deadlines
+/// (RFC 3339, UTC).
+pub const EXPIRES: &str = "x-session-expires";
+/// When the session ends however active it is (RFC 3339, UTC).
+pub const ABSOLUTE_EXPIRES: &str = "x-session-absolute-expires";
+
+/// Every header the service answers with; proxies drop all of `X-Session-*` from the browser.
+pub const HEADERS: [&str; 5] = [USER, USER_ID, HANDLE, EXPIRES, ABSOLUTE_EXPIRES];
+
+/// Request header by which a proxy asks for 401 (with `Location`) instead of 303.
+const REDIRECT: &str = "x-forward-auth-redirect";
+
+/// Checks the session of a forwarded request (admin listener, API key).
+#[utoipa::path(
+    get, path = "/admin/v1/forward-auth", tag = "admin",
+    description = "Forward authentication for reverse proxies (nginx auth_request, Caddy forward_auth, \
+        Traefik forwardAuth, Envoy ext_authz). Reads the session cookie from the forwarded Cookie header \
+        and checks it (renewing it). Any method is accepted (Envoy sends the original one, and may append \
+        the original path: /admin/v1/forward-auth/{path}). The original request is described by \
+        X-Forwarded-Method, X-Original-URL or X-Forwarded-Proto + X-Forwarded-Host + X-Forwarded-Uri; \
+        these only decide the login redirect, which goes only to paths and allowed origins.",
+    params(
+        ("Cookie" = Option<String>, Header, description = "The browser's Cookie header, as forwarded"),
+        ("X-Forwarded-Method" = Option<String>, Header, description = "The original method"),
+        ("X-Original-URL" = Option<String>, Header, description = "The original URL (absolute or a path)"),
+        ("X-Forwarded-Proto" = Option<String>, Header, description = "http or https"),
+        ("X-Forwarded-Host" = Option<String>, Header, description = "The original host"),
+        ("X-Forwarded-Uri" = Option<String>, Header, description = "The original path and query"),
+        ("X-Forward-Auth-Redirect" = Option<String>, Header, description = "`false`: answer 401 with Location instead of 303 (nginx)"),
+    ),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Active session; no body", headers(
+            ("X-Session-User" = String, description = "Username"),
+            ("X-Session-User-Id" = String, description = "User id (UUID)"),
+            ("X-Session-Handle" = String, description = "Session handle (UUID)"),
+            ("X-Session-Expires" = String, description = "RFC 3339: the earlier of the idle and absolute deadlines"),
+            ("X-Session-Absolute-Expires" = String, description = "RFC 3339: the absolute deadline"),
+        )),
+        (status = 303, description = "No session, page navigation with a known original URL: to the login page with return_to", headers(("Location" = String))),
+        (status = 400, description = "Malformed forwarded headers", body = ErrorBody),
+        (status = 401, description = "No active session (or invalid API key); with X-Forward-Auth-Redirect: false, Location names the login URL for navigations", body = ErrorBody),
+        (status = 503, description = "The store cannot be asked", body = ErrorBody),
+    )
+)]
+pub async fn forward_auth(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    answer(&req, &state, None).await
+}
+
+/// Envoy's form: the original path appended to the auth path.
+pub async fn forward_auth_with_path(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    answer(&req, &state, Some(&path)).await
+}
+
+/// The same check on the forward-auth listener (`SESSION_FORWARD_AUTH_ADDR`), which needs no
+/// API key: bind it to an address only the proxy reaches.
+#[utoipa::path(
+    get, path = "/forward-auth", tag = "forward-auth",
+    description = "Only on the forward-auth listener (SESSION_FORWARD_AUTH_ADDR), without an API key, \
+        for proxies that cannot add a header to their auth request (Traefik, HAProxy). Same answers as \
+        /admin/v1/forward-auth; /forward-auth/{path} likewise.",
+    responses(
+        (status = 200, description = "Active session; the X-Session-* headers"),
+        (status = 303, description = "To the login page with return_to"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody),
+    )
+)]
+pub async fn forward_auth_listener(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    answer(&req, &state, None).await
+}
+
+async fn answer(
+    req: &HttpRequest,
+    state: &AppState,
+    tail: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
+    let config = &state.config;
+    let original = Original::from_request(req, tail)?;
+    let relays_redirects = match req.headers().get(REDIRECT).map(|v| v.as_bytes()) {
+        None | Some(b"true") => true,
+        Some(b"false") => false,
+        Some(_) => {
+            return Err(ApiError::Malformed(
+                "X-Forward-Auth-Redirect must be true or false".into(),
+            ));
+        }
+    };
+    let session = match cookie::presented(req, &config.cookie) {
+        Presented::Token(token) => state.sessions.check(&token).await?,
+        Presented::Nothing | Presented::Unusable => None,
+    };
+    if let Some(s) = session {
+        let r = &s.record;
+        let expires = r.idle_expires_ms.min(r.absolute_expires_ms);
+        return Ok(HttpResponse::Ok()
+            .insert_header((USER, r.username.as_str()))
+            .insert_header((USER_ID, r.user_id.to_string()))
+            .insert_header((HANDLE, r.handle.to_string()))
+            .insert_header((EXPIRES, rfc3339(expires)))
+            .insert_header((ABSOLUTE_EXPIRES, rfc3339(r.absolute_expires_ms)))
+            .finish());
+    }
+    let Some(login) = original.login_redirect(&config.login_page, &config.allowed_origins) else {
+        return Err(Error::Unauthenticated.into());
+    };
+    if relays_redirects {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, login))
+            .finish());
+    }
+    let location = header::HeaderValue::from_str(&login).map_err(|_| Error::Internal)?;
+    let mut response = ApiError::from(Error::Unauthenticated).error_response();
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
