@@ -32,12 +32,16 @@ pub struct Hooks {
     pub after_password_verified: Option<Hook>,
 }
 
+/// Wraps the store every service uses (tests record the calls to count round trips).
+pub type StoreWrapper = Arc<dyn Fn(Arc<dyn Store>) -> Arc<dyn Store> + Send + Sync>;
+
 /// What an embedding program may replace when it builds the application.
 #[derive(Clone, Default)]
 pub struct Overrides {
     /// The clock (tests give replicas skewed wall clocks); the system's by default.
     pub clock: Option<Clock>,
     pub hooks: Hooks,
+    pub wrap_store: Option<StoreWrapper>,
 }
 
 pub struct AppState {
@@ -75,6 +79,10 @@ impl AppState {
                 memory.spawn_sweeper(Duration::from_secs(5));
                 (Arc::new(memory), None)
             }
+        };
+        let store = match &overrides.wrap_store {
+            Some(wrap) => wrap(store),
+            None => store,
         };
         let hasher = PasswordHasher::new(
             config.hash_params,

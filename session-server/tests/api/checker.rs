@@ -683,6 +683,7 @@ async fn run(backend: Backend) {
         hooks: Hooks {
             after_password_verified: Some(widen.clone()),
         },
+        ..Default::default()
     };
     let mut a = spawn_with_overrides(settings.clone(), redis.clone(), skewed(3_000)).await;
     let mut b = spawn_with_overrides(settings, redis, skewed(-2_000)).await;

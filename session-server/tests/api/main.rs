@@ -17,6 +17,7 @@ mod login;
 mod operations;
 mod races;
 mod redis_only;
+mod round_trips;
 mod sessions;
 mod shutdown;
 mod soak;

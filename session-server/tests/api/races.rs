@@ -72,6 +72,7 @@ async fn spawn_gated(backend: Backend) -> (TestApp, Gate) {
     let overrides = Overrides {
         clock: None,
         hooks: gate.hooks(),
+        ..Default::default()
     };
     (spawn_with_overrides(settings, redis, overrides).await, gate)
 }
@@ -337,6 +338,7 @@ async fn a_skewed_replica_cannot_hide_a_session_from_revoke_all(backend: Backend
     let ahead = Overrides {
         clock: Some(Clock::with_wall_skew(5_000)),
         hooks: Hooks::default(),
+        ..Default::default()
     };
     let a = spawn_with_overrides(settings.clone(), redis.clone(), ahead).await;
     let b = spawn_with_overrides(settings, redis, Overrides::default()).await;
@@ -386,6 +388,7 @@ async fn replicas_with_skewed_clocks_write_deadlines_on_redis_time() {
         let overrides = Overrides {
             clock: Some(Clock::with_wall_skew(skew)),
             hooks: Hooks::default(),
+            ..Default::default()
         };
         let app = spawn_with_overrides(settings, Some(redis.clone()), overrides).await;
         let me = app.signed_in(&format!("user{}", seen.len())).await;
