@@ -5,7 +5,8 @@
 # servers pinned to CPU 0, redis-server and wrk to CPU 1, rounds interleaved).
 #
 # Usage: bench/peers.sh > bench/results/<date>.md      (knobs: the harness's environment, e.g.
-#        ROUNDS=1 DUR=2 MEM_SESSIONS=500 bench/peers.sh for a 30-second smoke run)
+#        ROUNDS=1 DUR=2 MEM_SESSIONS=500 bench/peers.sh for a 30-second smoke run; 5 interleaved
+#        rounds by default, so that a lead can be seen to hold in every round)
 #
 # session-server runs as the contract needs: one worker per listener (like the peers), one argon2
 # slot (the peers hash on a one-core blocking pool too), `SESSION_LOG=warn` (the peers log
@@ -24,4 +25,5 @@ SESSION_ALLOWED_ORIGINS=\${ORIGIN:-http://localhost} SESSION_LOGIN_MAX_ATTEMPTS_
 exec $bin --public-addr 127.0.0.1:\$PORT --admin-addr 127.0.0.1:0 --redis-url \$REDIS_URL"
 
 cd "$peers"
+export ROUNDS=${ROUNDS:-5}
 exec ./bench.sh --setup "session-server=$register" "session-server=$serve"

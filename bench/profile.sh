@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Profiles the session check under load: `perf record` of session-server (one worker, pinned to
 # CPU 0) while wrk (CPU 1) sends GET /v1/session over 64 connections with one session's cookie;
-# redis-server also on CPU 1. Writes <out>.svg (a flamegraph by inferno), <out>.folded (the
-# collapsed stacks) and <out>.txt (time by binary and the hottest symbols).
+# redis-server also on CPU 1. Writes <out>.svg (a flamegraph by inferno; frames under 0.1% left
+# out) and <out>.txt (wrk's figures, time by binary and the hottest symbols).
 #
 # Usage: bench/profile.sh <out-prefix> [session-server binary]
 #   e.g. bench/profile.sh bench/results/2026-11-29-check-after
@@ -39,8 +39,9 @@ wrk=$!
 sleep 2
 taskset -c 1 perf record -F 999 -g --call-graph dwarf,16384 -p "$pid" -o "$work/perf.data" -- sleep 5 >/dev/null 2>&1
 wait $wrk
-perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf > "$out.folded"
-inferno-flamegraph --title "session-server: GET /v1/session, 64 connections, one worker" < "$out.folded" > "$out.svg"
+perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf > "$work/folded"
+inferno-flamegraph --minwidth 0.1 --title "session-server: GET /v1/session, 64 connections, one worker" \
+  < "$work/folded" > "$out.svg"
 {
   echo "# $(basename "$out")"
   echo
@@ -49,10 +50,10 @@ inferno-flamegraph --title "session-server: GET /v1/session, 64 connections, one
   echo
   echo "## Time by binary (self time)"
   echo
-  perf report -i "$work/perf.data" --no-children --sort dso -g none -q 2>/dev/null | head -8 | sed 's/ \{2,\}/ /g; s/^/    /'
+  { perf report -i "$work/perf.data" --no-children --sort dso -g none -q 2>/dev/null || true; } | grep . | head -6 | sed 's/ \{2,\}/ /g; s/^/    /'
   echo
   echo "## Hottest symbols (self time)"
   echo
-  perf report -i "$work/perf.data" --no-children --sort dso,symbol -g none -q 2>/dev/null | head -30 | cut -c1-160 | sed 's/ \{2,\}/ /g; s/^/    /'
+  { perf report -i "$work/perf.data" --no-children --sort dso,symbol -g none -q 2>/dev/null || true; } | head -30 | cut -c1-160 | sed 's/ \{2,\}/ /g; s/^/    /'
 } > "$out.txt"
-echo "wrote $out.svg $out.folded $out.txt" >&2
+echo "wrote $out.svg $out.txt" >&2
