@@ -144,10 +144,8 @@ fn read_value<'a>(
 /// The kind of a key in session-server's schema (`../session-server/src/store/keys.rs`);
 /// `other` for anything else (e.g. a peer's keys).
 pub fn key_kind(key: &str) -> &'static str {
-    if key.contains("}:s:") {
-        "session"
-    } else if key.ends_with("}:idx") {
-        "user index"
+    if key.ends_with("}:sessions") {
+        "user sessions"
     } else if key.ends_with("}:user") {
         "user"
     } else if key.contains(":name:") {
@@ -436,8 +434,10 @@ mod tests {
     #[test]
     fn keys_are_classified_by_the_schema() {
         let uid = "{0123456789abcdef0123456789abcdef}";
-        assert_eq!(key_kind(&format!("sess:{uid}:s:AbC-_x")), "session");
-        assert_eq!(key_kind(&format!("sess:{uid}:idx")), "user index");
+        assert_eq!(key_kind(&format!("sess:{uid}:sessions")), "user sessions");
+        // Keys of the layout before one hash per user are no longer the schema's.
+        assert_eq!(key_kind(&format!("sess:{uid}:s:AbC-_x")), "other");
+        assert_eq!(key_kind(&format!("sess:{uid}:idx")), "other");
         assert_eq!(key_kind(&format!("sess:{uid}:user")), "user");
         assert_eq!(key_kind("sess:name:alice"), "username");
         assert_eq!(key_kind("sess:rl:ip:127.0.0.1"), "throttling");

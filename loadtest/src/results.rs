@@ -73,7 +73,7 @@ pub struct Memory {
     pub used_memory_after: u64,
     pub bytes_per_session: f64,
     pub keys_after: u64,
-    /// `MEMORY USAGE` summed by key kind (session, user index, user, event feed, ...), bytes.
+    /// `MEMORY USAGE` summed by key kind (user sessions, user, username, event feed, ...), bytes.
     #[serde(default)]
     pub by_kind: BTreeMap<String, u64>,
 }

@@ -150,20 +150,29 @@ pub fn record_from(mut data: &[u8]) -> SessionRecord {
 
 /// `SessionRecord::decode` never panics on bytes read back from the store; whatever it accepts
 /// re-encodes to something that decodes to the same record; a record built from the input
-/// round-trips; an unknown version byte is refused as such.
+/// round-trips, with its expiry and handle where the Redis scripts read them; an unknown version
+/// byte is refused as such.
 pub fn session_record(data: &[u8]) {
-    match SessionRecord::decode(data) {
+    // Version 2 does not store the user id: the store passes the one of the key it read.
+    let user = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+    match SessionRecord::decode(user, data) {
         Ok(r) => {
-            assert_eq!(data[0], 1, "only version 1 exists");
-            assert_eq!(SessionRecord::decode(&r.encode()), Ok(r));
+            assert!(matches!(data[0], 1 | 2), "only versions 1 and 2 exist");
+            assert!(data[0] == 1 || r.user_id == user);
+            assert_eq!(SessionRecord::decode(r.user_id, &r.encode()), Ok(r));
         }
-        Err(RecordError::Version(v)) => assert!(v != 1 && data[0] == v),
-        Err(RecordError::Corrupt) => assert!(data.first().is_none_or(|v| *v == 1)),
+        Err(RecordError::Version(v)) => assert!(!matches!(v, 1 | 2) && data[0] == v),
+        Err(RecordError::Corrupt) => assert!(data.first().is_none_or(|v| matches!(v, 1 | 2))),
     }
     let built = record_from(data);
     let bytes = built.encode();
-    assert_eq!(bytes[0], 1);
-    assert_eq!(SessionRecord::decode(&bytes), Ok(built));
+    assert_eq!(bytes[0], 2);
+    let expiry = bytes[1..7]
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    assert_eq!(expiry, built.expires_ms().min((1 << 48) - 1));
+    assert_eq!(&bytes[7..23], built.handle.as_bytes());
+    assert_eq!(SessionRecord::decode(built.user_id, &bytes), Ok(built));
 }
 
 /// The reference rule for usernames: trimmed, 1-64 characters, all of `A-Z a-z 0-9 . _ - @ +`.

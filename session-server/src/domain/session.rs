@@ -1,4 +1,5 @@
-//! Sessions: the stored record, its compact encoding, and the lifetime rules.
+//! Sessions: the stored record and the lifetime rules (the record's encoding is in
+//! `domain::record`).
 //!
 //! Lifetimes are enforced here, from the record's own timestamps, on every check. The store's
 //! TTL only garbage-collects: a session whose TTL was extended by mistake still ends on time.
@@ -8,9 +9,11 @@ use std::{net::IpAddr, time::Duration};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::token::TokenDigest;
+pub use super::record::RecordError;
+use super::user_agent;
 
-/// What is kept per session. Encoded with [`SessionRecord::encode`].
+/// What is kept per session. Encoded with [`SessionRecord::encode`] (see `domain::record`;
+/// the serde form is the retired version 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub user_id: Uuid,
@@ -24,52 +27,17 @@ pub struct SessionRecord {
     pub idle_expires_ms: u64,
     pub absolute_expires_ms: u64,
     pub ip: Option<IpAddr>,
-    /// Truncated to [`USER_AGENT_MAX`] bytes.
+    /// Control characters replaced by spaces, truncated to [`USER_AGENT_MAX`] bytes.
     pub user_agent: String,
 }
 
 /// Longest stored user agent, in bytes.
 pub const USER_AGENT_MAX: usize = 200;
 
-/// Version byte in front of every encoded record, so the format can change without a flag day.
-const RECORD_V1: u8 = 1;
-
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RecordError {
-    #[error("unknown session record version {0}")]
-    Version(u8),
-    #[error("session record is corrupt")]
-    Corrupt,
-}
-
 impl SessionRecord {
     /// When the store may forget the session: whichever limit comes first.
     pub fn expires_ms(&self) -> u64 {
         self.idle_expires_ms.min(self.absolute_expires_ms)
-    }
-
-    /// Version byte + postcard (varints, no field names): about 100 bytes for a typical session.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![RECORD_V1];
-        // Serialising plain data into a Vec cannot fail.
-        out.extend(postcard::to_allocvec(self).unwrap_or_default());
-        out
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<SessionRecord, RecordError> {
-        match bytes.split_first() {
-            Some((&RECORD_V1, body)) => {
-                postcard::from_bytes(body).map_err(|_| RecordError::Corrupt)
-            }
-            Some((&v, _)) => Err(RecordError::Version(v)),
-            None => Err(RecordError::Corrupt),
-        }
-    }
-
-    /// The session's entry in its user's index: `<handle>:<digest>`. The handle comes first so
-    /// revoke-by-handle can match a prefix; the digest names the session key.
-    pub fn index_member(&self, digest: &TokenDigest) -> String {
-        format!("{}:{}", self.handle.simple(), digest.encode())
     }
 }
 
@@ -134,7 +102,7 @@ impl SessionPolicy {
             idle_expires_ms: now_ms.saturating_add(ms(self.idle)),
             absolute_expires_ms: now_ms.saturating_add(ms(self.absolute)),
             ip: client.ip,
-            user_agent: truncate_utf8(&client.user_agent, USER_AGENT_MAX).to_owned(),
+            user_agent: user_agent::sanitize(truncate_utf8(&client.user_agent, USER_AGENT_MAX)),
         }
     }
 
@@ -204,23 +172,6 @@ mod tests {
     }
 
     #[test]
-    fn records_round_trip_compactly() {
-        let r = record();
-        let bytes = r.encode();
-        assert_eq!(SessionRecord::decode(&bytes).unwrap(), r);
-        assert!(bytes.len() < 120, "{} bytes", bytes.len());
-    }
-
-    #[test]
-    fn unknown_versions_and_garbage_are_rejected() {
-        let mut bytes = record().encode();
-        bytes[0] = 9;
-        assert_eq!(SessionRecord::decode(&bytes), Err(RecordError::Version(9)));
-        assert_eq!(SessionRecord::decode(&[]), Err(RecordError::Corrupt));
-        assert_eq!(SessionRecord::decode(&[1, 0xff]), Err(RecordError::Corrupt));
-    }
-
-    #[test]
     fn checks_renew_only_after_the_configured_part_of_the_idle_window() {
         let p = policy();
         let r = record();
@@ -248,6 +199,20 @@ mod tests {
         }
         assert!(cur.idle_expires_ms <= cur.absolute_expires_ms);
         assert_eq!(p.evaluate(&cur, t0 + 1_000_000), Validity::Expired);
+    }
+
+    #[test]
+    fn user_agents_are_stored_without_control_characters() {
+        let r = policy().new_record(
+            Uuid::nil(),
+            "alice",
+            &ClientInfo {
+                ip: None,
+                user_agent: "curl/8\t\u{1}x\u{85}".into(),
+            },
+            0,
+        );
+        assert_eq!(r.user_agent, "curl/8  x ");
     }
 
     #[test]

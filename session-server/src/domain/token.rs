@@ -5,7 +5,7 @@
 //! * The secret is 256 bits from a CSPRNG and means nothing; only its digest (SHA-256 truncated
 //!   to 128 bits) is stored, so a copy of the store yields no usable cookie.
 //! * The user id is a non-secret routing part. It picks the Redis hash slot (`{<user id>}` hash
-//!   tag), so one user's sessions, session index and user record live on one Redis Cluster node
+//!   tag), so one user's sessions and user record live on one Redis Cluster node
 //!   and can be changed together atomically. It tells the cookie's holder only their own user id,
 //!   which `GET /v1/session` returns anyway.
 
@@ -49,10 +49,9 @@ impl fmt::Debug for SessionToken {
 
 /// SHA-256 of a token's secret, truncated to 128 bits: the session's name in the store.
 ///
-/// 128 bits keep a preimage search out of reach (2^128 work) while keeping the per-user index
-/// member (`<handle hex>:<digest>`, 55 bytes) under Redis's 64-byte limit for the compact
-/// listpack encoding of sorted sets; a 43-character digest would push every index into a
-/// skiplist, about five times the memory.
+/// 128 bits keep a preimage search out of reach (2^128 work) while keeping the session's field
+/// in its user's sessions hash short (22 characters): the field is stored once per session, so
+/// every byte of it is a byte per session.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenDigest(pub [u8; 16]);
 

@@ -3,23 +3,30 @@
 //! | key | type | TTL | holds |
 //! |---|---|---|---|
 //! | `<p>:{<uid>}:user` | hash `n h d c v` | none | username, argon2id PHC hash, disabled flag, created (ms), credential version (absent: 0) |
-//! | `<p>:{<uid>}:idx` | sorted set | latest member score | `<handle>:<digest>` scored by the session's expiry (ms) |
-//! | `<p>:{<uid>}:s:<digest>` | string | `PXAT` expiry | encoded [`SessionRecord`](crate::domain::session::SessionRecord) |
+//! | `<p>:{<uid>}:sessions` | hash | the latest session expiry | field `<digest>`, value the encoded [`SessionRecord`](crate::domain::session::SessionRecord) (version 2, `domain::record`) |
 //! | `<p>:name:<username>` | string | none | user id (claims the username) |
 //! | `<p>:rl:user:<hash>` | string | window | failed logins for one username (SHA-256 prefix, no user text) |
 //! | `<p>:rl:ip:<ip>` | string | window | login attempts from one client address (IPv6: `<network>/<prefix>`) |
 //! | `<p>:events` | stream | a week after the last event | the session event feed, ~100,000 entries |
 //!
 //! `<p>` is the configured prefix (default `sess`), `<uid>` the user id as 32 hex digits and
-//! `<digest>` the base64url SHA-256 (truncated to 128 bits) of the token's secret.
+//! `<digest>` the base64url SHA-256 (truncated to 128 bits, 22 characters) of the token's secret.
 //!
-//! Redis Cluster: `{<uid>}` is a hash tag, so a user's record, index and sessions share one slot
-//! and every multi-key script touches one slot only. The tag is always server-chosen hex; user
-//! text never appears inside braces (usernames cannot contain them, and prefixes are validated).
+//! All of a user's sessions are one hash: a key per session costs at least about 340 bytes in
+//! Redis's keyspace (dictionary entry, key string, expiry entry, object header) before any data.
+//! In the hash a session costs its field and value inside one listpack, about 80 bytes, while
+//! the hash stays within Redis's compact encoding (`hash-max-listpack-entries` 128 sessions,
+//! `hash-max-listpack-value` 64 bytes per record). Each record carries its own expiry at a fixed
+//! offset; the scripts prune expired fields by Redis's clock whenever they write the hash, and
+//! the hash itself expires with its longest-lived session.
+//!
+//! Redis Cluster: `{<uid>}` is a hash tag, so a user's record and sessions share one slot and
+//! every multi-key script touches one slot only. The tag is always server-chosen hex; user text
+//! never appears inside braces (usernames cannot contain them, and prefixes are validated).
 
 use uuid::Uuid;
 
-use crate::domain::{rate_limit::RateKey, token::TokenDigest, user::Username};
+use crate::domain::{rate_limit::RateKey, user::Username};
 
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -41,17 +48,9 @@ impl Keys {
         format!("{}:user", self.user_slot(user))
     }
 
-    pub fn index(&self, user: Uuid) -> String {
-        format!("{}:idx", self.user_slot(user))
-    }
-
-    /// Prefix of the user's session keys; scripts append a digest taken from the index.
-    pub fn session_prefix(&self, user: Uuid) -> String {
-        format!("{}:s:", self.user_slot(user))
-    }
-
-    pub fn session(&self, user: Uuid, digest: &TokenDigest) -> String {
-        format!("{}{}", self.session_prefix(user), digest.encode())
+    /// The user's sessions: one hash, field = token digest (`TokenDigest::encode`).
+    pub fn sessions(&self, user: Uuid) -> String {
+        format!("{}:sessions", self.user_slot(user))
     }
 
     pub fn username(&self, name: &Username) -> String {
@@ -77,12 +76,7 @@ mod tests {
         let keys = Keys::new("sess");
         let user = Uuid::now_v7();
         let tag = format!("{{{}}}", user.simple());
-        let digest = TokenDigest([7; 16]);
-        for key in [
-            keys.user(user),
-            keys.index(user),
-            keys.session(user, &digest),
-        ] {
+        for key in [keys.user(user), keys.sessions(user)] {
             assert!(key.starts_with(&format!("sess:{tag}:")), "{key}");
             assert_eq!(key.matches('{').count(), 1);
         }

@@ -34,7 +34,8 @@ struct Inner {
     names: HashMap<Username, Uuid>,
     /// Session records by (user, digest); the record's own expiry is its TTL.
     sessions: HashMap<(Uuid, TokenDigest), SessionRecord>,
-    /// Per-user index ordered by (expiry, handle), like the Redis sorted set.
+    /// Per-user index ordered by (expiry, handle): the order in which the Redis scripts evict and
+    /// the Redis store lists.
     index: HashMap<Uuid, BTreeSet<(u64, Uuid, DigestKey)>>,
     counters: HashMap<RateKey, (u32, u64)>,
     /// The event feed: (sequence, event), ids are `<epoch>-<sequence>`.

@@ -8,20 +8,21 @@
 //! Both pass the same conformance suite (`tests/store_conformance.rs`).
 //!
 //! Invariants every backend keeps:
-//! * Creating a session and adding it to its user's index is one atomic step, refused when the
-//!   user is unknown or disabled, or when the user's credential version is no longer the one the
-//!   login verified; the per-user cap is enforced in the same step.
+//! * Creating a session (with Redis: adding it to its user's sessions hash) is one atomic step,
+//!   refused when the user is unknown or disabled, or when the user's credential version is no
+//!   longer the one the login verified; the per-user cap is enforced in the same step.
 //! * Every change of credentials (password change or set, disable, enable) increases the user's
 //!   credential version in the same atomic step as the revocations it implies, so a login that
 //!   verified the old state can never create a session after the change (see
 //!   [`UserRecord::credential_version`]).
 //! * A session write never revives a session that was revoked concurrently (updates are
 //!   conditional on existence).
-//! * Every session-related entry expires on its own (TTL); the per-user index prunes expired
-//!   members whenever it is written. Users are the only entries without a TTL.
-//! * Pruning and key expiry use the same clock (the store's own: Redis `TIME` inside the scripts),
-//!   and renewal re-indexes its session unconditionally, so an index never misses a live session
-//!   whatever the replicas' clocks say.
+//! * Every session-related entry expires on its own: expired sessions are pruned from their
+//!   user's sessions whenever those are written, and what holds them (with Redis, the user's
+//!   hash) expires with its longest-lived session. Users are the only entries without a TTL.
+//! * Pruning, renewal and expiry use the same clock (the store's own: Redis `TIME` inside the
+//!   scripts), so no session that still lives is ever pruned or hidden from "end all", whatever
+//!   the replicas' clocks say.
 //! * Revoking all of a user's sessions, changing a password (compare-and-set on the old hash) and
 //!   disabling a user each happen atomically together with the revocations they imply.
 
@@ -122,7 +123,7 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- sessions ----
 
-    /// Stores a new session and indexes it, atomically, if the user is enabled and still at
+    /// Stores a new session among its user's, atomically, if the user is enabled and still at
     /// `credential_version` (see [`CreateOutcome`]).
     async fn create_session(
         &self,
@@ -131,14 +132,16 @@ pub trait Store: Send + Sync + 'static {
         limit: Option<SessionLimit>,
         credential_version: u64,
     ) -> Result<CreateOutcome, StoreError>;
-    /// One read. Returns the record as stored; the caller judges its lifetime.
+    /// One read. Returns the record as stored, possibly expired but not yet pruned; the caller
+    /// judges its lifetime.
     async fn session(
         &self,
         user: Uuid,
         digest: &TokenDigest,
     ) -> Result<Option<SessionRecord>, StoreError>;
-    /// Writes a renewed record only if the session still exists, and (re-)indexes it under its
-    /// new expiry. `false`: it was revoked.
+    /// Writes a renewed record only if the session still exists and has not expired by the
+    /// store's clock; the session is then kept under its new expiry. `false`: it was revoked
+    /// (or had expired).
     async fn touch_session(
         &self,
         digest: &TokenDigest,

@@ -1,7 +1,8 @@
 //! The production store: Redis through a deadpool connection pool.
 //!
 //! Every multi-key change is one Lua script touching one hash slot (see `keys.rs`), so it is
-//! atomic on a standalone server and valid on Redis Cluster. A session check is one `GET`.
+//! atomic on a standalone server and valid on Redis Cluster. A session check is one `HGET` of the
+//! session's field in its user's hash.
 //!
 //! Failure handling: every operation is bounded by the configured timeout (pool wait, connect and
 //! reply). A connection that timed out or broke is replaced by the pool; on a multiplexed
@@ -101,14 +102,18 @@ fn classify(e: &RedisError) -> StoreError {
     }
 }
 
-fn handles(raw: Vec<String>) -> Result<Vec<Uuid>, StoreError> {
+/// Handles as the scripts return them: 16 raw bytes each.
+fn handles(raw: &[Vec<u8>]) -> Result<Vec<Uuid>, StoreError> {
     raw.iter()
-        .map(|h| Uuid::try_parse(h).map_err(|_| StoreError::Corrupt(format!("index handle {h:?}"))))
+        .map(|h| {
+            Uuid::from_slice(h)
+                .map_err(|_| StoreError::Corrupt(format!("session handle of {} bytes", h.len())))
+        })
         .collect()
 }
 
-fn decode(bytes: &[u8]) -> Result<SessionRecord, StoreError> {
-    SessionRecord::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+fn decode(user: Uuid, bytes: &[u8]) -> Result<SessionRecord, StoreError> {
+    SessionRecord::decode(user, bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// A counter and its `PTTL` (negative when the key has no TTL or does not exist).
@@ -117,6 +122,11 @@ fn rate_count(count: u32, pttl: i64) -> RateCount {
         count,
         resets_in: Duration::from_millis(pttl.max(0).unsigned_abs()),
     }
+}
+
+/// A handle as the scripts take it: 16 raw bytes (empty for none).
+fn raw_handle(handle: Option<Uuid>) -> Vec<u8> {
+    handle.map(|h| h.as_bytes().to_vec()).unwrap_or_default()
 }
 
 fn ms(d: Duration) -> u64 {
@@ -193,21 +203,20 @@ impl RedisStore {
         expected: &str,
         new: &str,
         revoke: RevokeScope,
-    ) -> Result<Option<Vec<String>>, StoreError> {
+    ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
         let (scope, keep) = match revoke {
-            RevokeScope::None => ("none", String::new()),
-            RevokeScope::All => ("all", String::new()),
-            RevokeScope::AllExcept(h) => ("except", h.simple().to_string()),
+            RevokeScope::None => ("none", None),
+            RevokeScope::All => ("all", None),
+            RevokeScope::AllExcept(h) => ("except", Some(h)),
         };
         let mut call = PASSWORD.prepare_invoke();
         call.key(self.keys.user(id))
-            .key(self.keys.index(id))
+            .key(self.keys.sessions(id))
             .arg(mode)
             .arg(expected)
             .arg(new)
             .arg(scope)
-            .arg(keep)
-            .arg(self.keys.session_prefix(id));
+            .arg(raw_handle(keep));
         self.write(&call).await
     }
 
@@ -407,7 +416,7 @@ impl Store for RedisStore {
         let raw = self
             .password_script(id, "change", &expected, new, revoke)
             .await?;
-        raw.map(handles).transpose()
+        raw.as_deref().map(handles).transpose()
     }
 
     async fn rehash_password(
@@ -429,11 +438,10 @@ impl Store for RedisStore {
     ) -> Result<Option<Vec<Uuid>>, StoreError> {
         let mut call = DISABLE.prepare_invoke();
         call.key(self.keys.user(id))
-            .key(self.keys.index(id))
-            .arg(if disabled { "1" } else { "0" })
-            .arg(self.keys.session_prefix(id));
-        let raw: Option<Vec<String>> = self.write(&call).await?;
-        raw.map(handles).transpose()
+            .key(self.keys.sessions(id))
+            .arg(if disabled { "1" } else { "0" });
+        let raw: Option<Vec<Vec<u8>>> = self.write(&call).await?;
+        raw.as_deref().map(handles).transpose()
     }
 
     async fn create_session(
@@ -456,26 +464,25 @@ impl Store for RedisStore {
         };
         let mut call = CREATE.prepare_invoke();
         call.key(self.keys.user(user))
-            .key(self.keys.index(user))
-            .key(self.keys.session(user, digest))
+            .key(self.keys.sessions(user))
             .arg(credential_version)
+            .arg(digest.encode())
             .arg(record.encode())
-            .arg(record.expires_ms())
-            .arg(record.index_member(digest))
             .arg(cap)
-            .arg(policy)
-            .arg(self.keys.session_prefix(user));
-        let reply: Vec<String> = self.write(&call).await?;
+            .arg(policy);
+        let reply: Vec<Vec<u8>> = self.write(&call).await?;
         match reply.split_first() {
-            Some((status, evicted)) if status == "ok" => Ok(CreateOutcome::Created {
-                evicted: handles(evicted.to_vec())?,
+            Some((status, evicted)) if status == b"ok" => Ok(CreateOutcome::Created {
+                evicted: handles(evicted)?,
             }),
-            Some((status, _)) if status == "unavailable" => Ok(CreateOutcome::UserUnavailable),
-            Some((status, _)) if status == "limit" => Ok(CreateOutcome::LimitReached),
-            // A 256-bit collision: report it as a failure rather than overwrite anything.
-            _ => Err(StoreError::Corrupt(format!(
-                "create_session replied {reply:?}"
+            Some((status, _)) if status == b"unavailable" => Ok(CreateOutcome::UserUnavailable),
+            Some((status, _)) if status == b"limit" => Ok(CreateOutcome::LimitReached),
+            // A 128-bit digest collision: report it as a failure rather than overwrite anything.
+            Some((status, _)) => Err(StoreError::Corrupt(format!(
+                "create_session replied {}",
+                String::from_utf8_lossy(status)
             ))),
+            None => Err(StoreError::Corrupt("create_session replied nothing".into())),
         }
     }
 
@@ -484,11 +491,18 @@ impl Store for RedisStore {
         user: Uuid,
         digest: &TokenDigest,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let key = self.keys.session(user, digest);
+        let key = self.keys.sessions(user);
+        let field = digest.encode();
         let raw: Option<Vec<u8>> = self
-            .with_conn(async |c| redis::cmd("GET").arg(&key).query_async(c).await)
+            .with_conn(async |c| {
+                redis::cmd("HGET")
+                    .arg(&key)
+                    .arg(&field)
+                    .query_async(c)
+                    .await
+            })
             .await?;
-        raw.as_deref().map(decode).transpose()
+        raw.map(|r| decode(user, &r)).transpose()
     }
 
     async fn touch_session(
@@ -498,11 +512,9 @@ impl Store for RedisStore {
     ) -> Result<bool, StoreError> {
         let user = record.user_id;
         let mut call = TOUCH.prepare_invoke();
-        call.key(self.keys.session(user, digest))
-            .key(self.keys.index(user))
-            .arg(record.encode())
-            .arg(record.expires_ms())
-            .arg(record.index_member(digest));
+        call.key(self.keys.sessions(user))
+            .arg(digest.encode())
+            .arg(record.encode());
         let n: i64 = self.with_conn(async |c| call.invoke_async(c).await).await?;
         Ok(n == 1)
     }
@@ -514,28 +526,30 @@ impl Store for RedisStore {
     ) -> Result<bool, StoreError> {
         let user = record.user_id;
         let mut call = REVOKE.prepare_invoke();
-        call.key(self.keys.session(user, digest))
-            .key(self.keys.index(user))
-            .arg(record.index_member(digest));
+        call.key(self.keys.sessions(user)).arg(digest.encode());
         let n: i64 = self.write(&call).await?;
         Ok(n == 1)
     }
 
     async fn revoke_session_by_handle(&self, user: Uuid, handle: Uuid) -> Result<bool, StoreError> {
         let mut call = REVOKE_HANDLE.prepare_invoke();
-        call.key(self.keys.index(user))
-            .arg(handle.simple().to_string())
-            .arg(self.keys.session_prefix(user));
+        call.key(self.keys.sessions(user))
+            .arg(raw_handle(Some(handle)));
         let n: i64 = self.write(&call).await?;
         Ok(n == 1)
     }
 
     async fn list_sessions(&self, user: Uuid) -> Result<Vec<SessionRecord>, StoreError> {
         let mut call = LIST.prepare_invoke();
-        call.key(self.keys.index(user))
-            .arg(self.keys.session_prefix(user));
+        call.key(self.keys.sessions(user));
         let raw: Vec<Vec<u8>> = self.with_conn(async |c| call.invoke_async(c).await).await?;
-        raw.iter().map(|r| decode(r)).collect()
+        let mut records = raw
+            .iter()
+            .map(|r| decode(user, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Least recently active first: earliest expiry, then handle (as the embedded store).
+        records.sort_by_key(|r| (r.expires_ms(), r.handle));
+        Ok(records)
     }
 
     async fn revoke_all_sessions(
@@ -544,11 +558,9 @@ impl Store for RedisStore {
         except: Option<Uuid>,
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut call = REVOKE_ALL.prepare_invoke();
-        call.key(self.keys.index(user))
-            .arg(self.keys.session_prefix(user))
-            .arg(except.map(|h| h.simple().to_string()).unwrap_or_default());
-        let raw: Vec<String> = self.write(&call).await?;
-        handles(raw)
+        call.key(self.keys.sessions(user)).arg(raw_handle(except));
+        let raw: Vec<Vec<u8>> = self.write(&call).await?;
+        handles(&raw)
     }
 
     async fn hit(&self, key: &RateKey, window: Duration) -> Result<RateCount, StoreError> {

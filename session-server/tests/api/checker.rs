@@ -782,7 +782,7 @@ async fn run(backend: Backend) {
         for &i in alive.iter().filter(|&&i| sessions[i].user == u) {
             if !handles.contains(&sessions[i].handle.as_str()) {
                 violations.push(format!(
-                    "session {i}: alive but missing from its user's index"
+                    "session {i}: alive but missing from its user's list"
                 ));
             }
         }

@@ -395,7 +395,7 @@ async fn the_session_cap_evicts_or_refuses(backend: Backend) {
 }
 crate::each_backend!(the_session_cap_evicts_or_refuses);
 
-async fn expired_sessions_leave_the_index(backend: Backend) {
+async fn expired_sessions_leave_nothing_behind(backend: Backend) {
     let f = fixture(backend);
     let alice = user("alice");
     f.store.create_user(&alice).await.unwrap();
@@ -425,7 +425,63 @@ async fn expired_sessions_leave_the_index(backend: Backend) {
         );
     }
 }
-crate::each_backend!(expired_sessions_leave_the_index);
+crate::each_backend!(expired_sessions_leave_nothing_behind);
+
+async fn an_expired_session_among_live_ones_is_gone_for_every_operation(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let short = SessionPolicy {
+        idle: Duration::from_millis(150),
+        ..POLICY
+    };
+    let token = SessionToken::generate(alice.id);
+    let record = short.new_record(alice.id, "alice", &ClientInfo::default(), now_ms());
+    f.store
+        .create_session(&token.digest(), &record, None, 0)
+        .await
+        .unwrap();
+    let (live_token, live) = new_session(&*f.store, &alice).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+
+    assert_eq!(
+        f.store.list_sessions(alice.id).await.unwrap(),
+        vec![live.clone()]
+    );
+    let renewed = short.renewed(&record, now_ms());
+    assert!(
+        !f.store
+            .touch_session(&token.digest(), &renewed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.store
+            .revoke_session_by_handle(alice.id, record.handle)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.store
+            .revoke_session(&token.digest(), &record)
+            .await
+            .unwrap()
+    );
+    if let Some(redis) = &f.redis {
+        // Pruned from the user's hash, which lives on with the other session.
+        let key = format!("sess:{{{}}}:sessions", alice.id.simple());
+        assert_eq!(redis.integer(&["HLEN", &key]), 1);
+        assert!(redis.integer(&["PTTL", &key]) > 500_000);
+    }
+    assert_eq!(
+        f.store
+            .session(alice.id, &live_token.digest())
+            .await
+            .unwrap(),
+        Some(live)
+    );
+}
+crate::each_backend!(an_expired_session_among_live_ones_is_gone_for_every_operation);
 
 async fn throttle_counters_count_within_a_window(backend: Backend) {
     let f = fixture(backend);

@@ -231,8 +231,10 @@ async fn a_session_check_is_one_redis_command() {
     assert_eq!(stats(&redis) - before, 50);
 }
 
-/// Redis memory per session, realistic shape: 1,000 users with two sessions each (record, index
-/// entry, and the index key itself shared by two). Prints the figure quoted in the README.
+/// Redis memory per session, realistic shape: 1,000 users with two sessions each from a desktop
+/// Chrome (the user's sessions hash, shared by two). Prints the figure quoted in the README; a
+/// second round with sessions too large for the compact encoding (IPv6 addresses, long usernames)
+/// prints what they cost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_memory_per_session_stays_compact() {
     use session_server::{
@@ -247,6 +249,14 @@ async fn redis_memory_per_session_stays_compact() {
     };
     let now_ms = || Clock::system().wall_ms();
     let redis = RedisServer::start();
+    // Redis keeps a latency histogram (about 25 KB) for every command type it sees; the first
+    // logins would be charged for them.
+    assert!(
+        redis
+            .command(&["CONFIG", "SET", "latency-tracking", "no"])
+            .unwrap()
+            .starts_with("+OK")
+    );
     let store = RedisStore::new(&RedisConfig {
         mode: RedisMode::Standalone {
             url: redis.url().into(),
@@ -261,23 +271,7 @@ async fn redis_memory_per_session_stays_compact() {
         absolute: Duration::from_secs(86_400),
         renew_fraction: 0.1,
     };
-    let client = ClientInfo {
-        ip: Some("203.0.113.77".parse().unwrap()),
-        user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0".into(),
-    };
-    let mut users = Vec::new();
-    for i in 0..1000 {
-        let user = UserRecord {
-            id: uuid::Uuid::now_v7(),
-            username: Username::parse(&format!("user{i}@example.com")).unwrap(),
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
-            disabled: false,
-            created_ms: now_ms(),
-            credential_version: 0,
-        };
-        store.create_user(&user).await.unwrap();
-        users.push(user);
-    }
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/138.0.0.0 Safari/537.36";
     let used = |r: &RedisServer| {
         let info = r.command(&["INFO", "memory"]).unwrap();
         info.lines()
@@ -285,35 +279,94 @@ async fn redis_memory_per_session_stays_compact() {
             .and_then(|v| v.trim().parse::<i64>().ok())
             .unwrap()
     };
-    let before = used(&redis);
-    for user in &users {
-        for _ in 0..2 {
-            let token = SessionToken::generate(user.id);
-            let record = policy.new_record(user.id, user.username.as_str(), &client, now_ms());
-            store
-                .create_session(&token.digest(), &record, None, 0)
-                .await
-                .unwrap();
+    let mut figures = Vec::new();
+    for (round, name, ip) in [
+        (0, "user{}", "203.0.113.77"),
+        (1, "someone.{}@example.com", "2001:db8:4:2::77"),
+    ] {
+        let mut users = Vec::new();
+        for i in 0..1000 {
+            let user = UserRecord {
+                id: uuid::Uuid::now_v7(),
+                username: Username::parse(&name.replace("{}", &i.to_string())).unwrap(),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
+                disabled: false,
+                created_ms: now_ms(),
+                credential_version: 0,
+            };
+            store.create_user(&user).await.unwrap();
+            users.push(user);
         }
+        let client = ClientInfo {
+            ip: Some(ip.parse().unwrap()),
+            user_agent: chrome.into(),
+        };
+        let before = used(&redis);
+        for user in &users {
+            for _ in 0..2 {
+                let token = SessionToken::generate(user.id);
+                let record = policy.new_record(user.id, user.username.as_str(), &client, now_ms());
+                store
+                    .create_session(&token.digest(), &record, None, 0)
+                    .await
+                    .unwrap();
+            }
+        }
+        let per_session = (used(&redis) - before) / 2000;
+        let key = format!("sess:{{{}}}:sessions", users[0].id.simple());
+        let one_hash = redis.integer(&["MEMORY", "USAGE", &key, "SAMPLES", "0"]);
+        let encoding = redis.command(&["OBJECT", "ENCODING", &key]).unwrap();
+        let encoding = encoding
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_owned();
+        println!(
+            "redis used_memory per session ({name}, {ip}): {per_session} bytes (MEMORY USAGE of a \
+             two-session hash: {one_hash} bytes, {encoding})"
+        );
+        figures.push((round, per_session, encoding));
     }
-    let per_session = (used(&redis) - before) / 2000;
+    let (_, typical, encoding) = &figures[0];
+    assert_eq!(encoding, "listpack");
+    assert!(*typical < 200, "{typical} bytes per session");
+    let (_, large, _) = &figures[1];
+    assert!(*large < 400, "{large} bytes per session");
+}
+
+/// A user's sessions expire one by one inside the hash (pruned by the scripts on Redis's clock),
+/// and the hash itself expires with the last of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_sessions_hash_lives_as_long_as_its_longest_session() {
+    let app = spawn_app_with(Backend::Redis, |s| {
+        s.idle_timeout = Some("2".parse().unwrap())
+    })
+    .await;
+    let redis = app.redis.clone().unwrap();
+    let first = app.signed_in("alice").await;
     let key = redis
         .keys()
         .into_iter()
-        .find(|k| k.contains(":s:"))
+        .find(|k| k.ends_with("}:sessions"))
         .unwrap();
-    let one_key = redis.integer(&["MEMORY", "USAGE", &key, "SAMPLES", "0"]);
-    let idx = redis
-        .keys()
-        .into_iter()
-        .find(|k| k.ends_with(":idx"))
-        .unwrap();
-    let one_index = redis.integer(&["MEMORY", "USAGE", &idx, "SAMPLES", "0"]);
-    println!(
-        "redis used_memory per session: {per_session} bytes (MEMORY USAGE: session key {one_key} bytes, \
-         a two-session index {one_index} bytes)"
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let second = app.signed_in("alice").await;
+    assert_eq!(redis.integer(&["HLEN", &key]), 2);
+    let pttl = redis.integer(&["PTTL", &key]);
+    assert!(
+        pttl > 1500,
+        "the hash expires with the later session: PTTL {pttl}"
     );
-    assert!(per_session < 700, "{per_session} bytes per session");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The first session has expired: refused, and gone from the hash at the next write.
+    assert_eq!(app.whoami(&first).await.status(), 401);
+    assert_eq!(app.whoami(&second).await.status(), 200);
+    let third = app.signed_in("alice").await;
+    assert_eq!(redis.integer(&["HLEN", &key]), 2);
+    assert_eq!(app.whoami(&third).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(redis.integer(&["EXISTS", &key]), 0);
 }
 
 /// A stalled Redis makes requests time out; the replies that arrive late must never be taken as

@@ -200,24 +200,24 @@ proptest! {
     #[test]
     fn session_records_round_trip(r in records()) {
         let bytes = r.encode();
-        prop_assert_eq!(bytes[0], 1);
-        prop_assert_eq!(SessionRecord::decode(&bytes), Ok(r));
+        prop_assert_eq!(bytes[0], 2);
+        prop_assert_eq!(SessionRecord::decode(r.user_id, &bytes), Ok(r));
     }
 
     #[test]
     fn truncated_and_corrupted_records_never_panic(r in records(), cut in any::<prop::sample::Index>(), flip in any::<(prop::sample::Index, u8)>()) {
         let bytes = r.encode();
         let short = &bytes[..cut.index(bytes.len())];
-        let _ = SessionRecord::decode(short);
+        let _ = SessionRecord::decode(r.user_id, short);
         let mut flipped = bytes.clone();
         let at = flip.0.index(flipped.len());
         flipped[at] ^= flip.1 | 1;
-        if let Ok(other) = SessionRecord::decode(&flipped) {
-            prop_assert_eq!(SessionRecord::decode(&other.encode()), Ok(other));
+        if let Ok(other) = SessionRecord::decode(r.user_id, &flipped) {
+            prop_assert_eq!(SessionRecord::decode(other.user_id, &other.encode()), Ok(other));
         }
         let mut versioned = bytes;
-        versioned[0] = 2;
-        prop_assert!(SessionRecord::decode(&versioned).is_err());
+        versioned[0] = 3;
+        prop_assert!(SessionRecord::decode(r.user_id, &versioned).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 -- Set a user's disabled flag and advance their credential version; disabling ends every session
 -- in the same step.
--- KEYS: 1 user hash, 2 index
--- ARGV: 1 '1' (disable) | '0' (enable), 2 session key prefix
+-- KEYS: 1 user hash, 2 sessions hash
+-- ARGV: 1 '1' (disable) | '0' (enable)
 -- Returns the ended handles, or nil for an unknown user.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
@@ -9,6 +9,6 @@ end
 redis.call('HSET', KEYS[1], 'd', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 if ARGV[1] == '1' then
-  return end_all(KEYS[2], ARGV[2], '')
+  return end_all(KEYS[2], '')
 end
 return {}

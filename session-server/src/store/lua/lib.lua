@@ -1,50 +1,108 @@
 -- Helpers shared by the session scripts (prepended to each one).
--- Index members are "<handle>:<digest>", scored by the session's expiry in ms.
+-- A user's sessions are one hash: field = token digest, value = the encoded record
+-- (domain/record.rs, version 2 and later): byte 1 the version, bytes 2-7 the session's expiry in
+-- ms (48-bit big-endian), bytes 8-23 its handle (16 raw bytes), then data only Rust reads.
 
--- Redis's own clock in ms. Keys expire by this clock, so pruning by it can never drop the index
--- entry of a key that still lives, whatever the calling replica's clock says.
+-- Redis's own clock in ms. Pruning, renewal and the hash's expiry all go by it, so whatever the
+-- replicas' clocks say, no two decisions about one session disagree.
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Drops index members whose session has expired: a key with expiry d lives while now <= d.
-local function prune(idx)
-  redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. string.format('%.0f', now_ms()))
-end
-
--- Keeps the index alive exactly as long as its longest-lived session; deletes it when empty.
-local function settle(idx)
-  local last = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
-  if #last == 0 then
-    redis.call('DEL', idx)
-  else
-    redis.call('PEXPIREAT', idx, last[2])
+-- A record's expiry in ms (exact: doubles hold integers below 2^53). A value too short to be a
+-- record reads as long expired, so the next prune removes it.
+local function expiry(value)
+  if #value < 23 then
+    return -1
   end
+  local a, b, c, d, e, f = string.byte(value, 2, 7)
+  return ((((a * 256 + b) * 256 + c) * 256 + d) * 256 + e) * 256 + f
 end
 
-local function split(member)
-  local sep = string.find(member, ':', 1, true)
-  return string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
+-- A record's handle: 16 raw bytes, as the scripts take and return handles.
+local function handle(value)
+  return string.sub(value, 8, 23)
 end
 
--- Ends the sessions named by `members` (except the handle `except`); returns their handles.
-local function end_sessions(idx, prefix, members, except)
-  local ended = {}
-  for _, m in ipairs(members) do
-    local handle, digest = split(m)
-    if handle ~= except then
-      redis.call('DEL', prefix .. digest)
-      redis.call('ZREM', idx, m)
-      table.insert(ended, handle)
+-- Whether session entry a ({field, value, expiry}) goes before b: earlier expiry first, then the
+-- handle's bytes (the order of the embedded store, and of handles as UUIDs).
+local function earlier(a, b)
+  if a[3] ~= b[3] then
+    return a[3] < b[3]
+  end
+  for i = 8, 23 do
+    local x, y = string.byte(a[2], i) or -1, string.byte(b[2], i) or -1
+    if x ~= y then
+      return x < y
     end
   end
-  return ended
+  return false
 end
 
-local function end_all(idx, prefix, except)
-  local ended = end_sessions(idx, prefix, redis.call('ZRANGE', idx, 0, -1), except)
-  settle(idx)
+-- Removes fields in chunks (a Lua call takes a bounded number of arguments).
+local function hdel(sessions, fields)
+  for i = 1, #fields, 512 do
+    redis.call('HDEL', sessions, unpack(fields, i, math.min(i + 511, #fields)))
+  end
+end
+
+-- Drops the sessions that have expired (a session with expiry d lives while now <= d) and
+-- returns the live ones as {field, value, expiry} entries.
+local function prune(sessions)
+  local now = now_ms()
+  local all = redis.call('HGETALL', sessions)
+  local live, dead = {}, {}
+  for i = 1, #all, 2 do
+    local e = expiry(all[i + 1])
+    if e < now then
+      table.insert(dead, all[i])
+    else
+      table.insert(live, {all[i], all[i + 1], e})
+    end
+  end
+  hdel(sessions, dead)
+  return live
+end
+
+-- Keeps the hash alive exactly as long as its longest-lived session in `live`; deletes it when
+-- there is none.
+local function settle(sessions, live)
+  local last = -1
+  for _, s in ipairs(live) do
+    if s[3] > last then
+      last = s[3]
+    end
+  end
+  if last < 0 then
+    redis.call('DEL', sessions)
+  else
+    redis.call('PEXPIREAT', sessions, string.format('%.0f', last))
+  end
+end
+
+-- Ends every session except the handle `except` ('' for none); returns the ended handles.
+-- Expired sessions not yet pruned are ended (and named) too.
+local function end_all(sessions, except)
+  local all = redis.call('HGETALL', sessions)
+  local ended, fields, kept = {}, {}, {}
+  for i = 1, #all, 2 do
+    local h = handle(all[i + 1])
+    if h == except then
+      table.insert(kept, {all[i], all[i + 1], expiry(all[i + 1])})
+    else
+      table.insert(fields, all[i])
+      if #h == 16 then
+        table.insert(ended, h)
+      end
+    end
+  end
+  if #kept == 0 then
+    redis.call('DEL', sessions)
+  else
+    hdel(sessions, fields)
+    settle(sessions, kept)
+  end
   return ended
 end
 

@@ -1,16 +1,9 @@
--- A user's live session records, least recently active first; prunes as it reads.
--- KEYS: 1 index
--- ARGV: 1 session key prefix
-prune(KEYS[1])
+-- A user's live session records (in no particular order); prunes as it reads.
+-- KEYS: 1 sessions hash
+local live = prune(KEYS[1])
+settle(KEYS[1], live)
 local out = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local _, digest = split(m)
-  local record = redis.call('GET', ARGV[1] .. digest)
-  if record then
-    table.insert(out, record)
-  else
-    redis.call('ZREM', KEYS[1], m)
-  end
+for _, s in ipairs(live) do
+  table.insert(out, s[2])
 end
-settle(KEYS[1])
 return out

@@ -1,7 +1,7 @@
 -- Replace a password hash, compare-and-set.
--- KEYS: 1 user hash, 2 index
--- ARGV: 1 mode, 2 expected, 3 new hash, 4 scope ('none' | 'all' | 'except'), 5 handle to keep,
---       6 session key prefix
+-- KEYS: 1 user hash, 2 sessions hash
+-- ARGV: 1 mode, 2 expected, 3 new hash, 4 scope ('none' | 'all' | 'except'), 5 handle to keep
+--       (16 raw bytes)
 -- mode 'change': a new password. Applies only if the credential version is still ARGV[2];
 --   advances the version and ends the sessions of the scope in the same step.
 -- mode 'rehash': the same password hashed with new parameters. Applies only if the hash is still
@@ -29,4 +29,4 @@ local keep = ''
 if ARGV[4] == 'except' then
   keep = ARGV[5]
 end
-return end_all(KEYS[2], ARGV[6], keep)
+return end_all(KEYS[2], keep)

@@ -1,9 +1,14 @@
--- End one session known by its key.
--- KEYS: 1 session key, 2 index
--- ARGV: 1 index member
--- Returns 1 when a live session was ended, 0 when it was already gone.
-local n = redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-prune(KEYS[2])
-settle(KEYS[2])
-return n
+-- End one session known by its digest; prune the user's other expired sessions on the way.
+-- KEYS: 1 sessions hash
+-- ARGV: 1 digest (the field)
+-- Returns 1 when a live session was ended, 0 when it was already gone (or expired).
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local ended = 0
+if old then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  if expiry(old) >= now_ms() then
+    ended = 1
+  end
+end
+settle(KEYS[1], prune(KEYS[1]))
+return ended

@@ -1,5 +1,5 @@
 -- End all of a user's sessions, except one handle ('' for none).
--- KEYS: 1 index
--- ARGV: 1 session key prefix, 2 handle to keep
+-- KEYS: 1 sessions hash
+-- ARGV: 1 handle to keep (16 raw bytes, or '')
 -- Returns the ended handles.
-return end_all(KEYS[1], ARGV[1], ARGV[2])
+return end_all(KEYS[1], ARGV[1])

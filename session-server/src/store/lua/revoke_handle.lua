@@ -1,15 +1,15 @@
 -- End one of a user's sessions by its public handle.
--- KEYS: 1 index
--- ARGV: 1 handle (32 hex), 2 session key prefix
+-- KEYS: 1 sessions hash
+-- ARGV: 1 handle (16 raw bytes)
 -- Returns 1 when a live session was ended, 0 otherwise.
-prune(KEYS[1])
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local handle, digest = split(m)
-  if handle == ARGV[1] then
-    local n = redis.call('DEL', ARGV[2] .. digest)
-    redis.call('ZREM', KEYS[1], m)
-    settle(KEYS[1])
-    return n
+local live = prune(KEYS[1])
+for i, s in ipairs(live) do
+  if handle(s[2]) == ARGV[1] then
+    redis.call('HDEL', KEYS[1], s[1])
+    table.remove(live, i)
+    settle(KEYS[1], live)
+    return 1
   end
 end
+settle(KEYS[1], live)
 return 0

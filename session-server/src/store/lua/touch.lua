@@ -1,13 +1,17 @@
--- Renew a session only if it still exists (never revive a revoked one).
--- KEYS: 1 session key, 2 index
--- ARGV: 1 record, 2 expiry ms, 3 index member
+-- Renew a session only if it still lives (never revive a revoked or expired one).
+-- KEYS: 1 sessions hash
+-- ARGV: 1 digest (the field), 2 renewed record
 -- Returns 1 when renewed, 0 when the session is gone.
-if not redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2], 'XX') then
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then
   return 0
 end
--- The key lives, so its index entry must too: (re-)add it unconditionally. An entry pruned
--- meanwhile would otherwise hide the session from "end all" until it expires.
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-prune(KEYS[2])
-settle(KEYS[2])
+if expiry(old) < now_ms() then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+-- The hash lives as long as its longest-lived session: a renewal can only extend that. (GT
+-- never shortens; the hash always has a TTL here, set when the session was created.)
+redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', expiry(ARGV[2])), 'GT')
 return 1

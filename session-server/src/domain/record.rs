@@ -1,0 +1,295 @@
+//! The stored form of a [`SessionRecord`]: a version byte, then that version's layout.
+//!
+//! **Version 2** (written): small enough that a user's sessions stay in Redis's compact
+//! listpack encoding (every value at most 64 bytes, see `store/keys.rs`), and readable by the Lua
+//! scripts at fixed offsets without decoding:
+//!
+//! | bytes | holds |
+//! |---|---|
+//! | 0 | `2` |
+//! | 1-6 | the store expiry ([`SessionRecord::expires_ms`]), ms since the epoch, 48-bit big-endian |
+//! | 7-22 | the handle, 16 bytes |
+//! | 23- | postcard of the other fields (`Tail`) |
+//!
+//! Every later version keeps bytes 1-22 as they are: the scripts prune, cap and revoke by them.
+//! The user id is not stored (the key and the token name the user; [`SessionRecord::decode`]
+//! takes it). Timestamps are differences between each other (varints of a few bytes each, where
+//! an absolute time would take six), and the user agent is compacted (`domain::user_agent`).
+//! A session of "alice" from a desktop Chrome and an IPv4 address takes 53 bytes (55 once renewed
+//! late in its life; an IPv6 address adds 12).
+//!
+//! **Version 1** (read only): postcard of the whole record, about 100-200 bytes. Its values were
+//! stored under the previous key layout, which this version no longer reads; decoding it stays so
+//! that any such value still read is understood.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{session::SessionRecord, user_agent};
+
+const RECORD_V1: u8 = 1;
+const RECORD_V2: u8 = 2;
+
+/// The largest expiry the 6-byte field holds (the year 10889); later ones are stored as this.
+const EXPIRY_MAX: u64 = (1 << 48) - 1;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("unknown session record version {0}")]
+    Version(u8),
+    #[error("session record is corrupt")]
+    Corrupt,
+}
+
+/// Version 2's fields after the fixed part. The four timestamps are signed differences (zigzag
+/// varints: 1 byte for 0, 4 bytes up to about 3 days); they wrap around, so any `u64` survives.
+#[derive(Serialize, Deserialize)]
+struct Tail {
+    username: String,
+    /// Idle expiry after the stored expiry: 0 while the idle deadline comes first.
+    idle: i64,
+    /// Stored expiry after the last renewal: the idle timeout.
+    seen: i64,
+    /// Last renewal after creation: 0 until the first renewal.
+    created: i64,
+    /// Absolute expiry after creation: the absolute timeout.
+    absolute: i64,
+    ip: Ip,
+    /// [`user_agent::compact`]ed.
+    user_agent: Vec<u8>,
+}
+
+/// The client address with a one-byte tag.
+#[derive(Serialize, Deserialize)]
+enum Ip {
+    None,
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+impl From<Option<IpAddr>> for Ip {
+    fn from(ip: Option<IpAddr>) -> Ip {
+        match ip {
+            None => Ip::None,
+            Some(IpAddr::V4(a)) => Ip::V4(a.octets()),
+            Some(IpAddr::V6(a)) => Ip::V6(a.octets()),
+        }
+    }
+}
+
+impl From<Ip> for Option<IpAddr> {
+    fn from(ip: Ip) -> Option<IpAddr> {
+        match ip {
+            Ip::None => None,
+            Ip::V4(a) => Some(Ipv4Addr::from(a).into()),
+            Ip::V6(a) => Some(Ipv6Addr::from(a).into()),
+        }
+    }
+}
+
+/// `a - b`, wrapping: read back with [`plus`].
+fn minus(a: u64, b: u64) -> i64 {
+    a.wrapping_sub(b) as i64
+}
+
+fn plus(b: u64, d: i64) -> u64 {
+    b.wrapping_add(d as u64)
+}
+
+/// `a` less a difference made by [`minus`].
+fn less(a: u64, d: i64) -> u64 {
+    a.wrapping_sub(d as u64)
+}
+
+impl SessionRecord {
+    /// The version 2 encoding (see the module documentation).
+    pub fn encode(&self) -> Vec<u8> {
+        let expiry = self.expires_ms().min(EXPIRY_MAX);
+        let mut out = Vec::with_capacity(64);
+        out.push(RECORD_V2);
+        out.extend_from_slice(&expiry.to_be_bytes()[2..]);
+        out.extend_from_slice(self.handle.as_bytes());
+        let tail = Tail {
+            username: self.username.clone(),
+            idle: minus(self.idle_expires_ms, expiry),
+            seen: minus(expiry, self.last_seen_ms),
+            created: minus(self.last_seen_ms, self.created_ms),
+            absolute: minus(self.absolute_expires_ms, self.created_ms),
+            ip: self.ip.into(),
+            user_agent: user_agent::compact(&self.user_agent),
+        };
+        // Serialising plain data into a Vec cannot fail.
+        postcard::to_extend(&tail, out).unwrap_or_default()
+    }
+
+    /// Reads any version. `user_id` is the user the value was stored under (version 2 does not
+    /// repeat it); a version 1 value carries its own.
+    pub fn decode(user_id: Uuid, bytes: &[u8]) -> Result<SessionRecord, RecordError> {
+        match bytes.split_first() {
+            Some((&RECORD_V2, rest)) => decode_v2(user_id, rest),
+            Some((&RECORD_V1, body)) => {
+                postcard::from_bytes(body).map_err(|_| RecordError::Corrupt)
+            }
+            Some((&v, _)) => Err(RecordError::Version(v)),
+            None => Err(RecordError::Corrupt),
+        }
+    }
+}
+
+fn decode_v2(user_id: Uuid, bytes: &[u8]) -> Result<SessionRecord, RecordError> {
+    let (expiry, rest) = bytes.split_first_chunk::<6>().ok_or(RecordError::Corrupt)?;
+    let (handle, rest) = rest.split_first_chunk::<16>().ok_or(RecordError::Corrupt)?;
+    let mut wide = [0; 8];
+    wide[2..].copy_from_slice(expiry);
+    let expiry = u64::from_be_bytes(wide);
+    let (tail, left): (Tail, _) =
+        postcard::take_from_bytes(rest).map_err(|_| RecordError::Corrupt)?;
+    if !left.is_empty() {
+        return Err(RecordError::Corrupt);
+    }
+    let last_seen_ms = less(expiry, tail.seen);
+    let created_ms = less(last_seen_ms, tail.created);
+    let record = SessionRecord {
+        user_id,
+        username: tail.username,
+        handle: Uuid::from_bytes(*handle),
+        created_ms,
+        last_seen_ms,
+        idle_expires_ms: plus(expiry, tail.idle),
+        absolute_expires_ms: plus(created_ms, tail.absolute),
+        ip: tail.ip.into(),
+        user_agent: user_agent::expand(&tail.user_agent).ok_or(RecordError::Corrupt)?,
+    };
+    // The scripts act on the stored expiry: it must be the record's.
+    if record.expires_ms().min(EXPIRY_MAX) != expiry {
+        return Err(RecordError::Corrupt);
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::session::{ClientInfo, SessionPolicy};
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/138.0.0.0 Safari/537.36";
+
+    /// The service's default timeouts.
+    fn policy() -> SessionPolicy {
+        SessionPolicy {
+            idle: Duration::from_secs(30 * 60),
+            absolute: Duration::from_secs(24 * 3600),
+            renew_fraction: 0.1,
+        }
+    }
+
+    fn alice(ip: &str) -> SessionRecord {
+        policy().new_record(
+            Uuid::now_v7(),
+            "alice",
+            &ClientInfo {
+                ip: Some(ip.parse().unwrap()),
+                user_agent: CHROME.into(),
+            },
+            1_764_000_000_000,
+        )
+    }
+
+    #[test]
+    fn a_desktop_chrome_session_fits_a_listpack_value() {
+        let r = alice("203.0.113.9");
+        let bytes = r.encode();
+        assert_eq!(SessionRecord::decode(r.user_id, &bytes), Ok(r.clone()));
+        assert!(bytes.len() <= 64, "{} bytes", bytes.len());
+        // Renewed near the end of its absolute lifetime it is still small enough.
+        let late = policy().renewed(&r, r.absolute_expires_ms - 60_000);
+        let bytes = late.encode();
+        assert_eq!(SessionRecord::decode(r.user_id, &bytes), Ok(late));
+        assert!(bytes.len() <= 64, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn the_scripts_find_expiry_and_handle_at_fixed_offsets() {
+        let r = alice("2001:db8::1");
+        let bytes = r.encode();
+        assert_eq!(bytes[0], 2);
+        let expiry = bytes[1..7]
+            .iter()
+            .fold(0u64, |acc, b| acc * 256 + u64::from(*b));
+        assert_eq!(expiry, r.expires_ms());
+        assert_eq!(&bytes[7..23], r.handle.as_bytes());
+    }
+
+    #[test]
+    fn extreme_timestamps_and_odd_text_round_trip() {
+        let mut r = alice("198.51.100.1");
+        r.created_ms = u64::MAX;
+        r.last_seen_ms = 0;
+        r.idle_expires_ms = u64::MAX - 1;
+        r.absolute_expires_ms = 1 << 60;
+        r.user_agent = "\0\u{1}\t\n\u{1f}Mozilla/5.0 (ü".into();
+        r.ip = None;
+        let bytes = r.encode();
+        assert_eq!(&bytes[1..7], &[0xff; 6]);
+        assert_eq!(SessionRecord::decode(r.user_id, &bytes), Ok(r));
+    }
+
+    #[test]
+    fn version_1_values_are_still_read() {
+        let r = alice("203.0.113.9");
+        let mut v1 = vec![RECORD_V1];
+        v1.extend(postcard::to_allocvec(&r).unwrap());
+        assert_eq!(SessionRecord::decode(Uuid::nil(), &v1), Ok(r));
+    }
+
+    #[test]
+    fn unknown_versions_and_garbage_are_rejected() {
+        let r = alice("203.0.113.9");
+        let mut bytes = r.encode();
+        bytes[0] = 9;
+        assert_eq!(
+            SessionRecord::decode(r.user_id, &bytes),
+            Err(RecordError::Version(9))
+        );
+        assert_eq!(
+            SessionRecord::decode(r.user_id, &[]),
+            Err(RecordError::Corrupt)
+        );
+        assert_eq!(
+            SessionRecord::decode(r.user_id, &[1, 0xff]),
+            Err(RecordError::Corrupt)
+        );
+        let good = r.encode();
+        assert_eq!(
+            SessionRecord::decode(r.user_id, &good[..22]),
+            Err(RecordError::Corrupt)
+        );
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(
+            SessionRecord::decode(r.user_id, &trailing),
+            Err(RecordError::Corrupt)
+        );
+        // A stored expiry that is not the record's own would have the scripts act on another
+        // deadline than the service: here the idle deadline lies before it.
+        let mut bytes = good[..23].to_vec();
+        let tail = Tail {
+            username: "alice".into(),
+            idle: -5,
+            seen: 0,
+            created: 0,
+            absolute: 10,
+            ip: Ip::None,
+            user_agent: Vec::new(),
+        };
+        bytes.extend(postcard::to_allocvec(&tail).unwrap());
+        assert_eq!(
+            SessionRecord::decode(r.user_id, &bytes),
+            Err(RecordError::Corrupt)
+        );
+    }
+}
