@@ -50,7 +50,8 @@ impl Keys {
 
     /// The user's sessions: one hash, field = token digest (`TokenDigest::encode`).
     pub fn sessions(&self, user: Uuid) -> String {
-        format!("{}:sessions", self.user_slot(user))
+        // One `format!`: this key is built on every check.
+        format!("{}:{{{}}}:sessions", self.prefix, user.simple())
     }
 
     pub fn username(&self, name: &Username) -> String {
