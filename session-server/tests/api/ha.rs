@@ -124,7 +124,7 @@ async fn a_users_keys_share_a_slot_and_users_spread_over_all_primaries() {
                 break;
             }
         }
-        // A user's record, index and sessions are on the same primary.
+        // A user's record and sessions hash are on the same primary.
         let mut by_user: HashMap<String, usize> = HashMap::new();
         for key in keys.iter().filter(|k| k.contains(":{")) {
             let tag = key
@@ -139,8 +139,8 @@ async fn a_users_keys_share_a_slot_and_users_spread_over_all_primaries() {
         }
         for count in by_user.values() {
             assert_eq!(
-                *count, 3,
-                "user, index and session keys together on one primary"
+                *count, 2,
+                "user record and sessions hash together on one primary"
             );
         }
         per_primary.insert(primary.port, by_user.len());
