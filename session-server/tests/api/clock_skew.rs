@@ -4,6 +4,7 @@
 
 use std::{
     net::TcpListener,
+    os::unix::process::CommandExt,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -25,7 +26,11 @@ struct Replica {
 }
 
 impl Drop for Replica {
+    /// Kills the whole process group: `faketime` runs the server as its child, which killing
+    /// `faketime` alone would leave running.
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -60,7 +65,9 @@ async fn replica(redis: &RedisServer, skew: Option<&str>) -> Replica {
         .env("SESSION_WORKERS", "1")
         .env("SESSION_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(Stdio::null())
+        // Its own process group, so that `Drop` can end the server under `faketime` too.
+        .process_group(0);
     let child = cmd
         .spawn()
         .expect("faketime must be installed (the test command installs it)");
