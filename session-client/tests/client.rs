@@ -156,7 +156,10 @@ async fn a_lost_feed_position_empties_the_cache() {
     let trim = server
         .redis
         .command(&["XTRIM", "sess:events", "MAXLEN", "0"]);
-    assert!(trim.is_some_and(|r| r.starts_with(":1")), "XTRIM trims the one event");
+    assert!(
+        trim.is_some_and(|r| r.starts_with(":1")),
+        "XTRIM trims the one event"
+    );
     let bob = server.sign_in("bob").await;
     server.logout(&bob).await;
     let emptied = until(Duration::from_secs(3), || !client.is_cached(&cookie)).await;
