@@ -205,7 +205,9 @@ fn two_replicas_behind_haproxy_refuse_revoked_sessions_everywhere() {
     );
     let memory = file.memory.as_ref().expect("memory measured");
     assert_eq!(memory.sessions, 16);
-    assert!(memory.bytes_per_session > 0.0, "{memory:?}");
+    // 16 sessions of ~140 bytes are within the noise of `used_memory` (client buffers move by
+    // more), so its delta may even be negative here; what the sessions hold is measured by key
+    // kind (`MEMORY USAGE`).
     assert!(
         memory.by_kind.get("user sessions").is_some_and(|b| *b > 0),
         "{memory:?}"
