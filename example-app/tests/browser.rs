@@ -14,12 +14,8 @@ use std::{
 
 use example_app::{AppConfig, build};
 use fantoccini::{Client, Locator};
-use session_server::{
-    config::{Config, Settings},
-    startup::Application,
-};
-use sha2::{Digest, Sha256};
-use support::{available, browser, chromedriver, tempdir};
+use session_server::{config::Config, startup::Application};
+use support::{available, browser, chromedriver, service_settings, tempdir};
 use test_support::{RedisServer, free_port};
 
 const KEY: &str = "example-app-test-key";
@@ -89,20 +85,7 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
     let redis = RedisServer::start();
     let app_port = free_port();
     let app_origin = format!("http://127.0.0.1:{app_port}");
-    let settings = Settings {
-        redis_url: Some(redis.url()),
-        public_addr: Some("127.0.0.1:0".parse().unwrap()),
-        admin_addr: Some("127.0.0.1:0".parse().unwrap()),
-        workers: Some(1),
-        cookie_secure: Some(false),
-        allowed_origins: Some(app_origin.clone()),
-        trusted_proxies: Some("127.0.0.1".into()),
-        argon2_memory_kib: Some(1024),
-        argon2_iterations: Some(1),
-        admin_api_keys: Some(hex::encode(Sha256::digest(KEY.as_bytes()))),
-        log: Some("off".into()),
-        ..Settings::default()
-    };
+    let settings = service_settings(redis.url(), &app_origin, KEY);
     let sessions = Application::build(Config::from_settings(settings).unwrap()).unwrap();
     let public = format!("http://127.0.0.1:{}", sessions.public_port());
     let admin = format!("http://127.0.0.1:{}", sessions.admin_port());

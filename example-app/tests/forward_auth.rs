@@ -23,8 +23,9 @@ use session_server::{
     config::{Config, Settings},
     startup::Application,
 };
-use sha2::{Digest, Sha256};
-use support::{Process, available, browser, chromedriver, tempdir, wait_for_port};
+use support::{
+    Process, available, browser, chromedriver, service_settings, tempdir, wait_for_port,
+};
 use test_support::{RedisServer, free_port};
 
 const KEY: &str = "forward-auth-test-key";
@@ -60,19 +61,9 @@ async fn stack(proxy: Proxy) -> Stack {
     let proxy_port = free_port();
     let origin = format!("http://127.0.0.1:{proxy_port}");
     let settings = Settings {
-        redis_url: Some(redis.url()),
-        public_addr: Some("127.0.0.1:0".parse().unwrap()),
-        admin_addr: Some("127.0.0.1:0".parse().unwrap()),
-        workers: Some(1),
-        cookie_secure: Some(false),
-        allowed_origins: Some(origin.clone()),
-        trusted_proxies: Some("127.0.0.1".into()),
-        argon2_memory_kib: Some(1024),
-        argon2_iterations: Some(1),
-        admin_api_keys: Some(hex::encode(Sha256::digest(KEY.as_bytes()))),
         redis_timeout: Some("0.3".parse().unwrap()),
         log: Some(std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into())),
-        ..Settings::default()
+        ..service_settings(redis.url(), &origin, KEY)
     };
     let sessions = Application::build(Config::from_settings(settings).unwrap()).unwrap();
     let public = format!("127.0.0.1:{}", sessions.public_port());

@@ -7,7 +7,28 @@ use std::{
 };
 
 use fantoccini::{Client, ClientBuilder};
+use session_server::config::Settings;
+use sha2::{Digest, Sha256};
 use test_support::free_port;
+
+/// The session service as the browser tests run it: on `redis_url`, development cookie mode
+/// (plain HTTP), `origin` allowed, loopback trusted as a proxy, cheap argon2, admin key `key`.
+pub fn service_settings(redis_url: String, origin: &str, key: &str) -> Settings {
+    Settings {
+        redis_url: Some(redis_url),
+        public_addr: Some("127.0.0.1:0".parse().unwrap()),
+        admin_addr: Some("127.0.0.1:0".parse().unwrap()),
+        workers: Some(1),
+        cookie_secure: Some(false),
+        allowed_origins: Some(origin.to_owned()),
+        trusted_proxies: Some("127.0.0.1".into()),
+        argon2_memory_kib: Some(1024),
+        argon2_iterations: Some(1),
+        admin_api_keys: Some(hex::encode(Sha256::digest(key.as_bytes()))),
+        log: Some("off".into()),
+        ..Settings::default()
+    }
+}
 
 /// A child process killed on drop.
 pub struct Process(pub Child);
