@@ -40,11 +40,12 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(state.render_metrics())
 }
 
-async fn openapi(listener: web::Data<Listener>) -> HttpResponse {
+/// The listener's OpenAPI document (the public one names the configured session cookie).
+async fn openapi(listener: web::Data<Listener>, state: web::Data<AppState>) -> HttpResponse {
     let doc = if listener.0 == "admin" {
         admin_document()
     } else {
-        public_document()
+        public_document(&state.config.cookie.name)
     };
     HttpResponse::Ok().json(doc)
 }

@@ -1,8 +1,9 @@
 //! Middleware shared by both listeners.
 //!
 //! * [`telemetry`]: request id, tracing span, access log, metrics by route pattern, JSON bodies
-//!   for errors produced outside our handlers (unknown route, wrong method, body too large), and
-//!   `Cache-Control: no-store` on every answer (they carry session data).
+//!   for errors produced outside our handlers (unknown route, wrong method, body too large),
+//!   keeping their headers (a 405's `Allow`, RFC 9110 15.5.6), and `Cache-Control: no-store` on
+//!   every answer (they carry session data).
 //! * [`csrf_guard`]: the origin check of the public listener (see `csrf.rs`).
 //! * [`require_api_key`]: bearer API keys of the admin listener.
 
@@ -78,8 +79,13 @@ pub async fn telemetry(
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
         if !is_json {
-            let body = super::error::generic(status);
-            res = res.into_response(HttpResponse::build(status).json(body));
+            let mut json = HttpResponse::build(status);
+            for (name, value) in res.headers() {
+                if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                    json.append_header((name.clone(), value.clone()));
+                }
+            }
+            res = res.into_response(json.json(super::error::generic(status)));
         }
     }
     let route = res

@@ -13,4 +13,5 @@ pub mod health;
 pub mod middleware;
 pub mod openapi;
 pub mod public;
+pub mod schema;
 pub mod views;

@@ -12,6 +12,7 @@ mod checker;
 mod cli;
 mod clock_skew;
 mod conformance;
+mod contract;
 mod forward_auth;
 mod login;
 mod operations;

@@ -1377,6 +1377,10 @@ fn query_cases(w: &World) -> Vec<Case> {
             "%24",
             "%2B",
             "LATEST",
+            // Past 19 digits per part, or signed: outside the documented pattern.
+            "18446744073709551615-18446744073709551615",
+            "18446744073709551615-0",
+            "%2B1-%2B1",
         ]
         .map(str::to_owned),
     ) {
@@ -1390,12 +1394,7 @@ fn query_cases(w: &World) -> Vec<Case> {
         ));
     }
     // Positions past anything the feed can hold: the consumer is told to reset.
-    for after in [
-        "18446744073709551615-18446744073709551615",
-        "18446744073709551615-0",
-        "%2B1-%2B1",
-        "1-1",
-    ] {
+    for after in ["9999999999999999999-9999999999999999999", "1-1"] {
         out.push(w.admin(
             format!("events after {after}"),
             "GET",

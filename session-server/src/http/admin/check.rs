@@ -5,7 +5,10 @@ use actix_web::{
     web::{self, Bytes},
 };
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{ObjectBuilder, OneOfBuilder, RefOr, Type, schema::Schema},
+};
 
 use crate::{
     domain::token::SessionToken,
@@ -19,19 +22,61 @@ use crate::{
 };
 
 /// Either the token itself or the raw `Cookie` header of the request being checked.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 pub struct CheckRequest {
     pub token: Option<String>,
     pub cookie: Option<String>,
 }
 
+/// Exactly one of the two fields (a `null` counts as absent): written by hand, since the struct
+/// alone would let a client send both or neither.
+impl PartialSchema for CheckRequest {
+    fn schema() -> RefOr<Schema> {
+        let one = |field: &str, other: &str, title: &str, description: &str| {
+            ObjectBuilder::new()
+                .title(Some(title))
+                .property(
+                    field,
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some(description)),
+                )
+                .required(field)
+                .property(other, ObjectBuilder::new().schema_type(Type::Null))
+        };
+        OneOfBuilder::new()
+            .item(one(
+                "token",
+                "cookie",
+                "TokenCheck",
+                "The session token (a malformed one is simply not active).",
+            ))
+            .item(one(
+                "cookie",
+                "token",
+                "CookieCheck",
+                "The raw `Cookie` header of the request being checked.",
+            ))
+            .description(Some("Exactly one of `token` and `cookie`."))
+            .into()
+    }
+}
+
+impl ToSchema for CheckRequest {}
+
 /// Checks a session (renewing it like a browser request would). Answers 200 either way:
 /// `active: false` for a missing, malformed, expired or revoked session.
 #[utoipa::path(
-    post, path = "/admin/v1/sessions/check", tag = "admin",
+    post, path = "/admin/v1/sessions/check", tag = "admin", operation_id = "check_session",
     request_body = CheckRequest,
-    security(("api_key" = [])),
-    responses((status = 200, body = CheckResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody))
+    responses(
+        (status = 200, description = "`active: true` with the user and session, or `active: false`", body = CheckResult, links(
+            ("get_user" = (operation_id = "get_user", parameters(("id" = "$response.body#/user/id")))),
+            ("revoke_user_session" = (operation_id = "revoke_user_session", parameters(
+                ("id" = "$response.body#/user/id"), ("handle" = "$response.body#/session/handle")))),
+        )),
+        (status = 400, description = "`malformed_request`: not exactly one of `token` and `cookie`", body = ErrorBody),
+    )
 )]
 pub async fn check(
     req: HttpRequest,

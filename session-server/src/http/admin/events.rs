@@ -20,21 +20,39 @@ use crate::{
         events::{EventKind, FeedPosition, parse_id},
         feed_watch::FALLBACK_EVERY,
     },
-    http::error::{ApiError, ErrorBody},
+    http::{
+        error::{ApiError, ErrorBody},
+        schema::EVENT_ID_DIGITS,
+    },
     state::AppState,
 };
 
 const MAX_WAIT_SECS: u64 = 30;
+/// Most events one answer may ask for.
+const MAX_EVENTS: usize = 1000;
+
+/// Whether `id` is an event id as the document describes it: `<ms>-<seq>`, each 1-19 digits.
+fn is_event_id(id: &str) -> bool {
+    let digits = |part: &str| {
+        (1..=EVENT_ID_DIGITS).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit())
+    };
+    id.split_once('-')
+        .is_some_and(|(ms, seq)| digits(ms) && digits(seq))
+        && parse_id(id).is_some()
+}
 
 #[derive(Deserialize, IntoParams)]
 pub struct EventsQuery {
     /// `latest` (only what happens from now on), or the `last_id` of the previous answer
     /// (`0-0` for everything the feed still holds).
+    #[param(schema_with = crate::http::schema::event_position, required = true)]
     pub after: String,
     /// Seconds to wait for an event when there is none yet (0-30, default 10; fractions such as
     /// `0.5` allowed, to the millisecond).
+    #[param(minimum = 0, maximum = 30)]
     pub wait: Option<f64>,
     /// Most events per answer (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub max: Option<usize>,
 }
 
@@ -54,6 +72,7 @@ pub struct EventView {
     /// Every session of the user ended, except `kept` if set.
     pub all: bool,
     pub kept: Option<Uuid>,
+    #[schema(format = DateTime)]
     pub at: String,
 }
 
@@ -68,9 +87,11 @@ pub struct EventsPage {
 
 /// Reads the session event feed (long polling).
 #[utoipa::path(
-    get, path = "/admin/v1/events", tag = "admin", params(EventsQuery),
-    security(("api_key" = [])),
-    responses((status = 200, body = EventsPage), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody))
+    get, path = "/admin/v1/events", tag = "admin", operation_id = "read_events", params(EventsQuery),
+    responses(
+        (status = 200, description = "The events after `after` (none when `wait` ran out)", body = EventsPage),
+        (status = 400, description = "`malformed_request`: `after`, `wait` or `max` out of its range", body = ErrorBody),
+    )
 )]
 pub async fn events(
     query: web::Query<EventsQuery>,
@@ -78,7 +99,7 @@ pub async fn events(
 ) -> Result<web::Json<EventsPage>, ApiError> {
     let from = match query.after.as_str() {
         "latest" => FeedPosition::Latest,
-        id if parse_id(id).is_some() => FeedPosition::After(id.to_owned()),
+        id if is_event_id(id) => FeedPosition::After(id.to_owned()),
         _ => {
             return Err(ApiError::Malformed(
                 "`after` must be `latest` or an event id".into(),
@@ -96,7 +117,15 @@ pub async fn events(
             )));
         }
     };
-    let max = query.max.unwrap_or(100).clamp(1, 1000);
+    let max = match query.max {
+        None => 100,
+        Some(max) if (1..=MAX_EVENTS).contains(&max) => max,
+        Some(_) => {
+            return Err(ApiError::Malformed(format!(
+                "`max` must be between 1 and {MAX_EVENTS}"
+            )));
+        }
+    };
     let deadline = Instant::now() + wait;
     // Subscribed before reading, so an event that lands between the read and the wait still
     // wakes this reader.

@@ -52,7 +52,7 @@ const REDIRECT: &str = "x-forward-auth-redirect";
 
 /// Checks the session of a forwarded request (admin listener, API key).
 #[utoipa::path(
-    get, path = "/admin/v1/forward-auth", tag = "admin",
+    get, path = "/admin/v1/forward-auth", tag = "admin", operation_id = "forward_auth",
     description = "Forward authentication for reverse proxies (nginx auth_request, Caddy forward_auth, \
         Traefik forwardAuth, Envoy ext_authz). Reads the session cookie from the forwarded Cookie header \
         and checks it (renewing it). Any method is accepted (Envoy sends the original one, and may append \
@@ -68,7 +68,6 @@ const REDIRECT: &str = "x-forward-auth-redirect";
         ("X-Forwarded-Uri" = Option<String>, Header, description = "The original path and query"),
         ("X-Forward-Auth-Redirect" = Option<String>, Header, description = "`false`: answer 401 with Location instead of 303 (nginx)"),
     ),
-    security(("api_key" = [])),
     responses(
         (status = 200, description = "Active session; no body", headers(
             ("X-Session-User" = String, description = "Username"),
@@ -79,8 +78,8 @@ const REDIRECT: &str = "x-forward-auth-redirect";
         )),
         (status = 303, description = "No session, page navigation with a known original URL: to the login page with return_to", headers(("Location" = String))),
         (status = 400, description = "Malformed forwarded headers", body = ErrorBody),
-        (status = 401, description = "No active session (or invalid API key); with X-Forward-Auth-Redirect: false, Location names the login URL for navigations", body = ErrorBody),
-        (status = 503, description = "The store cannot be asked", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no active session; with X-Forward-Auth-Redirect: false, Location names the login URL for navigations", body = ErrorBody,
+            headers(("Location" = String, description = "The login URL, for navigations with X-Forward-Auth-Redirect: false"))),
     )
 )]
 pub async fn forward_auth(
@@ -100,18 +99,8 @@ pub async fn forward_auth_with_path(
 }
 
 /// The same check on the forward-auth listener (`SESSION_FORWARD_AUTH_ADDR`), which needs no
-/// API key: bind it to an address only the proxy reaches.
-#[utoipa::path(
-    get, path = "/forward-auth", tag = "forward-auth",
-    description = "Only on the forward-auth listener (SESSION_FORWARD_AUTH_ADDR), without an API key, \
-        for proxies that cannot add a header to their auth request (Traefik, HAProxy). Same answers as \
-        /admin/v1/forward-auth; /forward-auth/{path} likewise.",
-    responses(
-        (status = 200, description = "Active session; the X-Session-* headers"),
-        (status = 303, description = "To the login page with return_to"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody),
-    )
-)]
+/// API key: bind it to an address only the proxy reaches. That listener serves no document; its
+/// answers are those of `GET /admin/v1/forward-auth`.
 pub async fn forward_auth_listener(
     req: HttpRequest,
     state: web::Data<AppState>,

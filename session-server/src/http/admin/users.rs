@@ -25,15 +25,27 @@ fn uuid(text: &str, what: &'static str) -> Result<Uuid, ApiError> {
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateUserRequest {
+    #[schema(schema_with = crate::http::schema::username)]
     pub username: String,
+    #[schema(schema_with = crate::http::schema::new_password)]
     pub password: String,
 }
 
 /// Creates a user (works whether or not self-service registration is open).
 #[utoipa::path(
-    post, path = "/admin/v1/users", tag = "admin", request_body = CreateUserRequest,
-    security(("api_key" = [])),
-    responses((status = 201, body = AdminUserView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody))
+    post, path = "/admin/v1/users", tag = "admin", operation_id = "create_user", request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "Created", body = AdminUserView, links(
+            ("get_user" = (operation_id = "get_user", parameters(("id" = "$response.body#/id")))),
+            ("disable_user" = (operation_id = "disable_user", parameters(("id" = "$response.body#/id")))),
+            ("enable_user" = (operation_id = "enable_user", parameters(("id" = "$response.body#/id")))),
+            ("set_user_password" = (operation_id = "set_user_password", parameters(("id" = "$response.body#/id")))),
+            ("list_user_sessions" = (operation_id = "list_user_sessions", parameters(("id" = "$response.body#/id")))),
+            ("revoke_user_sessions" = (operation_id = "revoke_user_sessions", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "`invalid_request`: the username or the password breaks its rule", body = ErrorBody),
+        (status = 409, description = "`username_taken`", body = ErrorBody),
+    )
 )]
 pub async fn create(
     req: HttpRequest,
@@ -50,14 +62,25 @@ pub async fn create(
 
 #[derive(Deserialize, IntoParams)]
 pub struct FindQuery {
+    #[param(schema_with = crate::http::schema::username, required = true)]
     pub username: String,
 }
 
 /// Looks a user up by username.
 #[utoipa::path(
-    get, path = "/admin/v1/users", tag = "admin", params(FindQuery),
-    security(("api_key" = [])),
-    responses((status = 200, body = AdminUserView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    get, path = "/admin/v1/users", tag = "admin", operation_id = "find_user", params(FindQuery),
+    responses(
+        (status = 200, description = "The user", body = AdminUserView, links(
+            ("get_user" = (operation_id = "get_user", parameters(("id" = "$response.body#/id")))),
+            ("disable_user" = (operation_id = "disable_user", parameters(("id" = "$response.body#/id")))),
+            ("enable_user" = (operation_id = "enable_user", parameters(("id" = "$response.body#/id")))),
+            ("set_user_password" = (operation_id = "set_user_password", parameters(("id" = "$response.body#/id")))),
+            ("list_user_sessions" = (operation_id = "list_user_sessions", parameters(("id" = "$response.body#/id")))),
+            ("revoke_user_sessions" = (operation_id = "revoke_user_sessions", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "`invalid_request`: the username breaks its rule", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+    )
 )]
 pub async fn find_by_name(
     query: web::Query<FindQuery>,
@@ -67,10 +90,11 @@ pub async fn find_by_name(
     Ok(web::Json(AdminUserView::from(&user)))
 }
 
+/// Looks a user up by id.
 #[utoipa::path(
-    get, path = "/admin/v1/users/{id}", tag = "admin",
-    params(("id" = Uuid, Path)), security(("api_key" = [])),
-    responses((status = 200, body = AdminUserView), (status = 404, body = ErrorBody))
+    get, path = "/admin/v1/users/{id}", tag = "admin", operation_id = "get_user",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "The user", body = AdminUserView), (status = 404, description = "`not_found`: no such user", body = ErrorBody))
 )]
 pub async fn get(
     path: web::Path<String>,
@@ -82,9 +106,9 @@ pub async fn get(
 
 /// Disables a user and ends all their sessions, atomically.
 #[utoipa::path(
-    post, path = "/admin/v1/users/{id}/disable", tag = "admin",
-    params(("id" = Uuid, Path)), security(("api_key" = [])),
-    responses((status = 200, body = Revoked), (status = 404, body = ErrorBody))
+    post, path = "/admin/v1/users/{id}/disable", tag = "admin", operation_id = "disable_user",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "Disabled; all the user's sessions are ended", body = Revoked), (status = 404, description = "`not_found`: no such user", body = ErrorBody))
 )]
 pub async fn disable(
     path: web::Path<String>,
@@ -99,9 +123,9 @@ pub async fn disable(
 
 /// Re-enables a disabled user.
 #[utoipa::path(
-    post, path = "/admin/v1/users/{id}/enable", tag = "admin",
-    params(("id" = Uuid, Path)), security(("api_key" = [])),
-    responses((status = 204, description = "Enabled"), (status = 404, body = ErrorBody))
+    post, path = "/admin/v1/users/{id}/enable", tag = "admin", operation_id = "enable_user",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 204, description = "Enabled"), (status = 404, description = "`not_found`: no such user", body = ErrorBody))
 )]
 pub async fn enable(
     path: web::Path<String>,
@@ -116,14 +140,19 @@ pub async fn enable(
 
 #[derive(Deserialize, ToSchema)]
 pub struct SetPasswordRequest {
+    #[schema(schema_with = crate::http::schema::new_password)]
     pub password: String,
 }
 
 /// Sets a user's password and ends all their sessions.
 #[utoipa::path(
-    put, path = "/admin/v1/users/{id}/password", tag = "admin",
-    params(("id" = Uuid, Path)), request_body = SetPasswordRequest, security(("api_key" = [])),
-    responses((status = 200, body = Revoked), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    put, path = "/admin/v1/users/{id}/password", tag = "admin", operation_id = "set_user_password",
+    params(("id" = Uuid, Path, description = "User id")), request_body = SetPasswordRequest,
+    responses(
+        (status = 200, description = "Set; all the user's sessions are ended", body = Revoked),
+        (status = 400, description = "`invalid_request`: the password breaks its rule", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+    )
 )]
 pub async fn set_password(
     path: web::Path<String>,
@@ -139,9 +168,12 @@ pub async fn set_password(
 
 /// A user's live sessions.
 #[utoipa::path(
-    get, path = "/admin/v1/users/{id}/sessions", tag = "admin",
-    params(("id" = Uuid, Path)), security(("api_key" = [])),
-    responses((status = 200, body = SessionList), (status = 404, body = ErrorBody))
+    get, path = "/admin/v1/users/{id}/sessions", tag = "admin", operation_id = "list_user_sessions",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "The user's live sessions", body = SessionList, links(
+            ("revoke_user_session" = (operation_id = "revoke_user_session", parameters(
+                ("id" = "$request.path.id"), ("handle" = "$response.body#/sessions/0/handle")))),
+        )), (status = 404, description = "`not_found`: no such user", body = ErrorBody))
 )]
 pub async fn sessions(
     path: web::Path<String>,
@@ -155,9 +187,9 @@ pub async fn sessions(
 
 /// Ends all of a user's sessions.
 #[utoipa::path(
-    delete, path = "/admin/v1/users/{id}/sessions", tag = "admin",
-    params(("id" = Uuid, Path)), security(("api_key" = [])),
-    responses((status = 200, body = Revoked), (status = 404, body = ErrorBody))
+    delete, path = "/admin/v1/users/{id}/sessions", tag = "admin", operation_id = "revoke_user_sessions",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "Ended", body = Revoked), (status = 404, description = "`not_found`: no such user", body = ErrorBody))
 )]
 pub async fn revoke_sessions(
     path: web::Path<String>,
@@ -172,9 +204,12 @@ pub async fn revoke_sessions(
 
 /// Ends one session of a user by its handle.
 #[utoipa::path(
-    delete, path = "/admin/v1/users/{id}/sessions/{handle}", tag = "admin",
-    params(("id" = Uuid, Path), ("handle" = Uuid, Path)), security(("api_key" = [])),
-    responses((status = 204, description = "Ended"), (status = 404, body = ErrorBody))
+    delete, path = "/admin/v1/users/{id}/sessions/{handle}", tag = "admin", operation_id = "revoke_user_session",
+    params(("id" = Uuid, Path, description = "User id"), ("handle" = Uuid, Path, description = "Session handle")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 404, description = "`not_found`: no such user, or no session of this user has that handle", body = ErrorBody),
+    )
 )]
 pub async fn revoke_session(
     path: web::Path<(String, String)>,

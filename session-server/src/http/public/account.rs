@@ -21,19 +21,24 @@ use crate::{
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    /// 1-64 characters of a-z 0-9 . _ - @ + (case-folded).
+    #[schema(schema_with = crate::http::schema::username)]
     pub username: String,
-    /// 8-128 characters, any Unicode.
+    #[schema(schema_with = crate::http::schema::new_password)]
     pub password: String,
 }
 
 /// Registers a user (when `SESSION_REGISTRATION` is on). Does not sign in.
 #[utoipa::path(
-    post, path = "/v1/users", tag = "public",
+    post, path = "/v1/users", tag = "public", operation_id = "register",
     request_body = RegisterRequest,
     responses(
-        (status = 201, body = UserView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 201, description = "Registered (not signed in)", body = UserView, links(
+            ("login" = (operation_id = "login", request_body = json!({"username": "$response.body#/username"}))),
+        )),
+        (status = 400, description = "`invalid_request`: the username or the password breaks its rule", body = ErrorBody),
+        (status = 403, description = "`registration_closed`", body = ErrorBody),
+        (status = 409, description = "`username_taken`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts` from this client address", body = ErrorBody),
     )
 )]
 pub async fn register(
@@ -55,17 +60,24 @@ pub async fn register(
 
 #[derive(Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
+    #[schema(schema_with = crate::http::schema::presented_password)]
     pub current_password: String,
+    #[schema(schema_with = crate::http::schema::new_password)]
     pub new_password: String,
 }
 
 /// Changes the signed-in user's password and ends all their other sessions.
 #[utoipa::path(
-    post, path = "/v1/password", tag = "public",
+    post, path = "/v1/password", tag = "public", operation_id = "change_password",
     request_body = ChangePasswordRequest,
+    security(("session_cookie" = [])),
     responses(
-        (status = 200, body = Revoked), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 200, description = "Changed; the other sessions are ended", body = Revoked),
+        (status = 400, description = "`invalid_request`: the new password breaks its rule", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no live session", body = ErrorBody),
+        (status = 403, description = "`wrong_password`: the current password is wrong", body = ErrorBody),
+        (status = 409, description = "`conflict`: the account changed concurrently; try again", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`", body = ErrorBody),
     )
 )]
 pub async fn change_password(

@@ -24,9 +24,12 @@ use crate::{
 /// Credentials, as JSON or as an HTML form.
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[schema(schema_with = crate::http::schema::username)]
     pub username: String,
+    #[schema(schema_with = crate::http::schema::presented_password)]
     pub password: String,
-    /// Forms only: where to go after a successful login (a path, or a URL on an allowed origin).
+    /// Forms only (ignored in JSON): where to go after a successful login, a path or a URL on an
+    /// allowed origin; any other target answers 403 `forbidden_redirect`.
     pub return_to: Option<String>,
 }
 
@@ -53,13 +56,31 @@ fn login_page_with_error(page: &str, code: &str) -> String {
 /// Log in. Always issues a fresh token, and ends the session of a token presented with the
 /// request (session fixation defence).
 #[utoipa::path(
-    post, path = "/v1/login", tag = "public",
-    request_body(content = LoginRequest, content_type = "application/json", description = "Also accepted as application/x-www-form-urlencoded; a form answers 303."),
+    post, path = "/v1/login", tag = "public", operation_id = "login",
+    request_body(
+        description = "JSON, or an HTML form (application/x-www-form-urlencoded), which is answered \
+            with redirects: 303 to `return_to` on success, 303 to the login page with `?error=<code>` \
+            on a refusal.",
+        content((LoginRequest = "application/json"), (LoginRequest = "application/x-www-form-urlencoded")),
+    ),
     responses(
-        (status = 200, description = "Signed in; Set-Cookie carries the token", body = WhoAmI),
-        (status = 303, description = "Form login: redirect to return_to (or to the login page with ?error=...)"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 200, description = "Signed in (JSON); `Set-Cookie` carries the session token", body = WhoAmI,
+            headers(("Set-Cookie" = String, description = "The session cookie (HttpOnly)")),
+            links(
+                ("whoami" = (operation_id = "whoami")),
+                ("list_sessions" = (operation_id = "list_sessions")),
+                ("revoke_session" = (operation_id = "revoke_session", parameters(("handle" = "$response.body#/session/handle")))),
+                ("revoke_sessions" = (operation_id = "revoke_sessions")),
+                ("change_password" = (operation_id = "change_password")),
+                ("logout" = (operation_id = "logout")),
+            )),
+        (status = 303, description = "Form login: to `return_to` with `Set-Cookie`, or to the login page with `?error=<code>`",
+            headers(("Location" = String))),
+        (status = 400, description = "`invalid_request`: the username breaks its rule or the password is too long", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: unknown user, wrong password or disabled account", body = ErrorBody),
+        (status = 403, description = "`forbidden_redirect`: a form's `return_to` is neither a path nor on an allowed origin; \
+            `session_limit_reached`: the user has `SESSION_MAX_PER_USER` sessions and the policy is `refuse`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts` for this username or client address", body = ErrorBody),
     )
 )]
 pub async fn login(
@@ -136,17 +157,24 @@ pub async fn login(
 /// Optional logout body (forms): where to go afterwards.
 #[derive(Deserialize, ToSchema)]
 pub struct LogoutRequest {
+    /// Forms only (ignored in JSON): a path or a URL on an allowed origin; any other target
+    /// answers 403 `forbidden_redirect`.
     pub return_to: Option<String>,
 }
 
 /// Log out: ends the current session and clears the cookie. Idempotent.
 #[utoipa::path(
-    post, path = "/v1/logout", tag = "public",
-    request_body(content = LogoutRequest, content_type = "application/x-www-form-urlencoded", description = "Optional; forms may name a return_to."),
+    post, path = "/v1/logout", tag = "public", operation_id = "logout",
+    request_body(
+        description = "Optional: no body at all, or a form naming `return_to` (JSON is accepted and ignored).",
+        content((Option<LogoutRequest> = "application/x-www-form-urlencoded"), (Option<LogoutRequest> = "application/json")),
+    ),
+    security((), ("session_cookie" = [])),
     responses(
-        (status = 204, description = "Signed out (also when there was no session); the cookie is cleared"),
-        (status = 303, description = "Form logout with return_to"),
-        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 204, description = "Signed out (also when there was no session); the cookie is cleared",
+            headers(("Set-Cookie" = String, description = "Clears the session cookie"))),
+        (status = 303, description = "Form logout with `return_to`", headers(("Location" = String))),
+        (status = 403, description = "`forbidden_redirect`: `return_to` is neither a path nor on an allowed origin", body = ErrorBody),
     )
 )]
 pub async fn logout(

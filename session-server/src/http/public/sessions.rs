@@ -19,8 +19,12 @@ use crate::{
 
 /// Who am I: the signed-in user and the current session.
 #[utoipa::path(
-    get, path = "/v1/session", tag = "public",
-    responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody))
+    get, path = "/v1/session", tag = "public", operation_id = "whoami",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The signed-in user and the current session", body = WhoAmI),
+        (status = 401, description = "`unauthenticated`: no live session", body = ErrorBody),
+    )
 )]
 pub async fn whoami(Authenticated(session): Authenticated) -> web::Json<WhoAmI> {
     web::Json(WhoAmI::new(&session.record))
@@ -28,8 +32,14 @@ pub async fn whoami(Authenticated(session): Authenticated) -> web::Json<WhoAmI> 
 
 /// The signed-in user's live sessions (devices), the current one marked.
 #[utoipa::path(
-    get, path = "/v1/sessions", tag = "public",
-    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody))
+    get, path = "/v1/sessions", tag = "public", operation_id = "list_sessions",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The live sessions, `current: true` on this one", body = SessionList, links(
+            ("revoke_session" = (operation_id = "revoke_session", parameters(("handle" = "$response.body#/sessions/0/handle")))),
+        )),
+        (status = 401, description = "`unauthenticated`: no live session", body = ErrorBody),
+    )
 )]
 pub async fn list(
     Authenticated(session): Authenticated,
@@ -46,9 +56,14 @@ pub async fn list(
 
 /// Ends one of the signed-in user's sessions. Another user's handle is a 404, as is an unknown one.
 #[utoipa::path(
-    delete, path = "/v1/sessions/{handle}", tag = "public",
+    delete, path = "/v1/sessions/{handle}", tag = "public", operation_id = "revoke_session",
     params(("handle" = Uuid, Path, description = "Session handle")),
-    responses((status = 204, description = "Ended"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+    security(("session_cookie" = [])),
+    responses(
+        (status = 204, description = "Ended (the cookie is cleared when it was the current session)"),
+        (status = 401, description = "`unauthenticated`: no live session", body = ErrorBody),
+        (status = 404, description = "`not_found`: no session of this user has that handle", body = ErrorBody),
+    )
 )]
 pub async fn revoke_one(
     Authenticated(session): Authenticated,
@@ -69,16 +84,20 @@ pub async fn revoke_one(
 
 #[derive(Deserialize, IntoParams)]
 pub struct RevokeAllQuery {
-    /// Also end the session making the request ("log out everywhere").
+    /// Also end the session making the request ("log out everywhere"): `true` or `false`.
     #[serde(default)]
     pub include_current: bool,
 }
 
 /// Ends all of the signed-in user's other sessions (and this one with `include_current=true`).
 #[utoipa::path(
-    delete, path = "/v1/sessions", tag = "public",
+    delete, path = "/v1/sessions", tag = "public", operation_id = "revoke_sessions",
     params(RevokeAllQuery),
-    responses((status = 200, body = Revoked), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "How many sessions were ended", body = Revoked),
+        (status = 401, description = "`unauthenticated`: no live session", body = ErrorBody),
+    )
 )]
 pub async fn revoke_all(
     Authenticated(session): Authenticated,

@@ -1,0 +1,76 @@
+//! Schemas of request fields whose rules the domain enforces, written once and used by every
+//! request type that carries such a field (`#[schema(schema_with = ...)]`).
+//!
+//! Each schema states the service's real rule, no looser and no stricter, so that a client
+//! generated from the documents, or a fuzzer reading them, knows exactly which values are
+//! accepted: `domain::user::Username::parse` for usernames, `domain::password::Password` for
+//! passwords, the event feed's positions for `after`. The contract test (scripts/contract.sh)
+//! sends values on both sides of each rule and fails when the service disagrees.
+
+use utoipa::openapi::{
+    ObjectBuilder, Type,
+    schema::{Object, SchemaFormat, KnownFormat},
+};
+
+use crate::domain::{
+    password::{PASSWORD_MAX, PASSWORD_MIN},
+    user::USERNAME_MAX,
+};
+
+/// What `str::trim` removes around a username: Unicode `White_Space`.
+const SPACE: &str = r"[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+
+/// A username as the service reads it: surrounding white space is trimmed, then 1-64 of
+/// `A-Z a-z 0-9 . _ - @ +` remain (case-folded to lowercase).
+pub fn username() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!(
+            "^{SPACE}*[A-Za-z0-9._@+-]{{1,{USERNAME_MAX}}}{SPACE}*$"
+        )))
+        .description(Some(
+            "1-64 characters of A-Z a-z 0-9 . _ - @ + (folded to lowercase); white space \
+             around them is trimmed.",
+        ))
+        .examples(["alice"])
+        .build()
+}
+
+/// A password being chosen: 8-128 characters (Unicode scalar values), any of them.
+pub fn new_password() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(PASSWORD_MIN))
+        .max_length(Some(PASSWORD_MAX))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .description(Some(
+            "8-128 characters, any Unicode; nothing is trimmed.",
+        ))
+        .build()
+}
+
+/// A password presented to be checked: at most 128 characters (a wrong one is a 401 or 403,
+/// never a 400).
+pub fn presented_password() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(PASSWORD_MAX))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .description(Some("At most 128 characters."))
+        .build()
+}
+
+/// The most digits of either part of an event id the service reads: Redis stream ids are two
+/// 64-bit numbers, and 19 digits always fit one.
+pub const EVENT_ID_DIGITS: usize = 19;
+
+/// A position in the event feed: `latest`, or an event id `<ms>-<seq>`.
+pub fn event_position() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!(
+            "^(latest|[0-9]{{1,{EVENT_ID_DIGITS}}}-[0-9]{{1,{EVENT_ID_DIGITS}}})$"
+        )))
+        .examples(["latest", "0-0"])
+        .build()
+}
