@@ -30,6 +30,9 @@ command -v caddy >/dev/null || need_packages+=(caddy)
 # The browser tests of the example apps (headless Chromium over WebDriver).
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
+# The API contract (scripts/contract.sh): the TypeScript client's toolchain.
+command -v node >/dev/null || need_packages+=(nodejs)
+command -v npm >/dev/null || need_packages+=(npm)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing: ${need_packages[*]}" >&2
   as_root apt-get update -qq
@@ -52,6 +55,9 @@ if [ ! -x "$hadolint" ]; then
 fi
 "$hadolint" session-server/Dockerfile deploy/nginx/Dockerfile
 echo "deployment files: docker-compose.yml, deploy/haproxy.cfg, deploy/nginx, deploy/caddy, session-server/Dockerfile valid" >&2
+
+# The API contract: generated Python and TypeScript clients, then Schemathesis, on both stores.
+scripts/contract.sh
 
 # Chromium was installed above, so the browser test must run, not skip.
 export BROWSER_TESTS=required

@@ -21,7 +21,7 @@ use crate::config::is_safe_redirect;
 
 /// Longest original URL accepted (the redirect rules allow 2,048 bytes; the URL is encoded
 /// into the login page's query, so a longer one could not be returned to anyway).
-const MAX_URL: usize = 2048;
+pub const MAX_URL: usize = 2048;
 
 /// What the proxy said about the original request.
 #[derive(Debug, PartialEq, Eq)]
@@ -68,10 +68,80 @@ fn is_path(uri: &str) -> bool {
     uri.starts_with('/') && !uri.starts_with("//")
 }
 
+/// A dotted IPv4 address without leading zeros.
+fn is_ipv4(name: &str) -> bool {
+    let octets: Vec<&str> = name.split('.').collect();
+    octets.len() == 4
+        && octets.iter().all(|o| {
+            !o.is_empty()
+                && o.len() <= 3
+                && o.bytes().all(|b| b.is_ascii_digit())
+                && (o.len() == 1 || !o.starts_with('0'))
+                && o.parse::<u16>().is_ok_and(|v| v <= 255)
+        })
+}
+
+/// A host name: labels of `A-Z a-z 0-9 -`, the last starting with a letter (a numeric last
+/// label would make URL parsers read the host as an IPv4 address).
+fn is_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    labels.iter().all(|l| {
+        !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    }) && labels
+        .last()
+        .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()))
+}
+
+/// `host[:port]` as `schema::forwarded_host` states it.
+fn is_host(host: &str) -> bool {
+    let (name, port) = match host.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p.len() < 5 || (!p.starts_with('0') && p.parse::<u32>().is_ok_and(|v| v <= 65535)))
+    });
+    port_ok && (is_name(name) || is_ipv4(name))
+}
+
+/// Checks every forwarded header that is present, each on its own rule (the admin document's
+/// patterns), whether or not the answer needs it: a value is valid or not by itself, and a
+/// broken proxy configuration shows at once.
+fn check_each(req: &HttpRequest) -> Result<(), ApiError> {
+    let malformed = |what: &str| Err(ApiError::Malformed(what.into()));
+    if let Some(m) = text(req, "x-forwarded-method")?
+        && !is_method_token(m)
+    {
+        return malformed("X-Forwarded-Method is not an HTTP method");
+    }
+    if let Some(p) = text(req, "x-forwarded-proto")?
+        && !matches!(first_entry(p), "http" | "https")
+    {
+        return malformed("X-Forwarded-Proto must be http or https");
+    }
+    if let Some(h) = text(req, "x-forwarded-host")?
+        && !is_host(first_entry(h))
+    {
+        return malformed("X-Forwarded-Host is not a host");
+    }
+    if let Some(u) = text(req, "x-forwarded-uri")?
+        && (!is_path(u) || u.len() > MAX_URL)
+    {
+        return malformed("X-Forwarded-Uri must be a path (/...)");
+    }
+    if let Some(u) = text(req, "x-original-url")? {
+        Original::original_url(u)?;
+    }
+    Ok(())
+}
+
 impl Original {
     /// Reads the forwarded description from `req`. `tail` is the original path when the proxy
     /// appended it to the auth path (Envoy).
     pub fn from_request(req: &HttpRequest, tail: Option<&str>) -> Result<Original, ApiError> {
+        check_each(req)?;
         let method = match text(req, "x-forwarded-method")? {
             Some(m) if is_method_token(m) => m.to_owned(),
             Some(_) => {
@@ -101,11 +171,21 @@ impl Original {
         let bad = || {
             ApiError::Malformed("X-Original-URL must be an absolute http(s) URL or a path".into())
         };
-        if url.len() > MAX_URL {
-            return Err(bad());
-        }
         if is_path(url) {
-            return Ok(url.to_owned());
+            return if url.len() > MAX_URL {
+                Err(bad())
+            } else {
+                Ok(url.to_owned())
+            };
+        }
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(bad)?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        // The part after the host is bounded (a longer URL could not be returned to anyway).
+        if !is_host(authority) || rest.len() - authority.len() >= MAX_URL {
+            return Err(bad());
         }
         let parsed = url::Url::parse(url).map_err(|_| bad())?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -143,6 +223,8 @@ impl Original {
             None => text(req, header::HOST.as_str())?.unwrap_or_default(),
         };
         let bad_host = || ApiError::Malformed("X-Forwarded-Host is not a host".into());
+        // A forwarded host passed `is_host` already; the auth request's own Host only needs to
+        // make a URL (it may be an IPv6 literal).
         if host.is_empty() || host.contains(['/', '?', '#', '@', '\\']) {
             return Err(bad_host());
         }
@@ -256,6 +338,25 @@ mod tests {
         assert!(bad_proto.is_err());
         let long = format!("/{}", "a".repeat(MAX_URL));
         assert!(original(&[("x-original-url", &long)]).is_err());
+    }
+
+    /// Each header is judged on its own, also when the answer would not use it.
+    #[test]
+    fn every_present_forwarded_header_is_checked() {
+        for headers in [
+            [("x-forwarded-proto", "ftp")],
+            [("x-forwarded-host", "")],
+            [("x-forwarded-host", "a..b")],
+            [("x-forwarded-host", "1.2.3.4.5")],
+            [("x-forwarded-host", "app.example:65536")],
+            [("x-forwarded-host", "user@app.example")],
+            [("x-original-url", "http://app.example:99999/")],
+        ] {
+            assert!(original(&headers).is_err(), "{headers:?}");
+        }
+        for host in ["app.example", "app.example:8443", "127.0.0.1:8080", "localhost"] {
+            assert!(original(&[("x-forwarded-host", host)]).is_ok(), "{host}");
+        }
     }
 
     #[test]

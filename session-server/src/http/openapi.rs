@@ -164,6 +164,7 @@ fn complete(doc: &mut Value, listener: Listener) {
                 continue;
             };
             optional_body(op);
+            parameters_are_never_null(op);
             let has_body = op.contains_key("requestBody");
             let has_query = op
                 .get("parameters")
@@ -236,6 +237,27 @@ fn complete(doc: &mut Value, listener: Listener) {
             {
                 add_headers(throttled, &[("Retry-After", "Seconds to wait")]);
             }
+        }
+    }
+}
+
+/// A query or header parameter is present or absent, never `null`: utoipa's `Option` typing
+/// (`["number", "null"]`) would let clients send the text `null`.
+fn parameters_are_never_null(op: &mut Map<String, Value>) {
+    let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for param in params {
+        if let Some(types) = param["schema"]["type"].as_array() {
+            let kept: Vec<Value> = types
+                .iter()
+                .filter(|t| *t != "null")
+                .cloned()
+                .collect();
+            param["schema"]["type"] = match kept.as_slice() {
+                [one] => one.clone(),
+                _ => Value::Array(kept),
+            };
         }
     }
 }
@@ -375,6 +397,33 @@ mod tests {
         }
     }
 
+    /// Query parameters carry their patterns as literals (`schema_with` would drop `required`):
+    /// they must be the shared schemas' patterns.
+    #[test]
+    fn query_patterns_are_the_shared_ones() {
+        let doc = admin_document();
+        let pattern = |path: &str, name: &str| {
+            doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| {
+                    assert_eq!(p["required"], true, "{path} {name}");
+                    p["schema"]["pattern"].as_str().unwrap().to_owned()
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            Some(pattern("/admin/v1/users", "username")),
+            crate::http::schema::username().pattern
+        );
+        assert_eq!(
+            Some(pattern("/admin/v1/events", "after")),
+            crate::http::schema::event_position().pattern
+        );
+    }
+
     #[test]
     fn every_admin_operation_needs_the_api_key_and_says_so() {
         let doc = admin_document();
@@ -385,7 +434,12 @@ mod tests {
                     continue;
                 }
                 assert_eq!(op["security"], json!([{"api_key": []}]));
-                let text = op["responses"]["401"]["description"].as_str().unwrap();
+                let mut answer = &op["responses"]["401"];
+                if let Some(name) = answer["$ref"].as_str() {
+                    let name = name.trim_start_matches("#/components/responses/");
+                    answer = &doc["components"]["responses"][name];
+                }
+                let text = answer["description"].as_str().unwrap();
                 assert!(text.contains("invalid_api_key"), "{text}");
             }
         }

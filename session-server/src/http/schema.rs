@@ -9,7 +9,7 @@
 
 use utoipa::openapi::{
     ObjectBuilder, Type,
-    schema::{Object, SchemaFormat, KnownFormat},
+    schema::{KnownFormat, Object, SchemaFormat},
 };
 
 use crate::domain::{
@@ -72,5 +72,69 @@ pub fn event_position() -> Object {
             "^(latest|[0-9]{{1,{EVENT_ID_DIGITS}}}-[0-9]{{1,{EVENT_ID_DIGITS}}})$"
         )))
         .examples(["latest", "0-0"])
+        .build()
+}
+
+/// The forwarded headers of forward auth, each checked on its own whenever it is present
+/// (`forwarded.rs`), with these patterns' rules. A host is a name whose last label starts with a
+/// letter (a numeric one would be read as an IPv4 address) or a dotted IPv4 address, with an
+/// optional port.
+const HOST: &str = concat!(
+    r"(([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*",
+    r"|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))",
+    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?",
+);
+/// A path: `/`, not `//`, visible ASCII, at most 2,048 characters in all (`forwarded::MAX_URL`;
+/// the length is in the pattern, since `maxLength` would count the whole value).
+const PATH: &str = r"/([!-.0-~][\t -~]{0,2046})?";
+
+fn header(pattern: String, description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(pattern))
+        .description(Some(description))
+        .build()
+}
+
+pub fn forwarded_method() -> Object {
+    header(
+        r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$".into(),
+        "The original method (an HTTP method token)",
+    )
+}
+
+pub fn forwarded_proto() -> Object {
+    header(
+        r"^https?[ \t]*(,[\t -~]*)?$".into(),
+        "`http` or `https` (the first of a list)",
+    )
+}
+
+pub fn forwarded_host() -> Object {
+    header(
+        format!(r"^{HOST}[ \t]*(,[\t -~]*)?$"),
+        "The original host[:port] (the first of a list)",
+    )
+}
+
+pub fn forwarded_uri() -> Object {
+    header(format!("^{PATH}$"), "The original path and query")
+}
+
+/// A path, or an absolute http(s) URL whose part after the host is at most 2,047 characters.
+pub fn original_url() -> Object {
+    header(
+        format!(r"^({PATH}|https?://{HOST}([/?#][\t -~]{{0,2046}})?)$"),
+        "The original URL: absolute http(s), or a path",
+    )
+}
+
+pub fn forward_auth_redirect() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["true", "false"]))
+        .description(Some(
+            "`false`: answer 401 with `Location` instead of 303 (nginx)",
+        ))
         .build()
 }

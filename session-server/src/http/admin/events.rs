@@ -45,7 +45,7 @@ fn is_event_id(id: &str) -> bool {
 pub struct EventsQuery {
     /// `latest` (only what happens from now on), or the `last_id` of the previous answer
     /// (`0-0` for everything the feed still holds).
-    #[param(schema_with = crate::http::schema::event_position, required = true)]
+    #[param(pattern = "^(latest|[0-9]{1,19}-[0-9]{1,19})$", example = "latest")]
     pub after: String,
     /// Seconds to wait for an event when there is none yet (0-30, default 10; fractions such as
     /// `0.5` allowed, to the millisecond).

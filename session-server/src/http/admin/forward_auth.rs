@@ -21,6 +21,7 @@
 //! its own state-changing routes (see README).
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header, web};
+use utoipa::IntoParams;
 
 use crate::{
     domain::{clock::rfc3339, error::Error},
@@ -28,6 +29,7 @@ use crate::{
         cookie::{self, Presented},
         error::{ApiError, ErrorBody},
         forwarded::Original,
+        schema,
     },
     state::AppState,
 };
@@ -50,6 +52,28 @@ pub const HEADERS: [&str; 5] = [USER, USER_ID, HANDLE, EXPIRES, ABSOLUTE_EXPIRES
 /// Request header by which a proxy asks for 401 (with `Location`) instead of 303.
 const REDIRECT: &str = "x-forward-auth-redirect";
 
+/// The headers that describe the original request (see `forwarded.rs`), each with its rule.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documentation only: `forwarded::Original` reads the headers
+pub struct ForwardedHeaders {
+    /// The browser's Cookie header, as forwarded.
+    #[param(rename = "Cookie")]
+    cookie: Option<String>,
+    #[param(rename = "X-Forwarded-Method", schema_with = schema::forwarded_method)]
+    method: Option<String>,
+    #[param(rename = "X-Original-URL", schema_with = schema::original_url)]
+    original_url: Option<String>,
+    #[param(rename = "X-Forwarded-Proto", schema_with = schema::forwarded_proto)]
+    proto: Option<String>,
+    #[param(rename = "X-Forwarded-Host", schema_with = schema::forwarded_host)]
+    host: Option<String>,
+    #[param(rename = "X-Forwarded-Uri", schema_with = schema::forwarded_uri)]
+    uri: Option<String>,
+    #[param(rename = "X-Forward-Auth-Redirect", schema_with = schema::forward_auth_redirect)]
+    redirect: Option<String>,
+}
+
 /// Checks the session of a forwarded request (admin listener, API key).
 #[utoipa::path(
     get, path = "/admin/v1/forward-auth", tag = "admin", operation_id = "forward_auth",
@@ -59,15 +83,7 @@ const REDIRECT: &str = "x-forward-auth-redirect";
         the original path: /admin/v1/forward-auth/{path}). The original request is described by \
         X-Forwarded-Method, X-Original-URL or X-Forwarded-Proto + X-Forwarded-Host + X-Forwarded-Uri; \
         these only decide the login redirect, which goes only to paths and allowed origins.",
-    params(
-        ("Cookie" = Option<String>, Header, description = "The browser's Cookie header, as forwarded"),
-        ("X-Forwarded-Method" = Option<String>, Header, description = "The original method"),
-        ("X-Original-URL" = Option<String>, Header, description = "The original URL (absolute or a path)"),
-        ("X-Forwarded-Proto" = Option<String>, Header, description = "http or https"),
-        ("X-Forwarded-Host" = Option<String>, Header, description = "The original host"),
-        ("X-Forwarded-Uri" = Option<String>, Header, description = "The original path and query"),
-        ("X-Forward-Auth-Redirect" = Option<String>, Header, description = "`false`: answer 401 with Location instead of 303 (nginx)"),
-    ),
+    params(ForwardedHeaders),
     responses(
         (status = 200, description = "Active session; no body", headers(
             ("X-Session-User" = String, description = "Username"),

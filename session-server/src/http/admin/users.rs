@@ -62,7 +62,12 @@ pub async fn create(
 
 #[derive(Deserialize, IntoParams)]
 pub struct FindQuery {
-    #[param(schema_with = crate::http::schema::username, required = true)]
+    /// 1-64 characters of A-Z a-z 0-9 . _ - @ + (folded to lowercase); white space around them
+    /// is trimmed. (`schema::username()`'s pattern: `schema_with` would drop `required`.)
+    #[param(
+        pattern = r"^[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9._@+-]{1,64}[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "alice"
+    )]
     pub username: String,
 }
 

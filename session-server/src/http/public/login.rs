@@ -33,6 +33,20 @@ pub struct LoginRequest {
     pub return_to: Option<String>,
 }
 
+/// The HTML form flavour of a login: the fields of [`LoginRequest`], answered with redirects.
+/// Its own schema, so that generated clients can tell the two encodings apart.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only: forms are read as `LoginRequest`
+pub struct LoginForm {
+    #[schema(schema_with = crate::http::schema::username)]
+    pub username: String,
+    #[schema(schema_with = crate::http::schema::presented_password)]
+    pub password: String,
+    /// Where to go after a successful login: a path, or a URL on an allowed origin; any other
+    /// target answers 403 `forbidden_redirect`.
+    pub return_to: Option<String>,
+}
+
 fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
     builder.insert_header((header::LOCATION, location.to_owned()));
@@ -61,7 +75,7 @@ fn login_page_with_error(page: &str, code: &str) -> String {
         description = "JSON, or an HTML form (application/x-www-form-urlencoded), which is answered \
             with redirects: 303 to `return_to` on success, 303 to the login page with `?error=<code>` \
             on a refusal.",
-        content((LoginRequest = "application/json"), (LoginRequest = "application/x-www-form-urlencoded")),
+        content((LoginRequest = "application/json"), (LoginForm = "application/x-www-form-urlencoded")),
     ),
     responses(
         (status = 200, description = "Signed in (JSON); `Set-Cookie` carries the session token", body = WhoAmI,
@@ -154,11 +168,19 @@ pub async fn login(
     })
 }
 
-/// Optional logout body (forms): where to go afterwards.
+/// Optional logout body: in JSON, accepted and ignored.
 #[derive(Deserialize, ToSchema)]
 pub struct LogoutRequest {
-    /// Forms only (ignored in JSON): a path or a URL on an allowed origin; any other target
-    /// answers 403 `forbidden_redirect`.
+    /// Ignored in JSON (forms only, see `LogoutForm`).
+    pub return_to: Option<String>,
+}
+
+/// The HTML form flavour of a logout body (see [`LoginForm`] for why it has its own schema).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only: forms are read as `LogoutRequest`
+pub struct LogoutForm {
+    /// A path or a URL on an allowed origin to go to afterwards (303); any other target answers
+    /// 403 `forbidden_redirect`.
     pub return_to: Option<String>,
 }
 
@@ -167,7 +189,7 @@ pub struct LogoutRequest {
     post, path = "/v1/logout", tag = "public", operation_id = "logout",
     request_body(
         description = "Optional: no body at all, or a form naming `return_to` (JSON is accepted and ignored).",
-        content((Option<LogoutRequest> = "application/x-www-form-urlencoded"), (Option<LogoutRequest> = "application/json")),
+        content((Option<LogoutForm> = "application/x-www-form-urlencoded"), (Option<LogoutRequest> = "application/json")),
     ),
     security((), ("session_cookie" = [])),
     responses(
