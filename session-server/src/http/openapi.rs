@@ -43,12 +43,33 @@ struct PublicApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "session-server admin API", description = "Session checks for sibling services; user and session administration."),
-    paths(
-        admin::check, admin::forward_auth, admin::events, admin::create, admin::find_by_name, admin::get, admin::disable, admin::enable,
-        admin::set_password, admin::sessions, admin::revoke_sessions, admin::revoke_session
+    info(
+        title = "session-server admin API",
+        description = "Session checks for sibling services; user and session administration."
     ),
-    components(schemas(ErrorBody, admin::EventsPage, admin::EventView, views::CheckResult, views::AdminUserView, views::SessionList, views::Revoked))
+    paths(
+        admin::check,
+        admin::forward_auth,
+        admin::events,
+        admin::create,
+        admin::find_by_name,
+        admin::get,
+        admin::disable,
+        admin::enable,
+        admin::set_password,
+        admin::sessions,
+        admin::revoke_sessions,
+        admin::revoke_session
+    ),
+    components(schemas(
+        ErrorBody,
+        admin::EventsPage,
+        admin::EventView,
+        views::CheckResult,
+        views::AdminUserView,
+        views::SessionList,
+        views::Revoked
+    ))
 )]
 struct AdminApi;
 
@@ -124,7 +145,10 @@ fn forward_auth_accepts_any_method(doc: &mut Value) {
     for method in METHODS {
         let mut op = get.clone();
         if method != "get" {
-            op.insert("operationId".into(), json!(format!("forward_auth_{method}")));
+            op.insert(
+                "operationId".into(),
+                json!(format!("forward_auth_{method}")),
+            );
         }
         item.insert(method.into(), Value::Object(op.clone()));
         op.insert(
@@ -249,11 +273,7 @@ fn parameters_are_never_null(op: &mut Map<String, Value>) {
     };
     for param in params {
         if let Some(types) = param["schema"]["type"].as_array() {
-            let kept: Vec<Value> = types
-                .iter()
-                .filter(|t| *t != "null")
-                .cloned()
-                .collect();
+            let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
             param["schema"]["type"] = match kept.as_slice() {
                 [one] => one.clone(),
                 _ => Value::Array(kept),
@@ -360,12 +380,16 @@ mod tests {
                     if op.is_null() {
                         continue;
                     }
-                    let id = op["operationId"].as_str().expect("every operation has an id");
+                    let id = op["operationId"]
+                        .as_str()
+                        .expect("every operation has an id");
                     assert!(ids.insert(id.to_owned()), "duplicate operation id {id}");
                     for response in op["responses"].as_object().unwrap().values() {
                         if let Some(links) = response["links"].as_object() {
                             targets.extend(
-                                links.values().map(|l| l["operationId"].as_str().unwrap().to_owned()),
+                                links
+                                    .values()
+                                    .map(|l| l["operationId"].as_str().unwrap().to_owned()),
                             );
                         }
                     }

@@ -18,7 +18,8 @@ use crate::domain::{
 };
 
 /// What `str::trim` removes around a username: Unicode `White_Space`.
-const SPACE: &str = r"[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+const SPACE: &str =
+    r"[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
 /// A username as the service reads it: surrounding white space is trimmed, then 1-64 of
 /// `A-Z a-z 0-9 . _ - @ +` remain (case-folded to lowercase).
@@ -43,9 +44,7 @@ pub fn new_password() -> Object {
         .min_length(Some(PASSWORD_MIN))
         .max_length(Some(PASSWORD_MAX))
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
-        .description(Some(
-            "8-128 characters, any Unicode; nothing is trimmed.",
-        ))
+        .description(Some("8-128 characters, any Unicode; nothing is trimmed."))
         .build()
 }
 
@@ -88,11 +87,14 @@ const HOST: &str = concat!(
 /// the length is in the pattern, since `maxLength` would count the whole value).
 const PATH: &str = r"/([!-.0-~][\t -~]{0,2046})?";
 
+/// A forwarded header: empty, which counts as absent, or a value matching `pattern`
+/// (`^...$`).
 fn header(pattern: String, description: &str) -> Object {
+    let inner = pattern.trim_start_matches('^').trim_end_matches('$');
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .pattern(Some(pattern))
-        .description(Some(description))
+        .pattern(Some(format!("^({inner})?$")))
+        .description(Some(format!("{description}; empty counts as absent")))
         .build()
 }
 
@@ -132,9 +134,9 @@ pub fn original_url() -> Object {
 pub fn forward_auth_redirect() -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some(["true", "false"]))
+        .enum_values(Some(["true", "false", ""]))
         .description(Some(
-            "`false`: answer 401 with `Location` instead of 303 (nginx)",
+            "`false`: answer 401 with `Location` instead of 303 (nginx); empty counts as absent",
         ))
         .build()
 }

@@ -132,7 +132,7 @@ async fn answer(
     let config = &state.config;
     let original = Original::from_request(req, tail)?;
     let relays_redirects = match req.headers().get(REDIRECT).map(|v| v.as_bytes()) {
-        None | Some(b"true") => true,
+        None | Some(b"" | b"true") => true,
         Some(b"false") => false,
         Some(_) => {
             return Err(ApiError::Malformed(
