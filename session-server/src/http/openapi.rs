@@ -20,6 +20,7 @@ use super::{admin, error::ErrorBody, public, views};
         public::login,
         public::logout,
         public::whoami,
+        public::reauthenticate,
         public::list,
         public::revoke_one,
         public::revoke_all,
@@ -29,6 +30,7 @@ use super::{admin, error::ErrorBody, public, views};
     components(schemas(
         ErrorBody,
         views::WhoAmI,
+        views::BearerLogin,
         views::SessionView,
         views::UserView,
         views::SessionList,
@@ -54,9 +56,10 @@ impl Modify for ApiKeyScheme {
     info(title = "session-server admin API", description = "Session checks for sibling services; user and session administration."),
     paths(
         admin::check, admin::forward_auth, admin::forward_auth_listener, admin::events, admin::create, admin::find_by_name, admin::get, admin::disable, admin::enable,
-        admin::set_password, admin::sessions, admin::revoke_sessions, admin::revoke_session
+        admin::set_password, admin::sessions, admin::revoke_sessions, admin::revoke_session,
+        admin::get_data, admin::patch_data
     ),
-    components(schemas(ErrorBody, admin::EventsPage, admin::EventView, views::CheckResult, views::AdminUserView, views::SessionList, views::Revoked)),
+    components(schemas(ErrorBody, admin::EventsPage, admin::EventView, views::CheckResult, views::SessionDataView, views::AdminUserView, views::SessionList, views::Revoked)),
     modifiers(&ApiKeyScheme)
 )]
 struct AdminApi;

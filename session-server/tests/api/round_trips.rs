@@ -16,11 +16,14 @@ use session_server::{
         events::{EventPage, FeedPosition, SessionEvent},
         rate_limit::{RateCount, RateKey},
         session::{SessionLimit, SessionRecord},
+        session_data::{DataWrite, SessionData},
         token::TokenDigest,
         user::{UserRecord, Username},
     },
     state::Overrides,
-    store::{CreateOutcome, CreateUser, RevokeScope, Store, StoreError},
+    store::{
+        CreateOutcome, CreateUser, ReauthOutcome, RevokeScope, Store, StoreError, StoredSession,
+    },
 };
 use uuid::Uuid;
 
@@ -113,8 +116,37 @@ impl Store for Recorder {
         &self,
         user: Uuid,
         digest: &TokenDigest,
-    ) -> Result<Option<SessionRecord>, StoreError> {
+    ) -> Result<Option<StoredSession>, StoreError> {
         self.note("session", self.inner.session(user, digest)).await
+    }
+    async fn reauthenticate_session(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        credential_version: u64,
+    ) -> Result<ReauthOutcome, StoreError> {
+        let call = self
+            .inner
+            .reauthenticate_session(digest, record, credential_version);
+        self.note("reauthenticate_session", call).await
+    }
+    async fn session_data(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+    ) -> Result<Option<SessionData>, StoreError> {
+        self.note("session_data", self.inner.session_data(user, handle))
+            .await
+    }
+    async fn write_session_data(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+        expected: u64,
+        json: Option<&str>,
+    ) -> Result<DataWrite, StoreError> {
+        let call = self.inner.write_session_data(user, handle, expected, json);
+        self.note("write_session_data", call).await
     }
     async fn touch_session(
         &self,

@@ -8,21 +8,25 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::{
-    domain::token::SessionToken,
+    domain::{sessions::Via, token::SessionToken},
     http::{
         body::parse_json,
         cookie::{self, Presented},
+        credentials,
         error::{ApiError, ErrorBody},
-        views::{CheckResult, SessionView, UserView},
+        views::{CheckResult, SessionView, UserView, raw_data},
     },
     state::AppState,
 };
 
-/// Either the token itself or the raw `Cookie` header of the request being checked.
+/// Exactly one of: the raw `Cookie` header of the request being checked (cookie sessions), its
+/// raw `Authorization` header (bearer sessions), or the bare token (either kind: the caller
+/// vouches for where it took it from).
 #[derive(Deserialize, ToSchema)]
 pub struct CheckRequest {
     pub token: Option<String>,
     pub cookie: Option<String>,
+    pub authorization: Option<String>,
 }
 
 /// Checks a session (renewing it like a browser request would). Answers 200 either way:
@@ -39,19 +43,24 @@ pub async fn check(
     state: web::Data<AppState>,
 ) -> Result<web::Json<CheckResult>, ApiError> {
     let request: CheckRequest = parse_json(&req, &body)?;
-    let presented = match (request.token, request.cookie) {
-        (Some(token), None) => {
-            SessionToken::parse(&token).map_or(Presented::Unusable, Presented::Token)
-        }
-        (None, Some(header)) => cookie::find_in_header(&header, &state.config.cookie.name),
+    let (presented, via) = match (request.token, request.cookie, request.authorization) {
+        (Some(token), None, None) => (
+            SessionToken::parse(&token).map_or(Presented::Unusable, Presented::Token),
+            Via::Either,
+        ),
+        (None, Some(header), None) => (
+            cookie::find_in_header(&header, &state.config.cookie.name),
+            Via::Cookie,
+        ),
+        (None, None, Some(header)) => (credentials::bearer_token(header.as_bytes()), Via::Bearer),
         _ => {
             return Err(ApiError::Malformed(
-                "give exactly one of `token` and `cookie`".into(),
+                "give exactly one of `token`, `cookie` and `authorization`".into(),
             ));
         }
     };
     let session = match presented {
-        Presented::Token(token) => state.sessions.check(&token).await?,
+        Presented::Token(token) => state.sessions.check(&token, via).await?,
         _ => None,
     };
     Ok(web::Json(match session {
@@ -62,11 +71,15 @@ pub async fn check(
                 username: s.record.username.clone(),
             }),
             session: Some(SessionView::new(&s.record, None)),
+            data: Some(raw_data(&s.data)),
+            data_version: Some(s.data.version),
         },
         None => CheckResult {
             active: false,
             user: None,
             session: None,
+            data: None,
+            data_version: None,
         },
     }))
 }

@@ -59,7 +59,9 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-/// Changes the signed-in user's password and ends all their other sessions.
+/// Changes the signed-in user's password and ends all their other sessions. With
+/// `SESSION_FRESH_AUTH_MAX_AGE` set, only from a session that proved the password within that
+/// time (403 `reauthentication_required` otherwise).
 #[utoipa::path(
     post, path = "/v1/password", tag = "public",
     request_body = ChangePasswordRequest,
@@ -75,6 +77,9 @@ pub async fn change_password(
     state: web::Data<AppState>,
 ) -> Result<web::Json<Revoked>, ApiError> {
     let request: ChangePasswordRequest = parse_json(&req, &body)?;
+    state
+        .sessions
+        .require_fresh(&session, state.config.fresh_auth_max_age)?;
     let revoked = state
         .accounts
         .change_password(

@@ -39,7 +39,7 @@ pub async fn list(
     Ok(web::Json(SessionList {
         sessions: records
             .iter()
-            .map(|r| SessionView::new(r, Some(session.record.handle)))
+            .map(|r| SessionView::listed(r, Some(session.record.handle)))
             .collect(),
     }))
 }
@@ -75,6 +75,8 @@ pub struct RevokeAllQuery {
 }
 
 /// Ends all of the signed-in user's other sessions (and this one with `include_current=true`).
+/// With `SESSION_FRESH_AUTH_MAX_AGE` set, only from a session that proved the password within
+/// that time (403 `reauthentication_required` otherwise).
 #[utoipa::path(
     delete, path = "/v1/sessions", tag = "public",
     params(RevokeAllQuery),
@@ -85,6 +87,9 @@ pub async fn revoke_all(
     query: web::Query<RevokeAllQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    state
+        .sessions
+        .require_fresh(&session, state.config.fresh_auth_max_age)?;
     let keep = (!query.include_current).then_some(session.record.handle);
     let revoked = state
         .sessions
