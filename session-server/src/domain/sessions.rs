@@ -276,11 +276,21 @@ impl SessionService {
         user: &UserRecord,
     ) -> Result<ActiveSession, Error> {
         let record = SessionPolicy::reauthenticated(&session.record, self.clock.now_ms());
-        match self
-            .store
-            .reauthenticate_session(&session.digest, &record, user.credential_version)
-            .await?
-        {
+        let outcome = self
+            .publisher
+            .ending(
+                self.store.reauthenticate_session(
+                    &session.digest,
+                    &record,
+                    user.credential_version,
+                ),
+                |outcome| {
+                    matches!(outcome, Some(ReauthOutcome::Recorded) | None)
+                        .then(|| self.updated(record.user_id, record.handle))
+                },
+            )
+            .await?;
+        match outcome {
             ReauthOutcome::Recorded => {
                 tracing::info!(target: "audit", event = "reauthenticated", user_id = %user.id, session = %record.handle);
                 Ok(ActiveSession {
@@ -291,6 +301,12 @@ impl SessionService {
             ReauthOutcome::SessionGone => Err(Error::Unauthenticated),
             ReauthOutcome::UserUnavailable => Err(Error::InvalidCredentials),
         }
+    }
+
+    /// The feed event that makes caches drop a session whose check answer changed.
+    fn updated(&self, user: Uuid, handle: Uuid) -> super::events::SessionEvent {
+        self.publisher
+            .event(EventKind::Updated, user, vec![handle], false, None)
     }
 
     /// Refuses ([`Error::ReauthenticationRequired`]) unless the session's user proved the
@@ -348,11 +364,18 @@ impl SessionService {
                 });
             }
             let json = current.merged(patch, max_bytes)?;
-            match self
-                .store
-                .write_session_data(user, handle, current.version, json.as_deref())
-                .await?
-            {
+            let written = self
+                .publisher
+                .ending(
+                    self.store
+                        .write_session_data(user, handle, current.version, json.as_deref()),
+                    |outcome| {
+                        matches!(outcome, Some(DataWrite::Written(_)) | None)
+                            .then(|| self.updated(user, handle))
+                    },
+                )
+                .await?;
+            match written {
                 DataWrite::Written(version) => {
                     return Ok(SessionData {
                         version,
