@@ -7,7 +7,9 @@
 # user agent from an IPv4 address (through X-Forwarded-For from the trusted loopback proxy).
 # Shapes: N = 1, 3 and 5 with short usernames (user-0001); N = 3 with e-mail usernames from IPv6
 # addresses (records too large for Redis's compact hash encoding by default), also with Redis's
-# hash-max-listpack-value raised to 128; one user with ONE_USER sessions.
+# hash-max-listpack-value raised to 128; N = 3 logged in with "remember me"; N = 3, each session
+# then given DATA_BYTES (200) of app data through the admin API (a JSON merge patch); one user
+# with ONE_USER sessions.
 #
 # Reported per shape: the used_memory delta per session, raw; without the throttling counters
 # that the logins leave behind for their window (deleted before the second reading: they are per
@@ -33,6 +35,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 users=${USERS:-300}
 shapes=${SHAPES:-"1 3 5"}
 one_user=${ONE_USER:-2000}
+data_bytes=${DATA_BYTES:-200}
+admin_key=memory-bench-key
+admin_digest=$(printf %s "$admin_key" | sha256sum | cut -d' ' -f1)
 max_seconds=${MAX_SECONDS:-1800}
 chrome='Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/138.0.0.0 Safari/537.36'
 targets=("$@")
@@ -88,11 +93,13 @@ start() {
   for _ in $(seq 100); do rcli PING >/dev/null 2>&1 && break; sleep 0.05; done
   local port
   port=$(free_port)
+  admin_port=$(free_port)
   base="http://127.0.0.1:$port"
+  admin="http://127.0.0.1:$admin_port"
   SESSION_LOG=warn SESSION_ARGON2_MEMORY_KIB=1024 SESSION_ARGON2_ITERATIONS=1 \
     SESSION_LOGIN_MAX_ATTEMPTS_PER_IP=100000000 SESSION_REDIS_POOL_SIZE=1 SESSION_WORKERS=1 \
-    SESSION_TRUSTED_PROXIES="$trusted" \
-    "$bin" --public-addr "127.0.0.1:$port" --admin-addr 127.0.0.1:0 \
+    SESSION_TRUSTED_PROXIES="$trusted" SESSION_ADMIN_API_KEYS="$admin_digest" \
+    "$bin" --public-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin_port" \
     --redis-url "redis://127.0.0.1:$redis_port" >"$work/server-$port.log" 2>&1 &
   server_pid=$!
   pids+=("$server_pid")
@@ -110,17 +117,51 @@ stop() {
   wait "$server_pid" 2>/dev/null || true
 }
 
-# Writes a curl config that sends one request per line of "<path> <username> <address>" on stdin.
+# Writes a curl config that sends one request per line of "<path> <username> <address>" on stdin,
+# with the members of $login_extra (e.g. `,\"remember\":true`) added to each body. With
+# $keep_output, each answer is kept in $work/out/.
 requests() {
-  local first=1
+  local first=1 n=0 output
   while read -r path name addr; do
     [ "$first" = 1 ] || echo next
     first=0
+    n=$((n + 1))
+    output=/dev/null
+    [ -z "${keep_output:-}" ] || output="$work/out/$n.json"
     printf 'url = "%s%s"\nrequest = "POST"\nheader = "Content-Type: application/json"\n' "$base" "$path"
     printf 'header = "X-Forwarded-For: %s"\nuser-agent = "%s"\n' "$addr" "$chrome"
-    printf 'data = "{\\"username\\":\\"%s\\",\\"password\\":\\"%s-password\\"}"\n' "$name" "$name"
-    printf 'output = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nmax-time = 10\n'
+    printf 'data = "{\\"username\\":\\"%s\\",\\"password\\":\\"%s-password\\"%s}"\n' "$name" "$name" "${login_extra:-}"
+    printf 'output = "%s"\nwrite-out = "%%{http_code}\\n"\nmax-time = 10\n' "$output"
   done
+}
+
+# Gives every session whose login answer is in $work/out/ an app data object of $1 bytes,
+# through the admin API; fails unless every write answers 200.
+write_data() {
+  python3 - "$work/out" "$1" "$admin" "$admin_key" >"$work/patches.conf" <<'EOF'
+import json, os, sys
+out, size, admin, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+body = json.dumps({"cart": "x" * (size - len('{"cart":""}'))}, separators=(",", ":"))
+assert len(body) == size
+for i, name in enumerate(sorted(os.listdir(out))):
+    answer = json.load(open(os.path.join(out, name)))
+    if i:
+        print("next")
+    print(f'url = "{admin}/admin/v1/users/{answer["user"]["id"]}/sessions/{answer["session"]["handle"]}/data"')
+    print('request = "PATCH"')
+    print('header = "Content-Type: application/merge-patch+json"')
+    print(f'header = "Authorization: Bearer {key}"')
+    print("data = " + json.dumps(body))
+    print('output = "/dev/null"')
+    print('write-out = "%{http_code}\\n"')
+    print("max-time = 10")
+EOF
+  local codes
+  codes=$(curl -s -K "$work/patches.conf" | sort | uniq -c | tr '\n' ' ')
+  if [ "$(echo "$codes" | awk '{print $2}')" != 200 ] || [ "$(echo "$codes" | wc -w)" -ne 2 ]; then
+    echo "unexpected data write answers: $codes" >&2
+    return 1
+  fi
 }
 
 # Sends the requests; fails unless every answer is `expect`.
@@ -176,7 +217,8 @@ address() {
 }
 
 # One measurement: label, binary, shape name, users, logins per user, username pattern (%d: the
-# user's number), address family, then any redis-server arguments.
+# user's number), address family, then any redis-server arguments. $login_extra and $with_data
+# (bytes of app data per session) shape the logins.
 measure() {
   local label=$1 bin=$2 shape=$3 n_users=$4 per_user=$5 name_fmt=$6 family=$7
   shift 7
@@ -197,7 +239,9 @@ measure() {
   local before clients_before
   read -r before clients_before < <(memory)
   for _ in $(seq "$per_user"); do sed 's|^/v1/users|/v1/login|' "$work/users"; done >"$work/logins"
-  send 200 <"$work/logins"
+  rm -rf "$work/out" && mkdir -p "$work/out"
+  keep_output=${with_data:-} send 200 <"$work/logins"
+  [ -z "${with_data:-}" ] || write_data "$with_data"
   local sessions=$((n_users * per_user))
   sleep 1
   local raw after clients_after
@@ -230,6 +274,8 @@ for target in "${targets[@]}"; do
     'first.last-%04d@example.com' v6
   measure "$label" "$bin" "same, hash-max-listpack-value 128" "$users" 3 \
     'first.last-%04d@example.com' v6 --hash-max-listpack-value 128
+  login_extra=',\"remember\":true' measure "$label" "$bin" "3 per user, remember me" "$users" 3 'user-%04d' v4
+  with_data=$data_bytes measure "$label" "$bin" "3 per user, ${data_bytes} B of app data each" "$users" 3 'user-%04d' v4
   measure "$label" "$bin" "one user" 1 "$one_user" 'user-%04d' v4
 done
 echo

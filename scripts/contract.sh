@@ -90,13 +90,15 @@ for store in $STORES; do
     redis_url="redis://127.0.0.1:$redis_port"
     for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
-  # Development cookie mode (plain HTTP), cheap hashing, and throttling out of the way of a
-  # fuzzer that logs in thousands of times from one address.
+  # Development cookie mode (plain HTTP), cheap hashing, throttling out of the way of a fuzzer
+  # that logs in thousands of times from one address, and room for the session data that its
+  # merge patches pile up on the seeded session.
   env REDIS_URL="$redis_url" \
     SESSION_PUBLIC_ADDR="127.0.0.1:$public_port" SESSION_ADMIN_ADDR="127.0.0.1:$admin_port" \
     SESSION_COOKIE_SECURE=false SESSION_ADMIN_API_KEYS="$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)" \
     SESSION_ARGON2_MEMORY_KIB=64 SESSION_ARGON2_ITERATIONS=1 \
     SESSION_LOGIN_MAX_FAILURES_PER_USER=1000000 SESSION_LOGIN_MAX_ATTEMPTS_PER_IP=1000000 \
+    SESSION_DATA_MAX_BYTES=1048576 \
     SESSION_LOG=warn "$server_bin" >"$work/server-$store.log" 2>&1 &
   pids+=($!)
   public="http://127.0.0.1:$public_port"

@@ -3,10 +3,16 @@
 //! The browser only ever talks to this app's origin: `/v1/*` (login, logout) is forwarded to the
 //! session service's public listener, so the session cookie is first-party. Pages that need a
 //! signed-in user use session-client's actix extractor, which sends visitors without a live
-//! session to `/login`. The devices page lists the user's sessions with a revoke button each and
-//! a "log out everywhere" button.
+//! session to `/login`. The devices page lists the user's sessions in words ("Chrome 156 on
+//! Linux, active 3 minutes ago") with a revoke button each and a "log out everywhere" button; a
+//! revocation leaves a flash message in the session's app data. The login form has "remember
+//! me"; with `fresh_auth_max_age` set, "log out everywhere" asks for the password again when the
+//! last one is older than that.
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    time::{Duration, SystemTime},
+};
 
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
@@ -16,7 +22,7 @@ use actix_web::{
 };
 use serde::Deserialize;
 use session_client::{
-    SessionClient,
+    Session, SessionClient,
     actix::{Authenticated, LoginRedirect},
 };
 
@@ -30,12 +36,21 @@ pub struct AppConfig {
     pub session_admin_url: String,
     pub api_key: String,
     pub cookie_name: String,
+    /// How recent the password must be for "log out everywhere" (`None`: no requirement).
+    pub fresh_auth_max_age: Option<Duration>,
 }
 
 struct State {
     public_url: String,
     http: reqwest::Client,
+    fresh_auth_max_age: Option<Duration>,
 }
+
+/// The stylesheet of every page.
+const STYLESHEET: &str = include_str!("../static/app.css");
+
+/// Where the devices page's flash message is kept in the session's app data.
+const FLASH: &str = "flash";
 
 /// Binds the app; returns the server (to await) and its port.
 pub fn build(config: AppConfig) -> std::io::Result<(Server, u16)> {
@@ -44,6 +59,7 @@ pub fn build(config: AppConfig) -> std::io::Result<(Server, u16)> {
         .build()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let state = web::Data::new(State {
+        fresh_auth_max_age: config.fresh_auth_max_age,
         public_url: config.session_public_url.trim_end_matches('/').to_owned(),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -60,6 +76,8 @@ pub fn build(config: AppConfig) -> std::io::Result<(Server, u16)> {
             .app_data(web::Data::new(LoginRedirect("/login".into())))
             .route("/", web::get().to(home))
             .route("/login", web::get().to(login_page))
+            .route("/reauthenticate", web::get().to(reauth_page))
+            .route("/app.css", web::get().to(stylesheet))
             .route("/devices", web::get().to(devices))
             .route("/devices/revoke-all", web::post().to(revoke_all))
             .route("/devices/{handle}/revoke", web::post().to(revoke_one))
@@ -89,12 +107,41 @@ fn page(title: &str, body: &str) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title>\
-             <style>body{{font-family:sans-serif;max-width:46rem;margin:2rem auto}}\
-             table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6rem}}</style>\
-             </head><body><h1>{t}</h1>{body}</body></html>",
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{t} · Example</title><link rel=\"stylesheet\" href=\"/app.css\"></head><body>\
+             <header class=\"bar\"><a href=\"/\">Example app</a><a href=\"/devices\">Devices</a></header>\
+             <main><h1>{t}</h1>{body}</main></body></html>",
             t = escape(title)
         ))
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(STYLESHEET)
+}
+
+/// A path on this site (`/...`, not `//...`), or `/`.
+fn local_path(target: Option<&str>) -> &str {
+    target
+        .filter(|t| t.starts_with('/') && !t.starts_with("//"))
+        .unwrap_or("/")
+}
+
+/// How long ago, in words: "3 minutes ago".
+fn ago(rfc3339: &str) -> String {
+    let Ok(at) = humantime::parse_rfc3339(rfc3339) else {
+        return String::new();
+    };
+    let elapsed = SystemTime::now().duration_since(at).unwrap_or_default();
+    if elapsed < Duration::from_secs(60) {
+        return "just now".to_owned();
+    }
+    let mut words = timeago::Formatter::new();
+    words.num_items(1);
+    words.convert(elapsed)
 }
 
 /// A redirect that hands on the cookies the session service set (e.g. the clearing cookie).
@@ -120,11 +167,7 @@ struct LoginQuery {
 }
 
 async fn login_page(query: web::Query<LoginQuery>) -> HttpResponse {
-    let return_to = query
-        .return_to
-        .as_deref()
-        .filter(|t| t.starts_with('/') && !t.starts_with("//"))
-        .unwrap_or("/");
+    let return_to = local_path(query.return_to.as_deref());
     let error = match query.error.as_deref() {
         Some("too_many_attempts") => "<p role=\"alert\">Too many attempts; try again later.</p>",
         Some(_) => "<p role=\"alert\">Wrong username or password.</p>",
@@ -136,9 +179,37 @@ async fn login_page(query: web::Query<LoginQuery>) -> HttpResponse {
             "{error}<form method=\"post\" action=\"/v1/login\">\
              <label>Username <input name=\"username\" id=\"username\" autocomplete=\"username\"></label><br>\
              <label>Password <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\"></label><br>\
+             <label class=\"check\"><input type=\"checkbox\" name=\"remember\" id=\"remember\"> Remember me on this device</label>\
              <input type=\"hidden\" name=\"return_to\" value=\"{}\">\
              <button type=\"submit\" id=\"sign-in\">Sign in</button></form>",
             escape(return_to)
+        ),
+    )
+}
+
+/// Asks a signed-in user for the password again before a sensitive action; the form goes to
+/// the session service (`/v1/session/reauthenticate`), which sends the browser back to
+/// `return_to`, or here with `?error=`.
+async fn reauth_page(
+    Authenticated(session): Authenticated,
+    query: web::Query<LoginQuery>,
+) -> HttpResponse {
+    let return_to = local_path(query.return_to.as_deref());
+    let error = match query.error.as_deref() {
+        Some("too_many_attempts") => "<p role=\"alert\">Too many attempts; try again later.</p>",
+        Some(_) => "<p role=\"alert\">That password is not right.</p>",
+        None => "",
+    };
+    page(
+        "Confirm it is you",
+        &format!(
+            "{error}<p class=\"muted\">Signed in as <b>{user}</b>. This action needs your password again.</p>\
+             <form method=\"post\" action=\"/v1/session/reauthenticate\">\
+             <label>Password <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\"></label>\
+             <input type=\"hidden\" name=\"return_to\" value=\"{to}\">\
+             <button type=\"submit\" id=\"confirm\">Confirm</button></form>",
+            user = escape(&session.username),
+            to = escape(return_to)
         ),
     )
 }
@@ -167,7 +238,10 @@ struct DeviceView {
     created_at: String,
     last_seen_at: String,
     ip: Option<String>,
+    device: Option<String>,
     user_agent: String,
+    kind: String,
+    remembered: bool,
     current: Option<bool>,
 }
 
@@ -197,10 +271,58 @@ fn unavailable() -> HttpResponse {
         .body("The session service is unavailable; try again shortly.")
 }
 
+/// Takes the flash message out of the session's data: shown once. Clearing it is conditional on
+/// the version the check read, so a message written meanwhile is not lost (it shows next time).
+async fn take_flash(checker: &SessionClient, session: &Session) -> Option<String> {
+    let text = session.data.get(FLASH)?.as_str()?.to_owned();
+    let clear = serde_json::json!({ FLASH: null });
+    if let Err(e) = checker
+        .update_data(
+            session.user_id,
+            session.handle,
+            &clear,
+            Some(session.data_version),
+        )
+        .await
+    {
+        tracing::info!(error = %e, "flash message not cleared");
+    }
+    Some(text)
+}
+
+fn device_row(d: &DeviceView) -> String {
+    let name = d.device.as_deref().unwrap_or(&d.user_agent);
+    let mut badges = String::new();
+    if d.current == Some(true) {
+        badges.push_str("<span class=\"badge this\">This device</span>");
+    }
+    if d.remembered {
+        badges.push_str("<span class=\"badge remembered\">Remembered</span>");
+    }
+    if d.kind == "bearer" {
+        badges.push_str("<span class=\"badge\">App or CLI</span>");
+    }
+    format!(
+        "<li class=\"device\" data-current=\"{current}\" data-handle=\"{handle}\">\
+         <div><div class=\"name\">{name}{badges}</div>\
+         <div class=\"meta\"><span class=\"last-active\">Active {seen}</span> · signed in {created} · {ip}</div></div>\
+         <form method=\"post\" action=\"/devices/{handle}/revoke\">\
+         <input type=\"hidden\" name=\"device\" value=\"{name}\">\
+         <button type=\"submit\" class=\"revoke secondary\" data-handle=\"{handle}\">Sign out</button></form></li>",
+        current = d.current == Some(true),
+        name = escape(name),
+        seen = escape(&ago(&d.last_seen_at)),
+        created = escape(&ago(&d.created_at)),
+        ip = escape(d.ip.as_deref().unwrap_or("unknown address")),
+        handle = escape(&d.handle),
+    )
+}
+
 async fn devices(
-    Authenticated(_): Authenticated,
+    Authenticated(session): Authenticated,
     req: HttpRequest,
     state: web::Data<State>,
+    checker: web::Data<SessionClient>,
 ) -> HttpResponse {
     let list = match on_behalf(&state, &req, reqwest::Method::GET, "/v1/sessions")
         .send()
@@ -213,30 +335,19 @@ async fn devices(
     let Some(list) = list else {
         return unavailable();
     };
-    let rows: String = list
-        .sessions
-        .iter()
-        .map(|d| {
-            let this = if d.current == Some(true) { " (this device)" } else { "" };
-            format!(
-                "<tr class=\"device\" data-current=\"{current}\"><td>{ua}{this}</td><td>{ip}</td><td>{created}</td><td>{seen}</td>\
-                 <td><form method=\"post\" action=\"/devices/{handle}/revoke\">\
-                 <button type=\"submit\" class=\"revoke\" data-handle=\"{handle}\">Revoke</button></form></td></tr>",
-                current = d.current == Some(true),
-                ua = escape(&d.user_agent),
-                ip = escape(d.ip.as_deref().unwrap_or("-")),
-                created = escape(&d.created_at),
-                seen = escape(&d.last_seen_at),
-                handle = escape(&d.handle),
-            )
-        })
-        .collect();
+    let flash = take_flash(&checker, &session)
+        .await
+        .map(|text| format!("<p class=\"flash\" id=\"flash\">{}</p>", escape(&text)))
+        .unwrap_or_default();
+    let rows: String = list.sessions.iter().map(device_row).collect();
     page(
         "Your devices",
         &format!(
-            "<table><tr><th>Device</th><th>IP</th><th>Signed in</th><th>Last seen</th><th></th></tr>{rows}</table>\
-             <form method=\"post\" action=\"/devices/revoke-all\"><button type=\"submit\" id=\"logout-everywhere\">\
-             Log out everywhere</button></form><p><a href=\"/\">Home</a></p>"
+            "{flash}<p class=\"muted\">Where you are signed in. Sign out any device you do not recognise.</p>\
+             <ul class=\"devices\">{rows}</ul>\
+             <div class=\"actions\"><form method=\"post\" action=\"/devices/revoke-all\">\
+             <button type=\"submit\" class=\"danger\" id=\"logout-everywhere\">Log out everywhere</button></form>\
+             <a href=\"/\">Home</a></div>"
         ),
     )
 }
@@ -261,11 +372,19 @@ fn same_origin(req: &HttpRequest) -> bool {
     }
 }
 
+#[derive(Deserialize)]
+struct RevokeForm {
+    /// The device's name as the page showed it, for the flash message.
+    device: Option<String>,
+}
+
 async fn revoke_one(
-    Authenticated(_): Authenticated,
+    Authenticated(session): Authenticated,
     req: HttpRequest,
     path: web::Path<String>,
+    form: web::Form<RevokeForm>,
     state: web::Data<State>,
+    checker: web::Data<SessionClient>,
 ) -> HttpResponse {
     if !same_origin(&req) {
         return HttpResponse::Forbidden().body("cross-origin request refused");
@@ -284,19 +403,45 @@ async fn revoke_one(
     .await
     {
         Ok(r) if r.status().is_success() || r.status() == 404 => {
+            if r.status().is_success() && handle != session.handle {
+                let device: String = form
+                    .device
+                    .as_deref()
+                    .unwrap_or("the device")
+                    .chars()
+                    .take(80)
+                    .collect();
+                let flash = serde_json::json!({ FLASH: format!("Signed out {device}.") });
+                // Without If-Match: the message lands whatever else the data holds.
+                if let Err(e) = checker
+                    .update_data(session.user_id, session.handle, &flash, None)
+                    .await
+                {
+                    tracing::info!(error = %e, "flash message not kept");
+                }
+            }
             see_other_passing_cookies("/devices", &r)
         }
         _ => unavailable(),
     }
 }
 
+/// "Log out everywhere". With a maximum authentication age configured (here, or by the
+/// service's `SESSION_FRESH_AUTH_MAX_AGE`), an older sign-in is first asked for the password.
 async fn revoke_all(
-    Authenticated(_): Authenticated,
+    Authenticated(session): Authenticated,
     req: HttpRequest,
     state: web::Data<State>,
 ) -> HttpResponse {
     if !same_origin(&req) {
         return HttpResponse::Forbidden().body("cross-origin request refused");
+    }
+    let reauthenticate = "/reauthenticate?return_to=/devices";
+    if state
+        .fresh_auth_max_age
+        .is_some_and(|max| !session.authenticated_within(max))
+    {
+        return see_other(reauthenticate);
     }
     match on_behalf(
         &state,
@@ -308,6 +453,7 @@ async fn revoke_all(
     .await
     {
         Ok(r) if r.status().is_success() => see_other_passing_cookies("/login", &r),
+        Ok(r) if r.status() == 403 => see_other(reauthenticate),
         _ => unavailable(),
     }
 }

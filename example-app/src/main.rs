@@ -1,7 +1,9 @@
 //! Runs the example app. Settings from the environment:
 //! `APP_ADDR` (default 127.0.0.1:3000), `SESSION_PUBLIC_URL` (default http://127.0.0.1:8080),
 //! `SESSION_ADMIN_URL` (default http://127.0.0.1:8081), `SESSION_API_KEY` (required),
-//! `SESSION_COOKIE_NAME` (default `session`, session-server's development-mode name).
+//! `SESSION_COOKIE_NAME` (default `session`, session-server's development-mode name),
+//! `APP_FRESH_AUTH_MAX_AGE` (seconds; when set, "log out everywhere" asks for the password again
+//! if the last one is older).
 
 use example_app::{AppConfig, build};
 
@@ -22,6 +24,17 @@ async fn main() -> std::io::Result<()> {
         session_admin_url: env("SESSION_ADMIN_URL", "http://127.0.0.1:8081"),
         api_key,
         cookie_name: env("SESSION_COOKIE_NAME", "session"),
+        fresh_auth_max_age: match std::env::var("APP_FRESH_AUTH_MAX_AGE") {
+            Ok(secs) => Some(std::time::Duration::from_secs(secs.parse().map_err(
+                |e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("APP_FRESH_AUTH_MAX_AGE: {e}"),
+                    )
+                },
+            )?)),
+            Err(_) => None,
+        },
     };
     let (server, port) = build(config)?;
     tracing::info!(port, "example app listening");

@@ -2,13 +2,13 @@
 //! (chromedriver), against the example app, the real session-server and a real redis-server.
 //!
 //! `scripts/test.sh` installs Debian's `chromium` and `chromium-driver` and sets
-//! `BROWSER_TESTS=required`, so on this project's machines the test cannot skip. Elsewhere it
-//! skips with a message when Chromium is missing.
+//! `BROWSER_TESTS=required`, so on this project's machines the tests cannot skip. Elsewhere they
+//! skip with a message when Chromium is missing.
 
 mod support;
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -20,7 +20,95 @@ use test_support::{RedisServer, free_port};
 
 const KEY: &str = "example-app-test-key";
 
+/// redis-server, session-server (development cookie mode: plain HTTP) and the app, with user
+/// alice registered; `fresh` is the maximum authentication age for "log out everywhere", given
+/// to both the service and the app.
+struct Stack {
+    app_origin: String,
+    _redis: std::sync::Arc<RedisServer>,
+}
+
+async fn stack(fresh: Option<Duration>) -> Stack {
+    let redis = RedisServer::start();
+    let app_port = free_port();
+    let app_origin = format!("http://127.0.0.1:{app_port}");
+    let mut settings = service_settings(redis.url(), &app_origin, KEY);
+    settings.fresh_auth_max_age = fresh.map(|d| d.as_secs().to_string().parse().unwrap());
+    let sessions = Application::build(Config::from_settings(settings).unwrap()).unwrap();
+    let public = format!("http://127.0.0.1:{}", sessions.public_port());
+    let admin = format!("http://127.0.0.1:{}", sessions.admin_port());
+    tokio::spawn(sessions.run_until_stopped());
+    let (app, _) = build(AppConfig {
+        addr: format!("127.0.0.1:{app_port}").parse().unwrap(),
+        session_public_url: public.clone(),
+        session_admin_url: admin,
+        api_key: KEY.into(),
+        cookie_name: "session".into(),
+        fresh_auth_max_age: fresh,
+    })
+    .unwrap();
+    tokio::spawn(app);
+    let r = reqwest::Client::new()
+        .post(format!("{public}/v1/users"))
+        .json(&serde_json::json!({"username": "alice", "password": "alice-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    Stack {
+        app_origin,
+        _redis: redis,
+    }
+}
+
+/// Where screenshots and browser profiles go.
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn type_into(client: &Client, id: &str, text: &str) {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+async fn click(client: &Client, id: &str) {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits (bounded) until the browser is on `path`.
+async fn lands_on(client: &Client, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.current_url().await.unwrap().path() != path {
+        assert!(Instant::now() < deadline, "did not land on {path}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn sign_in(client: &Client, base: &str, target: &str, user: &str, password: &str) {
+    sign_in_with(client, base, target, user, password, false).await;
+}
+
+async fn sign_in_with(
+    client: &Client,
+    base: &str,
+    target: &str,
+    user: &str,
+    password: &str,
+    remember: bool,
+) {
     client.goto(&format!("{base}{target}")).await.unwrap();
     let url = client.current_url().await.unwrap();
     assert_eq!(
@@ -42,6 +130,9 @@ async fn sign_in(client: &Client, base: &str, target: &str, user: &str, password
         .send_keys(password)
         .await
         .unwrap();
+    if remember {
+        click(client, "remember").await;
+    }
     client
         .find(Locator::Id("sign-in"))
         .await
@@ -61,7 +152,7 @@ async fn sign_in(client: &Client, base: &str, target: &str, user: &str, password
 
 async fn device_rows(client: &Client) -> Vec<(bool, String)> {
     let mut rows = Vec::new();
-    for row in client.find_all(Locator::Css("tr.device")).await.unwrap() {
+    for row in client.find_all(Locator::Css("li.device")).await.unwrap() {
         let current = row.attr("data-current").await.unwrap() == Some("true".into());
         let handle = row
             .find(Locator::Css("button.revoke"))
@@ -81,35 +172,10 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
     if !available(&["/usr/bin/chromium", "/usr/bin/chromedriver"]) {
         return;
     }
-    // redis-server, session-server (development cookie mode: plain HTTP) and the app.
-    let redis = RedisServer::start();
-    let app_port = free_port();
-    let app_origin = format!("http://127.0.0.1:{app_port}");
-    let settings = service_settings(redis.url(), &app_origin, KEY);
-    let sessions = Application::build(Config::from_settings(settings).unwrap()).unwrap();
-    let public = format!("http://127.0.0.1:{}", sessions.public_port());
-    let admin = format!("http://127.0.0.1:{}", sessions.admin_port());
-    tokio::spawn(sessions.run_until_stopped());
-    let (app, _) = build(AppConfig {
-        addr: format!("127.0.0.1:{app_port}").parse().unwrap(),
-        session_public_url: public.clone(),
-        session_admin_url: admin,
-        api_key: KEY.into(),
-        cookie_name: "session".into(),
-    })
-    .unwrap();
-    tokio::spawn(app);
-    let r = reqwest::Client::new()
-        .post(format!("{public}/v1/users"))
-        .json(&serde_json::json!({"username": "alice", "password": "alice-password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-
+    let stack = stack(None).await;
+    let app_origin = stack.app_origin.clone();
     let (_driver, driver) = chromedriver();
-    let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&artifacts).unwrap();
+    let artifacts = artifacts();
     let profiles = tempdir(&artifacts, "profiles");
 
     // First browser: sign in through the form and reach the protected page.
@@ -146,6 +212,21 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
     sign_in(&second, &app_origin, "/devices", "alice", "alice-password").await;
     let rows = device_rows(&second).await;
     assert_eq!(rows.len(), 2, "both devices are listed");
+    // Named in words, with when each was last active.
+    let page = second.source().await.unwrap();
+    let names = second
+        .find_all(Locator::Css("li.device .name"))
+        .await
+        .unwrap();
+    for name in names {
+        let text = name.text().await.unwrap();
+        assert!(
+            text.starts_with("Chrome 1") && text.contains(" on Linux"),
+            "{text}"
+        );
+    }
+    assert_eq!(page.matches("Active just now").count(), 2, "{page}");
+    assert!(page.contains("This device"), "{page}");
     let (_, other) = rows
         .iter()
         .find(|(current, _)| !current)
@@ -177,9 +258,23 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The revocation left a flash message in the session's data, shown once.
+    let flash = second
+        .find(Locator::Id("flash"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(flash.starts_with("Signed out Chrome"), "{flash}");
     let shot = artifacts.join("devices.png");
     std::fs::write(&shot, second.screenshot().await.unwrap()).unwrap();
     println!("devices page screenshot: {}", shot.display());
+    second.refresh().await.unwrap();
+    assert!(
+        second.find(Locator::Id("flash")).await.is_err(),
+        "a flash message shows once"
+    );
 
     // The first browser is bounced to the login page on its next navigation.
     first.goto(&format!("{app_origin}/")).await.unwrap();
@@ -198,4 +293,100 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
 
     first.close().await.unwrap();
     second.close().await.unwrap();
+}
+
+/// Closes the browser (Chromium writes its cookie store on the way out) and starts it again on
+/// the same profile: what a user quitting and reopening the browser does. Session cookies are
+/// gone after that; persistent ones stay.
+async fn restart(client: Client, driver: &str, profile: &Path) -> Client {
+    client.close().await.unwrap();
+    browser(driver, profile).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_login_survives_a_browser_restart_and_a_plain_one_does_not() {
+    if !available(&["/usr/bin/chromium", "/usr/bin/chromedriver"]) {
+        return;
+    }
+    let stack = stack(None).await;
+    let base = &stack.app_origin;
+    let (_driver, driver) = chromedriver();
+    let profiles = tempdir(&artifacts(), "restart-profiles");
+    let (kept, plain) = (profiles.join("remembered"), profiles.join("plain"));
+
+    let remembered = browser(&driver, &kept).await;
+    sign_in_with(&remembered, base, "/", "alice", "alice-password", true).await;
+    let cookie = remembered
+        .get_named_cookie("session")
+        .await
+        .expect("the session cookie");
+    assert!(
+        cookie.expires().is_some(),
+        "remember me: a persistent cookie"
+    );
+    let forgotten = browser(&driver, &plain).await;
+    sign_in(&forgotten, base, "/", "alice", "alice-password").await;
+    let cookie = forgotten.get_named_cookie("session").await.unwrap();
+    assert!(cookie.expires().is_none(), "a browser-session cookie");
+
+    let remembered = restart(remembered, &driver, &kept).await;
+    let forgotten = restart(forgotten, &driver, &plain).await;
+    remembered.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(
+        remembered.current_url().await.unwrap().path(),
+        "/",
+        "still signed in after the restart"
+    );
+    forgotten.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(forgotten.current_url().await.unwrap().path(), "/login");
+
+    // The devices page says which one is remembered.
+    remembered.goto(&format!("{base}/devices")).await.unwrap();
+    let page = remembered.source().await.unwrap();
+    assert_eq!(page.matches("Remembered</span>").count(), 1, "{page}");
+    remembered.close().await.unwrap();
+    forgotten.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_out_everywhere_asks_for_the_password_again_when_the_sign_in_is_old() {
+    if !available(&["/usr/bin/chromium", "/usr/bin/chromedriver"]) {
+        return;
+    }
+    // Three seconds: short, yet well above the service's granularity (whole seconds, rounded
+    // down) plus the time between confirming and clicking again.
+    let stack = stack(Some(Duration::from_secs(3))).await;
+    let base = &stack.app_origin;
+    let (_driver, driver) = chromedriver();
+    let profiles = tempdir(&artifacts(), "reauth-profiles");
+    let client = browser(&driver, &profiles.join("one")).await;
+    sign_in(&client, base, "/devices", "alice", "alice-password").await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+
+    click(&client, "logout-everywhere").await;
+    lands_on(&client, "/reauthenticate").await;
+    // A wrong password: back to the form, with a message.
+    type_into(&client, "password", "not-the-password").await;
+    click(&client, "confirm").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap_or_default()
+        .contains("error=wrong_password")
+    {
+        assert!(Instant::now() < deadline, "no error shown");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    type_into(&client, "password", "alice-password").await;
+    click(&client, "confirm").await;
+    lands_on(&client, "/devices").await;
+    // Fresh now: the same button logs out everywhere.
+    click(&client, "logout-everywhere").await;
+    lands_on(&client, "/login").await;
+    client.goto(&format!("{base}/devices")).await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
+    client.close().await.unwrap();
 }

@@ -5,8 +5,16 @@
 //! extensions. Unauthenticated requests answer 401 with a JSON body, or, when a [`LoginRedirect`]
 //! is registered and the request accepts HTML, a 303 to the login page with `return_to`. When the
 //! session service cannot be asked, they answer 503: never as if signed in.
+//!
+//! A request with an `Authorization: Bearer` header is checked by that header (bearer sessions);
+//! any other by its cookies.
+//!
+//! Sensitive actions take [`RecentlyAuthenticated`] instead: it also demands that the user proved
+//! the password within [`FreshAuth::max_age`], and otherwise answers 403
+//! `reauthentication_required`, or, for HTML with a [`ReauthRedirect`] registered, a 303 to the
+//! re-authentication page with `return_to`.
 
-use std::{future::Future, pin::Pin};
+use std::{future::Future, pin::Pin, time::Duration};
 
 use actix_web::{
     FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError,
@@ -24,6 +32,27 @@ use crate::{Error, Session, SessionClient};
 #[derive(Debug, Clone)]
 pub struct LoginRedirect(pub String);
 
+/// Where HTML requests whose session needs a fresh authentication are sent, e.g.
+/// `ReauthRedirect("/reauthenticate".into())`. `?return_to=<path>` is appended.
+#[derive(Debug, Clone)]
+pub struct ReauthRedirect(pub String);
+
+/// How recently the user must have proved the password for [`RecentlyAuthenticated`]; register
+/// as `web::Data` (default: 5 minutes).
+#[derive(Debug, Clone, Copy)]
+pub struct FreshAuth {
+    /// The longest time since the last authentication.
+    pub max_age: Duration,
+}
+
+impl Default for FreshAuth {
+    fn default() -> Self {
+        FreshAuth {
+            max_age: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
 /// Why a request was not let through.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -31,6 +60,13 @@ pub enum AuthError {
     #[error("no valid session")]
     Unauthenticated {
         /// Login page with `return_to`, when the request wants HTML.
+        redirect: Option<String>,
+    },
+    /// A live session, but the user did not prove the password recently enough; `redirect` is
+    /// the re-authentication page for HTML requests.
+    #[error("this action needs the password again")]
+    ReauthenticationRequired {
+        /// Re-authentication page with `return_to`, when the request wants HTML.
         redirect: Option<String>,
     },
     /// The session service could not be asked.
@@ -44,21 +80,26 @@ pub enum AuthError {
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AuthError::Unauthenticated { redirect: Some(_) } => StatusCode::SEE_OTHER,
+            AuthError::Unauthenticated { redirect: Some(_) }
+            | AuthError::ReauthenticationRequired { redirect: Some(_) } => StatusCode::SEE_OTHER,
             AuthError::Unauthenticated { redirect: None } => StatusCode::UNAUTHORIZED,
+            AuthError::ReauthenticationRequired { redirect: None } => StatusCode::FORBIDDEN,
             AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let AuthError::Unauthenticated { redirect: Some(to) } = self {
+        if let AuthError::Unauthenticated { redirect: Some(to) }
+        | AuthError::ReauthenticationRequired { redirect: Some(to) } = self
+        {
             return HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, to.as_str()))
                 .finish();
         }
         let code = match self {
             AuthError::Unauthenticated { .. } => "unauthenticated",
+            AuthError::ReauthenticationRequired { .. } => "reauthentication_required",
             AuthError::Unavailable => "session_service_unavailable",
             AuthError::NotConfigured => "internal_error",
         };
@@ -77,6 +118,16 @@ fn wants_html(req: &HttpRequest) -> bool {
 
 fn login_redirect(req: &HttpRequest) -> Option<String> {
     let page = req.app_data::<web::Data<LoginRedirect>>()?;
+    redirect_to(&page.0, req)
+}
+
+fn reauth_redirect(req: &HttpRequest) -> Option<String> {
+    let page = req.app_data::<web::Data<ReauthRedirect>>()?;
+    redirect_to(&page.0, req)
+}
+
+/// `page?return_to=<this request's path and query>`, for requests that want HTML.
+fn redirect_to(page: &str, req: &HttpRequest) -> Option<String> {
     if !wants_html(req) {
         return None;
     }
@@ -90,33 +141,42 @@ fn login_redirect(req: &HttpRequest) -> Option<String> {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let sep = if page.0.contains('?') { '&' } else { '?' };
-    Some(format!("{}{sep}return_to={encoded}", page.0))
+    let sep = if page.contains('?') { '&' } else { '?' };
+    Some(format!("{page}{sep}return_to={encoded}"))
 }
 
-/// Checks the request's cookies with the registered client.
+/// Checks the request's `Authorization` header (bearer sessions) or else its cookies with the
+/// registered client.
 pub async fn session_of(req: &HttpRequest) -> Result<Session, AuthError> {
     let client = req
         .app_data::<web::Data<SessionClient>>()
         .ok_or(AuthError::NotConfigured)?
         .clone();
-    let cookies: Vec<&str> = req
-        .headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .collect();
     let unauthenticated = || AuthError::Unauthenticated {
         redirect: login_redirect(req),
     };
-    if cookies.is_empty() {
-        return Err(unauthenticated());
-    }
-    match client.check(&cookies.join("; ")).await {
+    let answer = if let Some(authorization) = req.headers().get(header::AUTHORIZATION) {
+        let Ok(value) = authorization.to_str() else {
+            return Err(unauthenticated());
+        };
+        client.check_authorization(value).await
+    } else {
+        let cookies: Vec<&str> = req
+            .headers()
+            .get_all(header::COOKIE)
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if cookies.is_empty() {
+            return Err(unauthenticated());
+        }
+        client.check(&cookies.join("; ")).await
+    };
+    match answer {
         Ok(Some(session)) => Ok(session),
         Ok(None) => Err(unauthenticated()),
-        Err(
-            Error::Unavailable(_) | Error::Protocol(_) | Error::Unauthorized | Error::Config(_),
-        ) => Err(AuthError::Unavailable),
+        // Never as if signed in.
+        Err(Error::SessionGone) => Err(unauthenticated()),
+        Err(_) => Err(AuthError::Unavailable),
     }
 }
 
@@ -151,5 +211,36 @@ pub async fn require_session(
             Ok(next.call(req).await?.map_into_left_body())
         }
         Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
+}
+
+/// Extractor for sensitive actions: a live session whose user proved the password within the
+/// registered [`FreshAuth`] (default 5 minutes); otherwise 403 `reauthentication_required`, or a
+/// 303 to the [`ReauthRedirect`] page for HTML. Without a session it answers as
+/// [`Authenticated`].
+#[derive(Debug, Clone)]
+pub struct RecentlyAuthenticated(pub Session);
+
+impl FromRequest for RecentlyAuthenticated {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AuthError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let authenticated = Authenticated::from_request(&req, payload);
+        Box::pin(async move {
+            let Authenticated(session) = authenticated.await?;
+            let policy = req
+                .app_data::<web::Data<FreshAuth>>()
+                .map(|p| *p.get_ref())
+                .unwrap_or_default();
+            if session.authenticated_within(policy.max_age) {
+                Ok(RecentlyAuthenticated(session))
+            } else {
+                Err(AuthError::ReauthenticationRequired {
+                    redirect: reauth_redirect(&req),
+                })
+            }
+        })
     }
 }

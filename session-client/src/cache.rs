@@ -177,6 +177,7 @@ mod tests {
             handle: Uuid::new_v4(),
             idle_expires_at: later.clone(),
             absolute_expires_at: later,
+            ..Session::default()
         }
     }
 

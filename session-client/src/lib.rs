@@ -2,6 +2,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod cache;
+mod data;
 mod feed;
 
 #[cfg(feature = "actix")]
@@ -18,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::cache::{Cache, CacheKey};
+pub use crate::data::{SessionData, merge_diff};
 
 /// A signed-in session, as session-server reports it. Plain data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// The user's id.
     pub user_id: Uuid,
@@ -32,6 +34,23 @@ pub struct Session {
     pub idle_expires_at: String,
     /// When the session ends regardless of use (RFC 3339).
     pub absolute_expires_at: String,
+    /// When the user last proved the password in this session: at login, or at the latest
+    /// re-authentication (RFC 3339).
+    #[serde(default)]
+    pub authenticated_at: String,
+    /// `cookie` or `bearer`: how the session's token travels.
+    #[serde(default)]
+    pub kind: String,
+    /// Whether the user asked to stay signed in.
+    #[serde(default)]
+    pub remembered: bool,
+    /// The session's app data, a JSON object (`{}` when it has none); see
+    /// [`SessionClient::update_data`].
+    #[serde(default)]
+    pub data: serde_json::Value,
+    /// The data's version, for optimistic concurrency.
+    #[serde(default)]
+    pub data_version: u64,
 }
 
 impl Session {
@@ -40,6 +59,35 @@ impl Session {
         let idle = humantime::parse_rfc3339(&self.idle_expires_at).ok()?;
         let absolute = humantime::parse_rfc3339(&self.absolute_expires_at).ok()?;
         Some(idle.min(absolute))
+    }
+
+    /// When the user last proved the password in this session.
+    pub fn authenticated_at(&self) -> Option<SystemTime> {
+        humantime::parse_rfc3339(&self.authenticated_at).ok()
+    }
+
+    /// Whether the user proved the password within `max_age` ("sudo mode"): what a handler asks
+    /// before a sensitive action. An unknown time is not recent.
+    pub fn authenticated_within(&self, max_age: Duration) -> bool {
+        self.authenticated_at()
+            .and_then(|at| {
+                SystemTime::now()
+                    .duration_since(at)
+                    .ok()
+                    .or(Some(Duration::ZERO))
+            })
+            .is_some_and(|age| age <= max_age)
+    }
+
+    /// The app data as a typed value (an empty object deserialises to `T`'s defaults only if
+    /// `T` allows it).
+    pub fn data_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        let value = if self.data.is_null() {
+            serde_json::Value::Object(serde_json::Map::new())
+        } else {
+            self.data.clone()
+        };
+        serde_json::from_value(value).map_err(|e| Error::Protocol(e.to_string()))
     }
 }
 
@@ -59,6 +107,20 @@ pub enum Error {
     /// The client was configured with an unusable value.
     #[error("invalid client configuration: {0}")]
     Config(String),
+    /// A data write was computed from a version that is no longer current (HTTP 412); re-read
+    /// and retry, or use [`SessionClient::modify_data`], which does.
+    #[error("session data changed concurrently; now at version {current}")]
+    Conflict {
+        /// The version the data is at now.
+        current: u64,
+    },
+    /// No live session has that handle (it ended).
+    #[error("the session has ended")]
+    SessionGone,
+    /// The service refused the request as invalid (a data write that is not an object, or
+    /// larger than the service allows); the message says why.
+    #[error("refused by the session service: {0}")]
+    Refused(String),
 }
 
 /// Settings of a [`SessionClient`]; see [`SessionClient::builder`].
@@ -137,6 +199,7 @@ impl Builder {
         let inner = Arc::new(Inner {
             http,
             check_url: format!("{base}/admin/v1/sessions/check"),
+            users_url: format!("{base}/admin/v1/users"),
             events_url: format!("{base}/admin/v1/events"),
             auth,
             cookie_name: self.cookie_name,
@@ -152,6 +215,7 @@ impl Builder {
 pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     check_url: String,
+    pub(crate) users_url: String,
     pub(crate) events_url: String,
     pub(crate) auth: String,
     cookie_name: String,
@@ -178,6 +242,10 @@ struct CheckAnswer {
     active: bool,
     user: Option<UserPart>,
     session: Option<SessionPart>,
+    #[serde(default)]
+    data: serde_json::Value,
+    #[serde(default)]
+    data_version: u64,
 }
 
 #[derive(Deserialize)]
@@ -191,12 +259,20 @@ struct SessionPart {
     handle: Uuid,
     idle_expires_at: String,
     absolute_expires_at: String,
+    #[serde(default)]
+    authenticated_at: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    remembered: bool,
 }
 
-/// What the caller handed to [`SessionClient::check`].
+/// What the caller handed to [`SessionClient::check`] or
+/// [`SessionClient::check_authorization`].
 enum Presented<'a> {
     CookieHeader(&'a str),
     Token(&'a str),
+    Authorization(&'a str),
 }
 
 fn classify(input: &str) -> Presented<'_> {
@@ -248,7 +324,21 @@ impl SessionClient {
     /// `Ok(Some(session))`: a live session. `Ok(None)`: missing, malformed, expired or revoked.
     /// `Err(_)`: the service could not be asked; never treat that as valid.
     pub async fn check(&self, cookie_header_or_token: &str) -> Result<Option<Session>, Error> {
-        let presented = classify(cookie_header_or_token);
+        self.check_presented(classify(cookie_header_or_token)).await
+    }
+
+    /// Who is this request from, by its `Authorization` header (`Bearer <token>`: sessions
+    /// logged in with `"token_delivery": "body"`, for native apps and command-line tools)?
+    /// Answers as [`check`](Self::check). A cookie session's token is never accepted this way.
+    pub async fn check_authorization(
+        &self,
+        authorization_header: &str,
+    ) -> Result<Option<Session>, Error> {
+        self.check_presented(Presented::Authorization(authorization_header))
+            .await
+    }
+
+    async fn check_presented(&self, presented: Presented<'_>) -> Result<Option<Session>, Error> {
         let key = self.cache_key(&presented);
         let cache = self.inner.cache.as_ref();
         if let (Some(cache), Some(key)) = (cache, key.as_ref())
@@ -277,17 +367,22 @@ impl SessionClient {
 
     fn cache_key(&self, presented: &Presented<'_>) -> Option<CacheKey> {
         self.inner.cache.as_ref()?;
-        let token = match presented {
-            Presented::Token(t) => *t,
-            Presented::CookieHeader(h) => cookie_value(h, &self.inner.cookie_name)?,
-        };
-        Some(CacheKey::of(token))
+        match presented {
+            Presented::Token(t) => Some(CacheKey::of(t)),
+            Presented::CookieHeader(h) => {
+                Some(CacheKey::of(cookie_value(h, &self.inner.cookie_name)?))
+            }
+            // Keyed apart from the same token given as such: the service accepts a bearer
+            // token only as a bearer, so the answers may differ.
+            Presented::Authorization(h) => Some(CacheKey::of(&format!("authorization {h}"))),
+        }
     }
 
     async fn ask(&self, presented: &Presented<'_>) -> Result<Option<Session>, Error> {
         let body = match presented {
             Presented::CookieHeader(h) => serde_json::json!({ "cookie": h }),
             Presented::Token(t) => serde_json::json!({ "token": t }),
+            Presented::Authorization(h) => serde_json::json!({ "authorization": h }),
         };
         let response = self
             .inner
@@ -316,6 +411,11 @@ impl SessionClient {
                 handle: session.handle,
                 idle_expires_at: session.idle_expires_at,
                 absolute_expires_at: session.absolute_expires_at,
+                authenticated_at: session.authenticated_at,
+                kind: session.kind,
+                remembered: session.remembered,
+                data: answer.data,
+                data_version: answer.data_version,
             })),
             (true, _, _) => Err(Error::Protocol(
                 "active answer without user or session".into(),

@@ -1,7 +1,10 @@
 //! tower integration (feature `tower`): a [`SessionLayer`] for axum, hyper or any tower stack.
 //!
-//! The layer checks each request's `Cookie` header and puts a [`SessionState`] into the request
-//! extensions; handlers decide what to answer (401, a redirect, a public page).
+//! The layer checks each request's `Authorization: Bearer` header (bearer sessions) or else its
+//! `Cookie` header, and puts a [`SessionState`] into the request extensions; handlers decide what
+//! to answer (401, a redirect, a public page). For sensitive actions, ask
+//! [`Session::authenticated_within`](crate::Session::authenticated_within) and answer 403
+//! `reauthentication_required` (or redirect to a re-authentication page) when it says no.
 
 use std::{
     future::Future,
@@ -87,20 +90,26 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let client = self.client.clone();
         Box::pin(async move {
+            let authorization = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.to_str().map(str::to_owned));
             let cookies: Vec<String> = req
                 .headers()
                 .get_all(header::COOKIE)
                 .iter()
                 .filter_map(|v| v.to_str().ok().map(str::to_owned))
                 .collect();
-            let state = if cookies.is_empty() {
-                SessionState::Anonymous
-            } else {
-                match client.check(&cookies.join("; ")).await {
-                    Ok(Some(session)) => SessionState::Active(session),
-                    Ok(None) => SessionState::Anonymous,
-                    Err(_) => SessionState::Unavailable,
-                }
+            let answer = match authorization {
+                Some(Ok(value)) => Some(client.check_authorization(&value).await),
+                Some(Err(_)) => None,
+                None if cookies.is_empty() => None,
+                None => Some(client.check(&cookies.join("; ")).await),
+            };
+            let state = match answer {
+                Some(Ok(Some(session))) => SessionState::Active(session),
+                None | Some(Ok(None)) => SessionState::Anonymous,
+                Some(Err(_)) => SessionState::Unavailable,
             };
             req.extensions_mut().insert(state);
             inner.call(req).await

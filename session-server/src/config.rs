@@ -152,6 +152,22 @@ pub struct Settings {
     /// Absolute timeout in seconds: a session ends this long after login, however active.
     #[arg(long, env = "SESSION_ABSOLUTE_TIMEOUT")]
     pub absolute_timeout: Option<Seconds>,
+    /// Absolute timeout in seconds of a remembered session ("remember me" at login): its cookie
+    /// persists, across browser restarts, until then. Default 30 days.
+    #[arg(long, env = "SESSION_REMEMBER_ABSOLUTE_TIMEOUT")]
+    pub remember_absolute_timeout: Option<Seconds>,
+    /// Idle timeout in seconds of a remembered session. Default: SESSION_IDLE_TIMEOUT, the same
+    /// as other sessions; raise it (to a week, say) for "stay signed in" that survives days away.
+    #[arg(long, env = "SESSION_REMEMBER_IDLE_TIMEOUT")]
+    pub remember_idle_timeout: Option<Seconds>,
+    /// Seconds within which a session must have proved the password (at login, or with
+    /// `POST /v1/session/reauthenticate`) to change the password or log out everywhere. Unset
+    /// or 0: no such requirement.
+    #[arg(long, env = "SESSION_FRESH_AUTH_MAX_AGE")]
+    pub fresh_auth_max_age: Option<Seconds>,
+    /// Largest app data a session may hold, in bytes of JSON. Default 4096.
+    #[arg(long, env = "SESSION_DATA_MAX_BYTES")]
+    pub data_max_bytes: Option<usize>,
     /// Part of the idle window (0 < f <= 1) that must pass before a check renews the session;
     /// checks in between are a single Redis read.
     #[arg(long, env = "SESSION_RENEW_FRACTION")]
@@ -178,6 +194,10 @@ pub struct Settings {
     /// origin's URL.
     #[arg(long, env = "SESSION_LOGIN_PAGE")]
     pub login_page: Option<String>,
+    /// Where a failed HTML form re-authentication is redirected (with `?error=<code>` and the
+    /// form's `return_to`); a path or an allowed origin's URL.
+    #[arg(long, env = "SESSION_REAUTH_PAGE")]
+    pub reauth_page: Option<String>,
     /// Whether `POST /v1/users` (self-service registration) is open.
     #[arg(long, env = "SESSION_REGISTRATION", value_parser = BoolishValueParser::new())]
     pub registration: Option<bool>,
@@ -258,6 +278,10 @@ impl Settings {
             shutdown_timeout,
             idle_timeout,
             absolute_timeout,
+            remember_absolute_timeout,
+            remember_idle_timeout,
+            fresh_auth_max_age,
+            data_max_bytes,
             renew_fraction,
             max_sessions_per_user,
             session_limit_policy,
@@ -265,6 +289,7 @@ impl Settings {
             cookie_secure,
             allowed_origins,
             login_page,
+            reauth_page,
             registration,
             feed_logins,
             admin_api_keys,
@@ -341,10 +366,16 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub shutdown_timeout: Duration,
     pub session: SessionPolicy,
+    /// How recent a proof of the password must be for a password change or "log out
+    /// everywhere"; `None`: any session may.
+    pub fresh_auth_max_age: Option<Duration>,
+    /// Largest app data per session, in bytes of JSON.
+    pub data_max_bytes: usize,
     pub session_limit: Option<SessionLimit>,
     pub cookie: CookieConfig,
     pub allowed_origins: Vec<String>,
     pub login_page: String,
+    pub reauth_page: String,
     pub registration: bool,
     /// Whether logins are published to the event feed (see `domain::events`).
     pub feed_logins: bool,
@@ -517,6 +548,17 @@ impl Config {
                 "must not be shorter than SESSION_IDLE_TIMEOUT",
             ));
         }
+        let remember_idle = s.remember_idle_timeout.map_or(idle, |v| v.0);
+        let remember_absolute = s
+            .remember_absolute_timeout
+            .map_or(Duration::from_secs(30 * 24 * 3600), |v| v.0);
+        if remember_absolute < remember_idle {
+            return Err(invalid(
+                "SESSION_REMEMBER_ABSOLUTE_TIMEOUT",
+                "must not be shorter than SESSION_REMEMBER_IDLE_TIMEOUT",
+            ));
+        }
+        let fresh_auth_max_age = s.fresh_auth_max_age.map(|v| v.0).filter(|d| !d.is_zero());
         let renew_fraction = s.renew_fraction.unwrap_or(0.1);
         // At 1 a session would be due for renewal only once its idle window had passed, i.e.
         // once it had expired: renewal would never happen.
@@ -566,6 +608,15 @@ impl Config {
         if !is_safe_redirect(&login_page, &allowed_origins) {
             return Err(invalid(
                 "SESSION_LOGIN_PAGE",
+                "must be a path (/...) or a URL on one of SESSION_ALLOWED_ORIGINS",
+            ));
+        }
+        let reauth_page = s
+            .reauth_page
+            .unwrap_or_else(|| "/reauthenticate".to_owned());
+        if !is_safe_redirect(&reauth_page, &allowed_origins) {
+            return Err(invalid(
+                "SESSION_REAUTH_PAGE",
                 "must be a path (/...) or a URL on one of SESSION_ALLOWED_ORIGINS",
             ));
         }
@@ -673,8 +724,12 @@ impl Config {
             session: SessionPolicy {
                 idle,
                 absolute,
+                remember_idle,
+                remember_absolute,
                 renew_fraction,
             },
+            fresh_auth_max_age,
+            data_max_bytes: positive("SESSION_DATA_MAX_BYTES", s.data_max_bytes, 4096)?,
             session_limit,
             cookie: CookieConfig {
                 name: cookie_name,
@@ -682,6 +737,7 @@ impl Config {
             },
             allowed_origins,
             login_page,
+            reauth_page,
             registration: s.registration.unwrap_or(true),
             feed_logins: s.feed_logins.unwrap_or(false),
             admin_api_key_digests,

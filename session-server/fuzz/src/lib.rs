@@ -16,7 +16,7 @@ use session_server::{
     config::{Config, Seconds, Settings, is_safe_redirect, parse_origin},
     domain::{
         events::parse_id,
-        session::{RecordError, SessionRecord},
+        session::{RecordError, SessionKind, SessionRecord},
         token::{SessionToken, TOKEN_CHARS, TokenDigest, TokenError},
         user::{USERNAME_MAX, Username},
     },
@@ -133,6 +133,8 @@ pub fn record_from(mut data: &[u8]) -> SessionRecord {
         1 => Some(IpAddr::V4(Ipv4Addr::from(take::<4>(d)))),
         _ => Some(IpAddr::V6(Ipv6Addr::from(take::<16>(d)))),
     };
+    let auth_secs = u32::from_le_bytes(take::<4>(d));
+    let [flags] = take::<1>(d);
     let split = usize::from(take::<1>(d)[0]).min(d.len());
     let (name, agent) = d.split_at(split);
     SessionRecord {
@@ -145,28 +147,38 @@ pub fn record_from(mut data: &[u8]) -> SessionRecord {
         absolute_expires_ms: nums[3],
         ip,
         user_agent: text(agent),
+        // Whole seconds after creation, as stored.
+        authenticated_ms: nums[0]
+            .checked_add(u64::from(auth_secs) * 1000)
+            .unwrap_or(nums[0]),
+        kind: if flags & 1 == 1 {
+            SessionKind::Bearer
+        } else {
+            SessionKind::Cookie
+        },
+        remembered: flags & 2 == 2,
     }
 }
 
 /// `SessionRecord::decode` never panics on bytes read back from the store; whatever it accepts
-/// re-encodes to something that decodes to the same record; a record built from the input
+/// re-encodes (as version 3) to something that decodes to the same record; a record built from the input
 /// round-trips, with its expiry and handle where the Redis scripts read them; an unknown version
 /// byte is refused as such.
 pub fn session_record(data: &[u8]) {
-    // Version 2 does not store the user id: the store passes the one of the key it read.
+    // Records do not store the user id: the store passes the one of the key it read.
     let user = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
     match SessionRecord::decode(user, data) {
         Ok(r) => {
-            assert!(matches!(data[0], 1 | 2), "only versions 1 and 2 exist");
-            assert!(data[0] == 1 || r.user_id == user);
+            assert!(matches!(data[0], 2 | 3), "only versions 2 and 3 are read");
+            assert_eq!(r.user_id, user);
             assert_eq!(SessionRecord::decode(r.user_id, &r.encode()), Ok(r));
         }
-        Err(RecordError::Version(v)) => assert!(!matches!(v, 1 | 2) && data[0] == v),
-        Err(RecordError::Corrupt) => assert!(data.first().is_none_or(|v| matches!(v, 1 | 2))),
+        Err(RecordError::Version(v)) => assert!(!matches!(v, 2 | 3) && data[0] == v),
+        Err(RecordError::Corrupt) => assert!(data.first().is_none_or(|v| matches!(v, 2 | 3))),
     }
     let built = record_from(data);
     let bytes = built.encode();
-    assert_eq!(bytes[0], 2);
+    assert_eq!(bytes[0], 3);
     let expiry = bytes[1..7]
         .iter()
         .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::password::PasswordError;
+use super::{password::PasswordError, session_data::DataError};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,14 @@ pub enum Error {
     SessionLimitReached,
     #[error("the account changed concurrently; try again")]
     Conflict,
+    /// The action needs a recent proof of the password in this session ("sudo mode").
+    #[error("this action needs the password again")]
+    ReauthenticationRequired,
+    /// A session data write named a version that is no longer current.
+    #[error("the session data changed since version {expected}; it is now at version {current}")]
+    DataVersionMismatch { expected: u64, current: u64 },
+    #[error("session data would be {size} bytes, more than the {max} allowed")]
+    DataTooLarge { size: usize, max: usize },
     #[error("too many attempts; try again later")]
     Throttled { retry_after: Duration },
     #[error("the server is busy; try again shortly")]
@@ -55,6 +63,15 @@ impl From<PasswordError> for Error {
         match e {
             PasswordError::Busy => Error::Busy,
             PasswordError::Internal => Error::Internal,
+        }
+    }
+}
+
+impl From<DataError> for Error {
+    fn from(e: DataError) -> Self {
+        match e {
+            DataError::TooLarge { size, max } => Error::DataTooLarge { size, max },
+            e @ (DataError::NotAnObject | DataError::Malformed(_)) => Error::invalid("data", e),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The session event feed: a durable, bounded, replayable record of every session event.
 //!
-//! Every login and every end of a session (logout, revocation, revoke-all, password change,
-//! user disabled, eviction by the per-user cap) is appended to the feed after the change itself.
+//! Every login, every end of a session (logout, revocation, revoke-all, password change, user
+//! disabled, eviction by the per-user cap) and every change of what a check returns (app data
+//! written, re-authentication) is appended to the feed after the change itself.
 //! Consumers read it by position (`GET /admin/v1/events`): session-client uses it to drop cached
 //! sessions at once; audit pipelines and webhooks can follow it too. It is a Redis Stream
 //! (`<prefix>:events`, trimmed to about [`FEED_MAX_LEN`] entries, expiring a week after its last
@@ -29,12 +30,15 @@ pub enum EventKind {
     PasswordChanged,
     UserDisabled,
     Evicted,
+    /// The session lives on, but what a check returns changed: its app data was written or its
+    /// user re-authenticated. Caches drop it, so that the next check reads it afresh.
+    Updated,
     /// A type unknown to this version. Consumers should treat anything but `login` as an end of
     /// the sessions the event names.
     Other(String),
 }
 
-const KNOWN: [EventKind; 7] = [
+const KNOWN: [EventKind; 8] = [
     EventKind::Login,
     EventKind::Logout,
     EventKind::Revoked,
@@ -42,6 +46,7 @@ const KNOWN: [EventKind; 7] = [
     EventKind::PasswordChanged,
     EventKind::UserDisabled,
     EventKind::Evicted,
+    EventKind::Updated,
 ];
 
 impl EventKind {
@@ -54,6 +59,7 @@ impl EventKind {
             EventKind::PasswordChanged => "password_changed",
             EventKind::UserDisabled => "user_disabled",
             EventKind::Evicted => "evicted",
+            EventKind::Updated => "session_updated",
             EventKind::Other(text) => text,
         }
     }

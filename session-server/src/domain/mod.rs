@@ -10,6 +10,7 @@ pub mod publisher;
 pub mod rate_limit;
 pub mod record;
 pub mod session;
+pub mod session_data;
 pub mod sessions;
 pub mod token;
 pub mod user;

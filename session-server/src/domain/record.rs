@@ -1,36 +1,45 @@
 //! The stored form of a [`SessionRecord`]: a version byte, then that version's layout.
 //!
-//! **Version 2** (written): small enough that a user's sessions stay in Redis's compact
-//! listpack encoding (every value at most 64 bytes, see `store/keys.rs`), and readable by the Lua
-//! scripts at fixed offsets without decoding:
+//! **Version 3** (written): small enough that a user's sessions stay in Redis's compact
+//! listpack encoding (every value at most 64 bytes, see `store/keys.rs`), and readable and
+//! partly writable by the Lua scripts at fixed offsets without decoding:
 //!
 //! | bytes | holds |
 //! |---|---|
-//! | 0 | `2` |
+//! | 0 | `3` |
 //! | 1-6 | the store expiry ([`SessionRecord::expires_ms`]), ms since the epoch, 48-bit big-endian |
 //! | 7-22 | the handle, 16 bytes |
-//! | 23- | postcard of the other fields (`Tail`) |
+//! | 23-26 | when the user last proved the password: whole seconds after creation, 32-bit big-endian |
+//! | 27- | postcard of the other fields (`Tail`) |
 //!
-//! Every later version keeps bytes 1-22 as they are: the scripts prune, cap and revoke by them.
+//! Every later version keeps bytes 1-26 as they are: the scripts prune, cap and revoke by bytes
+//! 1-22, a re-authentication rewrites bytes 23-26 alone, and a renewal keeps the stored bytes
+//! 23-26, so neither undoes the other when both race (see `lua/touch.lua`, `lua/reauth.lua`).
 //! The user id is not stored (the key and the token name the user; [`SessionRecord::decode`]
 //! takes it). Timestamps are differences between each other (varints of a few bytes each, where
 //! an absolute time would take six), and the user agent is compacted (`domain::user_agent`).
-//! A session of "alice" from a desktop Chrome and an IPv4 address takes 53 bytes (55 once renewed
+//! A session of "alice" from a desktop Chrome and an IPv4 address takes 58 bytes (60 once renewed
 //! late in its life; an IPv6 address adds 12).
 //!
-//! **Version 1** (read only): postcard of the whole record, about 100-200 bytes. Its values were
-//! stored under the previous key layout, which this version no longer reads; decoding it stays so
-//! that any such value still read is understood.
+//! **Version 2** (read): version 3 without bytes 23-26 and without the flags; its sessions are
+//! cookie sessions, not remembered, last authenticated when created. A renewal or
+//! re-authentication rewrites them as version 3.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{session::SessionRecord, user_agent};
+use super::{
+    session::{SessionKind, SessionRecord},
+    user_agent,
+};
 
-const RECORD_V1: u8 = 1;
 const RECORD_V2: u8 = 2;
+const RECORD_V3: u8 = 3;
+
+/// Where version 3 keeps the time of the last authentication (see the module documentation).
+pub const AUTHENTICATED_AT: std::ops::Range<usize> = 23..27;
 
 /// The largest expiry the 6-byte field holds (the year 10889); later ones are stored as this.
 const EXPIRY_MAX: u64 = (1 << 48) - 1;
@@ -43,8 +52,8 @@ pub enum RecordError {
     Corrupt,
 }
 
-/// Version 2's fields after the fixed part. The four timestamps are signed differences (zigzag
-/// varints: 1 byte for 0, 4 bytes up to about 3 days); they wrap around, so any `u64` survives.
+/// The fields after the fixed part. The four timestamps are signed differences (zigzag varints:
+/// 1 byte for 0, 4 bytes up to about 3 days); they wrap around, so any `u64` survives.
 #[derive(Serialize, Deserialize)]
 struct Tail {
     username: String,
@@ -60,6 +69,10 @@ struct Tail {
     /// [`user_agent::compact`]ed.
     user_agent: Vec<u8>,
 }
+
+/// Version 3's flags, after the tail of version 2.
+const FLAG_BEARER: u8 = 1;
+const FLAG_REMEMBERED: u8 = 2;
 
 /// The client address with a one-byte tag.
 #[derive(Serialize, Deserialize)]
@@ -103,14 +116,22 @@ fn less(a: u64, d: i64) -> u64 {
     a.wrapping_sub(d as u64)
 }
 
+/// Seconds of `authenticated_ms` after `created_ms`, as version 3 stores them (rounded down,
+/// saturating).
+pub fn authenticated_field(record: &SessionRecord) -> [u8; 4] {
+    let secs = record.authenticated_ms.saturating_sub(record.created_ms) / 1000;
+    u32::try_from(secs).unwrap_or(u32::MAX).to_be_bytes()
+}
+
 impl SessionRecord {
-    /// The version 2 encoding (see the module documentation).
+    /// The version 3 encoding (see the module documentation).
     pub fn encode(&self) -> Vec<u8> {
         let expiry = self.expires_ms().min(EXPIRY_MAX);
         let mut out = Vec::with_capacity(64);
-        out.push(RECORD_V2);
+        out.push(RECORD_V3);
         out.extend_from_slice(&expiry.to_be_bytes()[2..]);
         out.extend_from_slice(self.handle.as_bytes());
+        out.extend_from_slice(&authenticated_field(self));
         let tail = Tail {
             username: self.username.clone(),
             idle: minus(self.idle_expires_ms, expiry),
@@ -120,35 +141,49 @@ impl SessionRecord {
             ip: self.ip.into(),
             user_agent: user_agent::compact(&self.user_agent),
         };
+        let mut flags = 0;
+        if self.kind == SessionKind::Bearer {
+            flags |= FLAG_BEARER;
+        }
+        if self.remembered {
+            flags |= FLAG_REMEMBERED;
+        }
         // Serialising plain data into a Vec cannot fail.
-        postcard::to_extend(&tail, out).unwrap_or_default()
+        let mut out = postcard::to_extend(&tail, out).unwrap_or_default();
+        out.push(flags);
+        out
     }
 
-    /// Reads any version. `user_id` is the user the value was stored under (version 2 does not
-    /// repeat it); a version 1 value carries its own.
+    /// Reads version 3 or 2. `user_id` is the user the value was stored under.
     pub fn decode(user_id: Uuid, bytes: &[u8]) -> Result<SessionRecord, RecordError> {
         match bytes.split_first() {
-            Some((&RECORD_V2, rest)) => decode_v2(user_id, rest),
-            Some((&RECORD_V1, body)) => {
-                postcard::from_bytes(body).map_err(|_| RecordError::Corrupt)
-            }
+            Some((&RECORD_V3, rest)) => decode_fixed(user_id, rest, true),
+            Some((&RECORD_V2, rest)) => decode_fixed(user_id, rest, false),
             Some((&v, _)) => Err(RecordError::Version(v)),
             None => Err(RecordError::Corrupt),
         }
     }
 }
 
-fn decode_v2(user_id: Uuid, bytes: &[u8]) -> Result<SessionRecord, RecordError> {
+fn decode_fixed(user_id: Uuid, bytes: &[u8], v3: bool) -> Result<SessionRecord, RecordError> {
     let (expiry, rest) = bytes.split_first_chunk::<6>().ok_or(RecordError::Corrupt)?;
     let (handle, rest) = rest.split_first_chunk::<16>().ok_or(RecordError::Corrupt)?;
+    let (authenticated, rest) = if v3 {
+        let (secs, rest) = rest.split_first_chunk::<4>().ok_or(RecordError::Corrupt)?;
+        (Some(u32::from_be_bytes(*secs)), rest)
+    } else {
+        (None, rest)
+    };
     let mut wide = [0; 8];
     wide[2..].copy_from_slice(expiry);
     let expiry = u64::from_be_bytes(wide);
     let (tail, left): (Tail, _) =
         postcard::take_from_bytes(rest).map_err(|_| RecordError::Corrupt)?;
-    if !left.is_empty() {
-        return Err(RecordError::Corrupt);
-    }
+    let flags = match (v3, left) {
+        (true, [flags]) if flags & !(FLAG_BEARER | FLAG_REMEMBERED) == 0 => *flags,
+        (false, []) => 0,
+        _ => return Err(RecordError::Corrupt),
+    };
     let last_seen_ms = less(expiry, tail.seen);
     let created_ms = less(last_seen_ms, tail.created);
     let record = SessionRecord {
@@ -161,6 +196,13 @@ fn decode_v2(user_id: Uuid, bytes: &[u8]) -> Result<SessionRecord, RecordError> 
         absolute_expires_ms: plus(created_ms, tail.absolute),
         ip: tail.ip.into(),
         user_agent: user_agent::expand(&tail.user_agent).ok_or(RecordError::Corrupt)?,
+        authenticated_ms: created_ms.saturating_add(u64::from(authenticated.unwrap_or(0)) * 1000),
+        kind: if flags & FLAG_BEARER != 0 {
+            SessionKind::Bearer
+        } else {
+            SessionKind::Cookie
+        },
+        remembered: flags & FLAG_REMEMBERED != 0,
     };
     // The scripts act on the stored expiry: it must be the record's.
     if record.expires_ms().min(EXPIRY_MAX) != expiry {
@@ -183,6 +225,8 @@ mod tests {
         SessionPolicy {
             idle: Duration::from_secs(30 * 60),
             absolute: Duration::from_secs(24 * 3600),
+            remember_idle: Duration::from_secs(30 * 60),
+            remember_absolute: Duration::from_secs(30 * 24 * 3600),
             renew_fraction: 0.1,
         }
     }
@@ -194,6 +238,7 @@ mod tests {
             &ClientInfo {
                 ip: Some(ip.parse().unwrap()),
                 user_agent: CHROME.into(),
+                ..ClientInfo::default()
             },
             1_764_000_000_000,
         )
@@ -210,24 +255,46 @@ mod tests {
         let bytes = late.encode();
         assert_eq!(SessionRecord::decode(r.user_id, &bytes), Ok(late));
         assert!(bytes.len() <= 64, "{} bytes", bytes.len());
+        // As is a remembered bearer session, re-authenticated a month in.
+        let mut month = policy().new_record(
+            r.user_id,
+            "alice",
+            &ClientInfo {
+                ip: r.ip,
+                user_agent: CHROME.into(),
+                kind: SessionKind::Bearer,
+                remember: true,
+            },
+            r.created_ms,
+        );
+        month = SessionPolicy::reauthenticated(&month, month.absolute_expires_ms - 1);
+        let bytes = month.encode();
+        assert_eq!(SessionRecord::decode(r.user_id, &bytes), Ok(month));
+        assert!(bytes.len() <= 64, "{} bytes", bytes.len());
     }
 
     #[test]
     fn the_scripts_find_expiry_and_handle_at_fixed_offsets() {
         let r = alice("2001:db8::1");
         let bytes = r.encode();
-        assert_eq!(bytes[0], 2);
+        assert_eq!(bytes[0], 3);
         let expiry = bytes[1..7]
             .iter()
             .fold(0u64, |acc, b| acc * 256 + u64::from(*b));
         assert_eq!(expiry, r.expires_ms());
         assert_eq!(&bytes[7..23], r.handle.as_bytes());
+        let again = SessionPolicy::reauthenticated(&r, r.created_ms + 90_500);
+        let mut spliced = bytes.clone();
+        spliced[AUTHENTICATED_AT].copy_from_slice(&authenticated_field(&again));
+        assert_eq!(&spliced[AUTHENTICATED_AT], &90u32.to_be_bytes());
+        assert_eq!(SessionRecord::decode(r.user_id, &spliced), Ok(again));
     }
 
     #[test]
     fn extreme_timestamps_and_odd_text_round_trip() {
         let mut r = alice("198.51.100.1");
         r.created_ms = u64::MAX;
+        r.authenticated_ms = u64::MAX;
         r.last_seen_ms = 0;
         r.idle_expires_ms = u64::MAX - 1;
         r.absolute_expires_ms = 1 << 60;
@@ -239,11 +306,14 @@ mod tests {
     }
 
     #[test]
-    fn version_1_values_are_still_read() {
+    fn version_2_values_are_read_as_plain_cookie_sessions() {
         let r = alice("203.0.113.9");
-        let mut v1 = vec![RECORD_V1];
-        v1.extend(postcard::to_allocvec(&r).unwrap());
-        assert_eq!(SessionRecord::decode(Uuid::nil(), &v1), Ok(r));
+        let v3 = r.encode();
+        // Version 2: no authentication field, no flags.
+        let mut v2 = vec![RECORD_V2];
+        v2.extend_from_slice(&v3[1..23]);
+        v2.extend_from_slice(&v3[27..v3.len() - 1]);
+        assert_eq!(SessionRecord::decode(r.user_id, &v2), Ok(r));
     }
 
     #[test]
@@ -261,7 +331,7 @@ mod tests {
         );
         assert_eq!(
             SessionRecord::decode(r.user_id, &[1, 0xff]),
-            Err(RecordError::Corrupt)
+            Err(RecordError::Version(1))
         );
         let good = r.encode();
         assert_eq!(
@@ -276,7 +346,13 @@ mod tests {
         );
         // A stored expiry that is not the record's own would have the scripts act on another
         // deadline than the service: here the idle deadline lies before it.
-        let mut bytes = good[..23].to_vec();
+        let mut unknown_flag = good.clone();
+        *unknown_flag.last_mut().unwrap() = 0x80;
+        assert_eq!(
+            SessionRecord::decode(r.user_id, &unknown_flag),
+            Err(RecordError::Corrupt)
+        );
+        let mut bytes = good[..27].to_vec();
         let tail = Tail {
             username: "alice".into(),
             idle: -5,
@@ -287,6 +363,7 @@ mod tests {
             user_agent: Vec::new(),
         };
         bytes.extend(postcard::to_allocvec(&tail).unwrap());
+        bytes.push(0);
         assert_eq!(
             SessionRecord::decode(r.user_id, &bytes),
             Err(RecordError::Corrupt)

@@ -6,15 +6,13 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use super::record::RecordError;
 use super::user_agent;
 
-/// What is kept per session. Encoded with [`SessionRecord::encode`] (see `domain::record`;
-/// the serde form is the retired version 1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What is kept per session. Encoded with [`SessionRecord::encode`] (see `domain::record`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     pub user_id: Uuid,
     /// Kept here so that a check needs no second read for the user record. Usernames never change.
@@ -29,6 +27,36 @@ pub struct SessionRecord {
     pub ip: Option<IpAddr>,
     /// Control characters replaced by spaces, truncated to [`USER_AGENT_MAX`] bytes.
     pub user_agent: String,
+    /// When the user last proved their password in this session: at login, then at each
+    /// re-authentication ("sudo mode"). Whole seconds after `created_ms`.
+    pub authenticated_ms: u64,
+    pub kind: SessionKind,
+    /// Whether the user asked to stay signed in: a persistent cookie, and the remember timeouts.
+    pub remembered: bool,
+}
+
+/// How the session's token travels, fixed at login. A token is accepted only the way it was
+/// issued: a cookie session's token is never a bearer credential, and a bearer session's token
+/// is never read from a cookie. A bearer request carries nothing ambient, which is why it is
+/// exempt from the cross-site request checks; a token that could also ride in a cookie would
+/// break that.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SessionKind {
+    /// The browser's `HttpOnly` session cookie.
+    #[default]
+    Cookie,
+    /// `Authorization: Bearer`, for native apps, command-line tools and tests; the token was
+    /// handed over once, in the login's response body.
+    Bearer,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Cookie => "cookie",
+            SessionKind::Bearer => "bearer",
+        }
+    }
 }
 
 /// Longest stored user agent, in bytes.
@@ -46,6 +74,10 @@ impl SessionRecord {
 pub struct SessionPolicy {
     pub idle: Duration,
     pub absolute: Duration,
+    /// The idle timeout of a remembered session ("stay signed in").
+    pub remember_idle: Duration,
+    /// The absolute timeout of a remembered session; its cookie persists until then.
+    pub remember_absolute: Duration,
     /// Part of the idle window that must have passed since the last renewal before a check writes
     /// a renewal. Below it a check is a single read; the price is that the effective idle timeout
     /// lies between `idle * (1 - renew_fraction)` and `idle`.
@@ -61,11 +93,14 @@ pub enum Validity {
     Expired,
 }
 
-/// Who is logging in: the context recorded with a new session.
+/// Who is logging in, and how: the context recorded with a new session.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub ip: Option<IpAddr>,
     pub user_agent: String,
+    pub kind: SessionKind,
+    /// "Remember me" was asked for.
+    pub remember: bool,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -93,16 +128,33 @@ impl SessionPolicy {
         client: &ClientInfo,
         now_ms: u64,
     ) -> SessionRecord {
+        let (idle, absolute) = if client.remember {
+            (self.remember_idle, self.remember_absolute)
+        } else {
+            (self.idle, self.absolute)
+        };
         SessionRecord {
             user_id,
             username: username.to_owned(),
             handle: Uuid::new_v4(),
             created_ms: now_ms,
             last_seen_ms: now_ms,
-            idle_expires_ms: now_ms.saturating_add(ms(self.idle)),
-            absolute_expires_ms: now_ms.saturating_add(ms(self.absolute)),
+            idle_expires_ms: now_ms.saturating_add(ms(idle)),
+            absolute_expires_ms: now_ms.saturating_add(ms(absolute)),
             ip: client.ip,
             user_agent: user_agent::sanitize(truncate_utf8(&client.user_agent, USER_AGENT_MAX)),
+            authenticated_ms: now_ms,
+            kind: client.kind,
+            remembered: client.remember,
+        }
+    }
+
+    /// The idle timeout that applies to `record`.
+    fn idle_for(&self, record: &SessionRecord) -> Duration {
+        if record.remembered {
+            self.remember_idle
+        } else {
+            self.idle
         }
     }
 
@@ -111,7 +163,7 @@ impl SessionPolicy {
             return Validity::Expired;
         }
         let since_renewal = now_ms.saturating_sub(record.last_seen_ms);
-        let threshold = (ms(self.idle) as f64 * self.renew_fraction) as u64;
+        let threshold = (ms(self.idle_for(record)) as f64 * self.renew_fraction) as u64;
         if since_renewal >= threshold && record.idle_expires_ms < record.absolute_expires_ms {
             Validity::ValidRenew
         } else {
@@ -124,8 +176,19 @@ impl SessionPolicy {
         SessionRecord {
             last_seen_ms: now_ms,
             idle_expires_ms: now_ms
-                .saturating_add(ms(self.idle))
+                .saturating_add(ms(self.idle_for(record)))
                 .min(record.absolute_expires_ms),
+            ..record.clone()
+        }
+    }
+
+    /// The record after its user proved the password again at `now_ms`. The time is kept in
+    /// whole seconds after creation (see `domain::record`), rounded down: never later than the
+    /// proof.
+    pub fn reauthenticated(record: &SessionRecord, now_ms: u64) -> SessionRecord {
+        let since = now_ms.saturating_sub(record.created_ms) / 1000;
+        SessionRecord {
+            authenticated_ms: record.created_ms.saturating_add(since * 1000),
             ..record.clone()
         }
     }
@@ -155,6 +218,8 @@ mod tests {
         SessionPolicy {
             idle: Duration::from_secs(100),
             absolute: Duration::from_secs(1000),
+            remember_idle: Duration::from_secs(500),
+            remember_absolute: Duration::from_secs(10_000),
             renew_fraction: 0.1,
         }
     }
@@ -166,6 +231,7 @@ mod tests {
             &ClientInfo {
                 ip: Some("203.0.113.9".parse().unwrap()),
                 user_agent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into(),
+                ..ClientInfo::default()
             },
             1_700_000_000_000,
         )
@@ -202,6 +268,39 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_session_has_the_remember_timeouts_throughout() {
+        let p = policy();
+        let r = p.new_record(
+            Uuid::nil(),
+            "alice",
+            &ClientInfo {
+                remember: true,
+                ..ClientInfo::default()
+            },
+            0,
+        );
+        assert!(r.remembered);
+        assert_eq!(
+            (r.idle_expires_ms, r.absolute_expires_ms),
+            (500_000, 10_000_000)
+        );
+        // Renewal is due after a tenth of its own idle window, and renews by that window.
+        assert_eq!(p.evaluate(&r, 49_999), Validity::Valid);
+        assert_eq!(p.evaluate(&r, 50_000), Validity::ValidRenew);
+        assert_eq!(p.renewed(&r, 50_000).idle_expires_ms, 550_000);
+        assert_eq!(p.evaluate(&r, 600_000), Validity::Expired);
+    }
+
+    #[test]
+    fn reauthentication_records_whole_seconds_never_after_the_proof() {
+        let r = record();
+        let again = SessionPolicy::reauthenticated(&r, r.created_ms + 61_999);
+        assert_eq!(again.authenticated_ms, r.created_ms + 61_000);
+        assert_eq!(r.authenticated_ms, r.created_ms);
+        assert_eq!(again.last_seen_ms, r.last_seen_ms);
+    }
+
+    #[test]
     fn user_agents_are_stored_without_control_characters() {
         let r = policy().new_record(
             Uuid::nil(),
@@ -209,6 +308,7 @@ mod tests {
             &ClientInfo {
                 ip: None,
                 user_agent: "curl/8\t\u{1}x\u{85}".into(),
+                ..ClientInfo::default()
             },
             0,
         );

@@ -3,7 +3,7 @@
 //! Every end of a session is published to the event feed before it is acknowledged, and a write
 //! whose outcome is unknown publishes what it would have ended (see `publisher`).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use uuid::Uuid;
 
@@ -12,21 +12,50 @@ use super::{
     error::Error,
     events::EventKind,
     publisher::Publisher,
-    session::{ClientInfo, LimitPolicy, SessionLimit, SessionPolicy, SessionRecord, Validity},
+    session::{
+        ClientInfo, LimitPolicy, SessionKind, SessionLimit, SessionPolicy, SessionRecord, Validity,
+    },
+    session_data::{DataWrite, SessionData},
     token::{SessionToken, TokenDigest},
     user::UserRecord,
 };
 use crate::{
     metrics::Metrics,
-    store::{CreateOutcome, Store},
+    store::{CreateOutcome, ReauthOutcome, Store, StoredSession},
 };
 
-/// A session that passed its check, with the digest that names it in the store.
+/// A session that passed its check, with the digest that names it in the store and its app
+/// data as read with it.
 #[derive(Debug, Clone)]
 pub struct ActiveSession {
     pub digest: TokenDigest,
     pub record: SessionRecord,
+    pub data: SessionData,
 }
+
+/// How a token reached the service. A token is accepted only the way its session was issued
+/// (see [`SessionKind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Cookie,
+    Bearer,
+    /// The caller handed over the bare token and vouches for where it came from (the admin
+    /// check's `token`).
+    Either,
+}
+
+impl Via {
+    fn accepts(self, kind: SessionKind) -> bool {
+        match self {
+            Via::Cookie => kind == SessionKind::Cookie,
+            Via::Bearer => kind == SessionKind::Bearer,
+            Via::Either => true,
+        }
+    }
+}
+
+/// How many times a data update without `If-Match` re-reads and retries after losing a race.
+const DATA_RETRIES: usize = 8;
 
 pub struct SessionService {
     store: Arc<dyn Store>,
@@ -59,26 +88,38 @@ impl SessionService {
         }
     }
 
-    /// Checks a token: one store read, plus one conditional write when the idle window is due
-    /// for renewal. `None` for unknown, expired or revoked sessions.
-    pub async fn check(&self, token: &SessionToken) -> Result<Option<ActiveSession>, Error> {
+    /// Checks a token presented `via` a channel: one store read (the record with its app data),
+    /// plus one conditional write when the idle window is due for renewal. `None` for unknown,
+    /// expired or revoked sessions, and for a token presented another way than it was issued.
+    pub async fn check(
+        &self,
+        token: &SessionToken,
+        via: Via,
+    ) -> Result<Option<ActiveSession>, Error> {
         let digest = token.digest();
-        let Some(record) = self.store.session(token.user_id(), &digest).await? else {
+        let Some(StoredSession { record, data }) =
+            self.store.session(token.user_id(), &digest).await?
+        else {
             return Ok(None);
         };
-        if record.user_id != token.user_id() {
+        if record.user_id != token.user_id() || !via.accepts(record.kind) {
             return Ok(None);
         }
         let now = self.clock.now_ms();
         match self.policy.evaluate(&record, now) {
             Validity::Expired => Ok(None),
-            Validity::Valid => Ok(Some(ActiveSession { digest, record })),
+            Validity::Valid => Ok(Some(ActiveSession {
+                digest,
+                record,
+                data,
+            })),
             Validity::ValidRenew => {
                 let renewed = self.policy.renewed(&record, now);
                 match self.store.touch_session(&digest, &renewed).await {
                     Ok(true) => Ok(Some(ActiveSession {
                         digest,
                         record: renewed,
+                        data,
                     })),
                     // Revoked between the read and the renewal.
                     Ok(false) => Ok(None),
@@ -86,7 +127,11 @@ impl SessionService {
                     // expire from its previous idle deadline.
                     Err(e) => {
                         tracing::warn!(error = %e, session = %record.handle, "session renewal failed");
-                        Ok(Some(ActiveSession { digest, record }))
+                        Ok(Some(ActiveSession {
+                            digest,
+                            record,
+                            data,
+                        }))
                     }
                 }
             }
@@ -160,7 +205,14 @@ impl SessionService {
                         ))
                         .await;
                 }
-                Ok((token, ActiveSession { digest, record }))
+                Ok((
+                    token,
+                    ActiveSession {
+                        digest,
+                        record,
+                        data: SessionData::default(),
+                    },
+                ))
             }
             // Disabled, or credentials changed, between password check and session creation.
             CreateOutcome::UserUnavailable => {
@@ -205,7 +257,7 @@ impl SessionService {
     /// Ends the session behind a presented token, if it is live (session fixation defence at
     /// login). Errors are logged, not raised: the login itself already succeeded.
     pub async fn end_presented(&self, token: &SessionToken) {
-        let result = match self.check(token).await {
+        let result = match self.check(token, Via::Cookie).await {
             Ok(Some(session)) => self.end(&session, "replaced").await.map(|_| ()),
             Ok(None) => Ok(()),
             Err(e) => Err(e),
@@ -213,6 +265,135 @@ impl SessionService {
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not end the session presented at login");
         }
+    }
+
+    /// Records that the session's user just proved the password again, verified against
+    /// `user.credential_version`. Refused (as invalid credentials) when the credentials changed
+    /// or the user was disabled meanwhile; unauthenticated when the session ended.
+    pub async fn reauthenticate(
+        &self,
+        session: &ActiveSession,
+        user: &UserRecord,
+    ) -> Result<ActiveSession, Error> {
+        let record = SessionPolicy::reauthenticated(&session.record, self.clock.now_ms());
+        let outcome = self
+            .publisher
+            .ending(
+                self.store.reauthenticate_session(
+                    &session.digest,
+                    &record,
+                    user.credential_version,
+                ),
+                |outcome| {
+                    matches!(outcome, Some(ReauthOutcome::Recorded) | None)
+                        .then(|| self.updated(record.user_id, record.handle))
+                },
+            )
+            .await?;
+        match outcome {
+            ReauthOutcome::Recorded => {
+                tracing::info!(target: "audit", event = "reauthenticated", user_id = %user.id, session = %record.handle);
+                Ok(ActiveSession {
+                    record,
+                    ..session.clone()
+                })
+            }
+            ReauthOutcome::SessionGone => Err(Error::Unauthenticated),
+            ReauthOutcome::UserUnavailable => Err(Error::InvalidCredentials),
+        }
+    }
+
+    /// The feed event that makes caches drop a session whose check answer changed.
+    fn updated(&self, user: Uuid, handle: Uuid) -> super::events::SessionEvent {
+        self.publisher
+            .event(EventKind::Updated, user, vec![handle], false, None)
+    }
+
+    /// Refuses ([`Error::ReauthenticationRequired`]) unless the session's user proved the
+    /// password within `max_age`; `None` requires nothing.
+    pub fn require_fresh(
+        &self,
+        session: &ActiveSession,
+        max_age: Option<Duration>,
+    ) -> Result<(), Error> {
+        let Some(max_age) = max_age else {
+            return Ok(());
+        };
+        let age = self
+            .clock
+            .now_ms()
+            .saturating_sub(session.record.authenticated_ms);
+        if u128::from(age) > max_age.as_millis() {
+            return Err(Error::ReauthenticationRequired);
+        }
+        Ok(())
+    }
+
+    /// The app data of the user's live session `handle`.
+    pub async fn data(&self, user: Uuid, handle: Uuid) -> Result<SessionData, Error> {
+        self.store
+            .session_data(user, handle)
+            .await?
+            .ok_or(Error::NotFound("session"))
+    }
+
+    /// Applies a JSON merge patch to the app data of the user's live session `handle`.
+    ///
+    /// With `if_match`, the patch applies only to that version: any other answers
+    /// [`Error::DataVersionMismatch`] (the caller computed its change from data that is no longer
+    /// current). Without it, the patch applies to whatever the data is now: a write that loses a
+    /// race re-reads and re-applies it, a few times. Either way the store writes compare-and-set,
+    /// so no concurrent update is ever silently overwritten. A merge patch applied twice gives
+    /// the same data, so a retry after a lost reply is safe.
+    pub async fn update_data(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+        if_match: Option<u64>,
+        patch: &[u8],
+        max_bytes: usize,
+    ) -> Result<SessionData, Error> {
+        for _ in 0..DATA_RETRIES {
+            let current = self.data(user, handle).await?;
+            if let Some(expected) = if_match
+                && expected != current.version
+            {
+                return Err(Error::DataVersionMismatch {
+                    expected,
+                    current: current.version,
+                });
+            }
+            let json = current.merged(patch, max_bytes)?;
+            let written = self
+                .publisher
+                .ending(
+                    self.store
+                        .write_session_data(user, handle, current.version, json.as_deref()),
+                    |outcome| {
+                        matches!(outcome, Some(DataWrite::Written(_)) | None)
+                            .then(|| self.updated(user, handle))
+                    },
+                )
+                .await?;
+            match written {
+                DataWrite::Written(version) => {
+                    return Ok(SessionData {
+                        version,
+                        json: json.map(Into::into),
+                    });
+                }
+                DataWrite::Gone => return Err(Error::NotFound("session")),
+                DataWrite::Conflict(now) => {
+                    if let Some(expected) = if_match {
+                        return Err(Error::DataVersionMismatch {
+                            expected,
+                            current: now.version,
+                        });
+                    }
+                }
+            }
+        }
+        Err(Error::Conflict)
     }
 
     pub async fn list(&self, user: Uuid) -> Result<Vec<SessionRecord>, Error> {

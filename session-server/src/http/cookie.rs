@@ -75,10 +75,24 @@ fn base(config: &CookieConfig, value: String) -> Cookie<'static> {
         .finish()
 }
 
-/// The cookie that hands a new token to the browser. It has no `Max-Age`: it ends with the
-/// browser session at the latest, and the server ends it sooner by its own timeouts.
-pub fn issue(config: &CookieConfig, token: &SessionToken) -> Cookie<'static> {
-    base(config, token.expose())
+/// The cookie that hands a new token to the browser. Without `persist_for` it has no `Max-Age`:
+/// it ends with the browser session at the latest, and the server ends it sooner by its own
+/// timeouts. A remembered session's cookie persists for `persist_for` (until the session's
+/// absolute expiry), across browser restarts.
+pub fn issue(
+    config: &CookieConfig,
+    token: &SessionToken,
+    persist_for: Option<std::time::Duration>,
+) -> Cookie<'static> {
+    let mut cookie = base(config, token.expose());
+    if let Some(lifetime) = persist_for {
+        let secs = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+        let max_age = CookieDuration::seconds(secs);
+        cookie.set_max_age(max_age);
+        // For the few clients that only read Expires; Max-Age wins where both are understood.
+        cookie.set_expires(cookie::time::OffsetDateTime::now_utc().saturating_add(max_age));
+    }
+    cookie
 }
 
 /// A cookie that makes the browser forget the session.
@@ -105,11 +119,23 @@ mod tests {
     #[test]
     fn the_issued_cookie_has_every_hardening_attribute() {
         let token = SessionToken::generate(Uuid::now_v7());
-        let text = issue(&config(), &token).to_string();
+        let text = issue(&config(), &token, None).to_string();
         for part in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
             assert!(text.contains(part), "{text}");
         }
         assert!(!text.contains("Domain"), "{text}");
+        assert!(
+            !text.contains("Max-Age") && !text.contains("Expires"),
+            "{text}"
+        );
+        let remembered = issue(
+            &config(),
+            &token,
+            Some(std::time::Duration::from_secs(30 * 86_400)),
+        )
+        .to_string();
+        assert!(remembered.contains("Max-Age=2592000"), "{remembered}");
+        assert!(remembered.contains("Expires="), "{remembered}");
         let cleared = clear(&config()).to_string();
         assert!(cleared.contains("Max-Age=0"), "{cleared}");
     }

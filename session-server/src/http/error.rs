@@ -61,6 +61,9 @@ impl ApiError {
                 Error::RegistrationClosed => "registration_closed",
                 Error::SessionLimitReached => "session_limit_reached",
                 Error::Conflict => "conflict",
+                Error::ReauthenticationRequired => "reauthentication_required",
+                Error::DataVersionMismatch { .. } => "version_mismatch",
+                Error::DataTooLarge { .. } => "payload_too_large",
                 Error::Throttled { .. } => "too_many_attempts",
                 Error::Busy => "busy",
                 Error::Store(StoreError::Full) => "store_full",
@@ -109,9 +112,12 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Domain(e) => match e {
                 Error::InvalidCredentials | Error::Unauthenticated => StatusCode::UNAUTHORIZED,
-                Error::WrongPassword | Error::RegistrationClosed | Error::SessionLimitReached => {
-                    StatusCode::FORBIDDEN
-                }
+                Error::WrongPassword
+                | Error::RegistrationClosed
+                | Error::SessionLimitReached
+                | Error::ReauthenticationRequired => StatusCode::FORBIDDEN,
+                Error::DataVersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+                Error::DataTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 Error::NotFound(_) => StatusCode::NOT_FOUND,
                 Error::UsernameTaken | Error::Conflict => StatusCode::CONFLICT,
                 Error::Invalid { .. } => StatusCode::BAD_REQUEST,
@@ -140,6 +146,10 @@ impl ResponseError for ApiError {
             }
             ApiError::InvalidApiKey => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            // The version the data is at now, so that a client can re-read and retry.
+            ApiError::Domain(Error::DataVersionMismatch { current, .. }) => {
+                response.insert_header((header::ETAG, format!("\"{current}\"")));
             }
             _ => {}
         }

@@ -1,17 +1,19 @@
-//! Extractors: the signed-in session of a public request.
+//! Extractors: the signed-in session of a public request, by its cookie or its bearer token
+//! (see `credentials.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
-use super::{cookie, error::ApiError};
+use super::{cookie::Presented, credentials, error::ApiError};
 use crate::{
     domain::{error::Error, sessions::ActiveSession},
     state::AppState,
 };
 
-/// A request made with a live session cookie; anything else answers 401.
+/// A request made with a live session, presented the way it was issued (cookie or bearer);
+/// anything else answers 401.
 pub struct Authenticated(pub ActiveSession);
 
 impl FromRequest for Authenticated {
@@ -22,12 +24,12 @@ impl FromRequest for Authenticated {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let presented = state
             .as_ref()
-            .map(|s| cookie::presented(req, &s.config.cookie));
+            .map(|s| credentials::presented(req, &s.config.cookie));
         Box::pin(async move {
-            let (Some(state), Some(cookie::Presented::Token(token))) = (state, presented) else {
+            let (Some(state), Some((Presented::Token(token), via))) = (state, presented) else {
                 return Err(Error::Unauthenticated.into());
             };
-            match state.sessions.check(&token).await? {
+            match state.sessions.check(&token, via).await? {
                 Some(session) => Ok(Authenticated(session)),
                 None => Err(Error::Unauthenticated.into()),
             }

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
-use super::{csrf, error::ApiError};
+use super::{credentials, csrf, error::ApiError};
 use crate::state::AppState;
 
 /// Which listener a request arrived on (a label in logs and metrics).
@@ -132,13 +132,15 @@ pub async fn csrf_guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let permitted = req.app_data::<web::Data<AppState>>().is_some_and(|s| {
-        csrf::permits(
-            req.request(),
-            &s.config.allowed_origins,
-            s.config.cookie.secure,
-        )
-    });
+    // A bearer request has no ambient credential to forge (see `credentials.rs`).
+    let permitted = credentials::is_bearer_request(req.request())
+        || req.app_data::<web::Data<AppState>>().is_some_and(|s| {
+            csrf::permits(
+                req.request(),
+                &s.config.allowed_origins,
+                s.config.cookie.secure,
+            )
+        });
     if !permitted {
         tracing::warn!(origin = ?req.headers().get("origin"), "cross-origin request refused");
         return Ok(req

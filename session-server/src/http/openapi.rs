@@ -24,6 +24,7 @@ use super::{admin, error::ErrorBody, public, views};
         public::login,
         public::logout,
         public::whoami,
+        public::reauthenticate,
         public::list,
         public::revoke_one,
         public::revoke_all,
@@ -33,6 +34,7 @@ use super::{admin, error::ErrorBody, public, views};
     components(schemas(
         ErrorBody,
         views::WhoAmI,
+        views::BearerLogin,
         views::SessionView,
         views::UserView,
         views::SessionList,
@@ -59,13 +61,16 @@ struct PublicApi;
         admin::set_password,
         admin::sessions,
         admin::revoke_sessions,
-        admin::revoke_session
+        admin::revoke_session,
+        admin::get_data,
+        admin::patch_data
     ),
     components(schemas(
         ErrorBody,
         admin::EventsPage,
         admin::EventView,
         views::CheckResult,
+        views::SessionDataView,
         views::AdminUserView,
         views::SessionList,
         views::Revoked
@@ -84,6 +89,16 @@ pub fn public_document(cookie_name: &str) -> Value {
             "in": "cookie",
             "name": cookie_name,
             "description": "The session cookie that `POST /v1/login` sets.",
+        }),
+    );
+    add_security_scheme(
+        &mut doc,
+        "session_bearer",
+        json!({
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A bearer session's token, from `POST /v1/login` with \
+                `\"token_delivery\": \"body\"`.",
         }),
     );
     complete(&mut doc, Listener::Public);
@@ -206,6 +221,9 @@ fn complete(doc: &mut Value, listener: Listener) {
                     no_body,
                 );
             }
+            if listener == Listener::Public {
+                bearer_sessions_too(op);
+            }
             if listener == Listener::Public && !matches!(method, "get" | "head" | "options") {
                 add_error(
                     op,
@@ -279,6 +297,19 @@ fn parameters_are_never_null(op: &mut Map<String, Value>) {
                 _ => Value::Array(kept),
             };
         }
+    }
+}
+
+/// Every public operation that takes the session cookie takes a bearer session's token as well
+/// (`credentials.rs`).
+fn bearer_sessions_too(op: &mut Map<String, Value>) {
+    let Some(requirements) = op.get_mut("security").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let cookie = json!({"session_cookie": []});
+    let bearer = json!({"session_bearer": []});
+    if requirements.contains(&cookie) && !requirements.contains(&bearer) {
+        requirements.push(bearer);
     }
 }
 

@@ -8,8 +8,8 @@
 //! sends values on both sides of each rule and fails when the service disagrees.
 
 use utoipa::openapi::{
-    ObjectBuilder, Type,
-    schema::{KnownFormat, Object, SchemaFormat},
+    ObjectBuilder, RefOr, Type,
+    schema::{AnyOfBuilder, KnownFormat, Object, Schema, SchemaFormat},
 };
 
 use crate::domain::{
@@ -139,4 +139,18 @@ pub fn forward_auth_redirect() -> Object {
             "`false`: answer 401 with `Location` instead of 303 (nginx); empty counts as absent",
         ))
         .build()
+}
+
+/// A flag as JSON gives it (`true`/`false`) or as an HTML checkbox does (`on`, and the other
+/// spellings `login::checkbox` reads).
+pub fn checkbox() -> RefOr<Schema> {
+    AnyOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["on", "true", "1", "off", "false", "0", ""])),
+        )
+        .description(Some("`true`, or a checkbox's `on`"))
+        .into()
 }

@@ -1,12 +1,16 @@
 //! Response shapes of the HTTP API. Tokens never appear here.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::device;
 use crate::domain::{
     clock::{Rfc3339, rfc3339},
     session::SessionRecord,
+    session_data::SessionData,
+    token::SessionToken,
     user::UserRecord,
 };
 
@@ -35,8 +39,21 @@ pub struct SessionView {
     /// When the session ends regardless of use.
     #[schema(value_type = String, format = DateTime)]
     pub absolute_expires_at: Rfc3339,
+    /// When the user last proved the password in this session: at login, or at the latest
+    /// `POST /v1/session/reauthenticate` (whole seconds).
+    #[schema(value_type = String, format = DateTime)]
+    pub authenticated_at: Rfc3339,
+    /// `cookie` (the browser's session cookie) or `bearer` (`Authorization: Bearer`).
+    #[schema(value_type = String, example = "cookie")]
+    pub kind: &'static str,
+    /// Whether the user asked to stay signed in ("remember me"): the cookie persists across
+    /// browser restarts until the absolute expiry.
+    pub remembered: bool,
     pub ip: Option<String>,
     pub user_agent: String,
+    /// The device in words, from the user agent ("Chrome 156 on Linux"). In lists only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// Whether this is the session making the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<bool>,
@@ -50,9 +67,21 @@ impl SessionView {
             last_seen_at: Rfc3339(record.last_seen_ms),
             idle_expires_at: Rfc3339(record.idle_expires_ms),
             absolute_expires_at: Rfc3339(record.absolute_expires_ms),
+            authenticated_at: Rfc3339(record.authenticated_ms),
+            kind: record.kind.as_str(),
+            remembered: record.remembered,
             ip: record.ip.map(|ip| ip.to_string()),
             user_agent: record.user_agent.clone(),
+            device: None,
             current: current.map(|h| h == record.handle),
+        }
+    }
+
+    /// As listed on a devices page: with the device named in words.
+    pub fn listed(record: &SessionRecord, current: Option<Uuid>) -> SessionView {
+        SessionView {
+            device: Some(device::describe(&record.user_agent)),
+            ..SessionView::new(record, current)
         }
     }
 }
@@ -72,6 +101,30 @@ impl WhoAmI {
                 username: record.username.clone(),
             },
             session: SessionView::new(record, None),
+        }
+    }
+}
+
+/// The answer to a login with `"token_delivery": "body"`: the only place a token appears in a
+/// response body. (No `Debug`: it holds the token.)
+#[derive(Serialize, ToSchema)]
+pub struct BearerLogin {
+    /// The session token, shown this once: send it as `Authorization: Bearer <token>`.
+    pub token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    pub user: UserView,
+    pub session: SessionView,
+}
+
+impl BearerLogin {
+    pub fn new(token: &SessionToken, record: &SessionRecord) -> BearerLogin {
+        let WhoAmI { user, session } = WhoAmI::new(record);
+        BearerLogin {
+            token: token.expose(),
+            token_type: "Bearer",
+            user,
+            session,
         }
     }
 }
@@ -125,4 +178,41 @@ pub struct CheckResult {
     pub user: Option<UserView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionView>,
+    /// The session's app data (a JSON object, `{}` when it has none), read in the same store
+    /// round trip as the session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Box<RawValue>>,
+    /// The data's version, for `If-Match` on `PATCH .../data`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_version: Option<u64>,
+}
+
+/// A session's app data and its version (also the `ETag`, quoted).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionDataView {
+    pub version: u64,
+    /// A JSON object; `{}` when the session has none.
+    #[schema(value_type = Object)]
+    pub data: Box<RawValue>,
+}
+
+/// The data as raw JSON text: `{}` when empty.
+pub fn raw_data(data: &SessionData) -> Box<RawValue> {
+    let text = data.json.as_deref().unwrap_or("{}").to_owned();
+    // Stored data was produced by serde_json from a JSON object; it is valid JSON.
+    RawValue::from_string(text).unwrap_or_else(|_| empty_object())
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).expect("`{}` is JSON")
+}
+
+impl SessionDataView {
+    pub fn new(data: &SessionData) -> SessionDataView {
+        SessionDataView {
+            version: data.version,
+            data: raw_data(data),
+        }
+    }
 }

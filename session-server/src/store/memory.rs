@@ -18,12 +18,15 @@ use std::{
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{CreateOutcome, CreateUser, RevokeScope, Store, StoreError};
+use super::{
+    CreateOutcome, CreateUser, ReauthOutcome, RevokeScope, Store, StoreError, StoredSession,
+};
 use crate::domain::{
     clock::Clock,
     events::{EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
     rate_limit::{RateCount, RateKey},
     session::{LimitPolicy, SessionLimit, SessionRecord},
+    session_data::{DataWrite, SessionData},
     token::TokenDigest,
     user::{UserRecord, Username},
 };
@@ -34,6 +37,8 @@ struct Inner {
     names: HashMap<Username, Uuid>,
     /// Session records by (user, digest); the record's own expiry is its TTL.
     sessions: HashMap<(Uuid, TokenDigest), SessionRecord>,
+    /// App data of sessions that have any, removed with their session.
+    data: HashMap<(Uuid, TokenDigest), SessionData>,
     /// Per-user index ordered by (expiry, handle): the order in which the Redis scripts evict and
     /// the Redis store lists.
     index: HashMap<Uuid, BTreeSet<(u64, Uuid, DigestKey)>>,
@@ -49,17 +54,21 @@ struct DigestKey([u8; 16]);
 
 impl Inner {
     fn prune(&mut self, user: Uuid, now: u64) {
+        let mut dead = Vec::new();
         if let Some(set) = self.index.get_mut(&user) {
             while let Some(&first) = set.first() {
                 if first.0 > now {
                     break;
                 }
                 set.pop_first();
-                self.sessions.remove(&(user, TokenDigest(first.2.0)));
+                dead.push(TokenDigest(first.2.0));
             }
             if set.is_empty() {
                 self.index.remove(&user);
             }
+        }
+        for digest in dead {
+            self.forget(user, digest);
         }
     }
 
@@ -74,10 +83,12 @@ impl Inner {
             .collect();
         for entry in &ended {
             set.remove(entry);
-            self.sessions.remove(&(user, TokenDigest(entry.2.0)));
         }
         if set.is_empty() {
             self.index.remove(&user);
+        }
+        for entry in &ended {
+            self.forget(user, TokenDigest(entry.2.0));
         }
         ended.into_iter().map(|e| e.1).collect()
     }
@@ -93,9 +104,22 @@ impl Inner {
         if set.is_empty() {
             self.index.remove(&user);
         }
-        self.sessions
-            .remove(&(user, TokenDigest(entry.2.0)))
-            .is_some()
+        self.forget(user, TokenDigest(entry.2.0))
+    }
+
+    /// Removes a session's record and app data (not its index entry); `false`: it had none.
+    fn forget(&mut self, user: Uuid, digest: TokenDigest) -> bool {
+        self.data.remove(&(user, digest));
+        self.sessions.remove(&(user, digest)).is_some()
+    }
+
+    /// The digest of the user's live session `handle`.
+    fn live_digest(&self, user: Uuid, handle: Uuid, now: u64) -> Option<TokenDigest> {
+        self.index
+            .get(&user)?
+            .iter()
+            .find(|e| e.1 == handle && e.0 > now)
+            .map(|e| TokenDigest(e.2.0))
     }
 
     fn sweep(&mut self, now: u64) {
@@ -104,6 +128,8 @@ impl Inner {
             self.prune(user, now);
         }
         self.sessions.retain(|_, r| r.expires_ms() > now);
+        let sessions = &self.sessions;
+        self.data.retain(|k, _| sessions.contains_key(k));
         self.counters.retain(|_, (_, until)| *until > now);
     }
 }
@@ -316,14 +342,21 @@ impl Store for MemoryStore {
         &self,
         user: Uuid,
         digest: &TokenDigest,
-    ) -> Result<Option<SessionRecord>, StoreError> {
+    ) -> Result<Option<StoredSession>, StoreError> {
         let now = self.now_ms();
-        Ok(self
-            .lock()
+        let inner = self.lock();
+        Ok(inner
             .sessions
             .get(&(user, *digest))
             .filter(|r| r.expires_ms() > now)
-            .cloned())
+            .map(|record| StoredSession {
+                record: record.clone(),
+                data: inner
+                    .data
+                    .get(&(user, *digest))
+                    .cloned()
+                    .unwrap_or_default(),
+            }))
     }
 
     async fn touch_session(
@@ -340,13 +373,76 @@ impl Store for MemoryStore {
         if old.expires_ms() <= now_ms {
             return Ok(false);
         }
-        inner.sessions.insert((user, *digest), record.clone());
+        // A re-authentication that landed after this renewal's read stays.
+        let renewed = SessionRecord {
+            authenticated_ms: old.authenticated_ms,
+            ..record.clone()
+        };
+        inner.sessions.insert((user, *digest), renewed);
         // Re-index unconditionally: the session lives, so its index entry must too.
         let set = inner.index.entry(user).or_default();
         set.remove(&(old.expires_ms(), old.handle, DigestKey(digest.0)));
         set.insert((record.expires_ms(), record.handle, DigestKey(digest.0)));
         inner.prune(user, now_ms);
         Ok(true)
+    }
+
+    async fn reauthenticate_session(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        credential_version: u64,
+    ) -> Result<ReauthOutcome, StoreError> {
+        let user = record.user_id;
+        let now_ms = self.now_ms();
+        let mut inner = self.lock();
+        if inner
+            .users
+            .get(&user)
+            .is_none_or(|u| u.disabled || u.credential_version != credential_version)
+        {
+            return Ok(ReauthOutcome::UserUnavailable);
+        }
+        match inner.sessions.get_mut(&(user, *digest)) {
+            Some(stored) if stored.expires_ms() > now_ms => {
+                stored.authenticated_ms = record.authenticated_ms;
+                Ok(ReauthOutcome::Recorded)
+            }
+            _ => Ok(ReauthOutcome::SessionGone),
+        }
+    }
+
+    async fn session_data(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+    ) -> Result<Option<SessionData>, StoreError> {
+        let now_ms = self.now_ms();
+        let inner = self.lock();
+        Ok(inner
+            .live_digest(user, handle, now_ms)
+            .map(|digest| inner.data.get(&(user, digest)).cloned().unwrap_or_default()))
+    }
+
+    async fn write_session_data(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+        expected: u64,
+        json: Option<&str>,
+    ) -> Result<DataWrite, StoreError> {
+        let now_ms = self.now_ms();
+        let mut inner = self.lock();
+        let Some(digest) = inner.live_digest(user, handle, now_ms) else {
+            return Ok(DataWrite::Gone);
+        };
+        let stored = inner.data.entry((user, digest)).or_default();
+        if stored.version != expected {
+            return Ok(DataWrite::Conflict(stored.clone()));
+        }
+        stored.version += 1;
+        stored.json = json.map(std::sync::Arc::from);
+        Ok(DataWrite::Written(stored.version))
     }
 
     async fn revoke_session(

@@ -25,6 +25,9 @@
 //!   the replicas' clocks say.
 //! * Revoking all of a user's sessions, changing a password (compare-and-set on the old hash) and
 //!   disabling a user each happen atomically together with the revocations they imply.
+//! * A session's app data ends with the session, by every path that ends it. Writes to it are
+//!   compare-and-set on its version. A renewal never undoes a re-authentication, and neither
+//!   touches the data.
 
 pub mod connections;
 pub mod keys;
@@ -40,6 +43,7 @@ use crate::domain::{
     events::{EventPage, FeedPosition, SessionEvent},
     rate_limit::{RateCount, RateKey},
     session::{SessionLimit, SessionRecord},
+    session_data::{DataWrite, SessionData},
     token::TokenDigest,
     user::{UserRecord, Username},
 };
@@ -75,6 +79,23 @@ pub enum CreateOutcome {
     UserUnavailable,
     /// The cap is reached and the policy is to refuse; nothing was written.
     LimitReached,
+}
+
+/// A session as a check reads it: its record and its app data, in one read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub record: SessionRecord,
+    pub data: SessionData,
+}
+
+/// The result of [`Store::reauthenticate_session`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReauthOutcome {
+    Recorded,
+    /// The session ended meanwhile.
+    SessionGone,
+    /// The user's credentials changed, or the user was disabled, since the password was verified.
+    UserUnavailable,
 }
 
 /// The result of a username-claiming write.
@@ -132,22 +153,47 @@ pub trait Store: Send + Sync + 'static {
         limit: Option<SessionLimit>,
         credential_version: u64,
     ) -> Result<CreateOutcome, StoreError>;
-    /// One read. Returns the record as stored, possibly expired but not yet pruned; the caller
-    /// judges its lifetime.
+    /// One read, with the session's app data. Returns the record as stored, possibly expired but
+    /// not yet pruned; the caller judges its lifetime.
     async fn session(
         &self,
         user: Uuid,
         digest: &TokenDigest,
-    ) -> Result<Option<SessionRecord>, StoreError>;
+    ) -> Result<Option<StoredSession>, StoreError>;
     /// Writes a renewed record only if the session still exists and has not expired by the
-    /// store's clock; the session is then kept under its new expiry. `false`: it was revoked
-    /// (or had expired).
+    /// store's clock; the session is then kept under its new expiry. The stored time of the
+    /// last authentication is kept, whatever `record` says: a concurrent re-authentication wins.
+    /// `false`: it was revoked (or had expired).
     async fn touch_session(
         &self,
         digest: &TokenDigest,
         record: &SessionRecord,
     ) -> Result<bool, StoreError>;
-    /// Ends one session known by its digest. `false`: it was already gone.
+    /// Records the new time of the last authentication (`record.authenticated_ms`) in a live
+    /// session, if its user is enabled and still at `credential_version`. Nothing else of the
+    /// stored record changes.
+    async fn reauthenticate_session(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        credential_version: u64,
+    ) -> Result<ReauthOutcome, StoreError>;
+    /// The app data of the user's live session `handle`; `None` when there is no such session.
+    async fn session_data(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+    ) -> Result<Option<SessionData>, StoreError>;
+    /// Replaces the app data of the user's live session `handle` with `json` (an object's text,
+    /// `None` for empty) if it is still at version `expected`, increasing the version.
+    async fn write_session_data(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+        expected: u64,
+        json: Option<&str>,
+    ) -> Result<DataWrite, StoreError>;
+    /// Ends one session known by its digest, with its app data. `false`: it was already gone.
     async fn revoke_session(
         &self,
         digest: &TokenDigest,

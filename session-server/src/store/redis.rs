@@ -29,7 +29,7 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::{
-    CreateOutcome, CreateUser, RevokeScope, Store, StoreError,
+    CreateOutcome, CreateUser, ReauthOutcome, RevokeScope, Store, StoreError, StoredSession,
     connections::{AnyConnection, Connector, ThreadConnections},
     keys::Keys,
 };
@@ -38,7 +38,9 @@ use crate::{
     domain::{
         events::{EventKind, EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
         rate_limit::{RateCount, RateKey},
+        record::authenticated_field,
         session::{LimitPolicy, SessionLimit, SessionRecord},
+        session_data::{DataWrite, SessionData},
         token::TokenDigest,
         user::{UserRecord, Username},
     },
@@ -63,6 +65,9 @@ static TOUCH: LazyLock<Script> = script!("", "lua/touch.lua");
 static REVOKE: LazyLock<Script> = script!(" flags=allow-oom", "lua/revoke.lua");
 static REVOKE_HANDLE: LazyLock<Script> = script!(" flags=allow-oom", "lua/revoke_handle.lua");
 static REVOKE_ALL: LazyLock<Script> = script!(" flags=allow-oom", "lua/revoke_all.lua");
+static REAUTH: LazyLock<Script> = script!("", "lua/reauth.lua");
+static DATA_GET: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/data_get.lua");
+static DATA_SET: LazyLock<Script> = script!("", "lua/data_set.lua");
 static LIST: LazyLock<Script> = script!(" flags=allow-oom", "lua/list.lua");
 static PASSWORD: LazyLock<Script> = script!(" flags=allow-oom", "lua/password.lua");
 static DISABLE: LazyLock<Script> = script!(" flags=allow-oom", "lua/disable.lua");
@@ -114,6 +119,21 @@ fn handles(raw: &[Vec<u8>]) -> Result<Vec<Uuid>, StoreError> {
 
 fn decode(user: Uuid, bytes: &[u8]) -> Result<SessionRecord, StoreError> {
     SessionRecord::decode(user, bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// App data as stored (`<version>:<json>`); nothing stored is version 0 and empty.
+fn decode_data(stored: Option<&[u8]>) -> Result<SessionData, StoreError> {
+    match stored {
+        None | Some(b"") => Ok(SessionData::default()),
+        Some(bytes) => {
+            SessionData::decode(bytes).ok_or_else(|| StoreError::Corrupt("session data".into()))
+        }
+    }
+}
+
+/// The hash field of a session's app data (see `lua/lib.lua`).
+fn data_field(digest: &str) -> String {
+    format!("{digest}.d")
 }
 
 /// A counter and its `PTTL` (negative when the key has no TTL or does not exist).
@@ -490,19 +510,27 @@ impl Store for RedisStore {
         &self,
         user: Uuid,
         digest: &TokenDigest,
-    ) -> Result<Option<SessionRecord>, StoreError> {
+    ) -> Result<Option<StoredSession>, StoreError> {
         let key = self.keys.sessions(user);
         let field = digest.encode();
-        let raw: Option<Vec<u8>> = self
+        let data = data_field(&field);
+        // One command for the record and the data: a session without data costs a missing
+        // field, not a second read.
+        let (raw, stored): (Option<Vec<u8>>, Option<Vec<u8>>) = self
             .with_conn(async |c| {
-                redis::cmd("HGET")
+                redis::cmd("HMGET")
                     .arg(&key)
                     .arg(&field)
+                    .arg(&data)
                     .query_async(c)
                     .await
             })
             .await?;
-        raw.map(|r| decode(user, &r)).transpose()
+        let Some(raw) = raw else { return Ok(None) };
+        Ok(Some(StoredSession {
+            record: decode(user, &raw)?,
+            data: decode_data(stored.as_deref())?,
+        }))
     }
 
     async fn touch_session(
@@ -517,6 +545,70 @@ impl Store for RedisStore {
             .arg(record.encode());
         let n: i64 = self.with_conn(async |c| call.invoke_async(c).await).await?;
         Ok(n == 1)
+    }
+
+    async fn reauthenticate_session(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        credential_version: u64,
+    ) -> Result<ReauthOutcome, StoreError> {
+        let user = record.user_id;
+        let mut call = REAUTH.prepare_invoke();
+        call.key(self.keys.user(user))
+            .key(self.keys.sessions(user))
+            .arg(credential_version)
+            .arg(digest.encode())
+            .arg(&authenticated_field(record)[..])
+            .arg(record.encode());
+        let reply: String = self.write(&call).await?;
+        match reply.as_str() {
+            "ok" => Ok(ReauthOutcome::Recorded),
+            "gone" => Ok(ReauthOutcome::SessionGone),
+            "unavailable" => Ok(ReauthOutcome::UserUnavailable),
+            other => Err(StoreError::Corrupt(format!(
+                "reauthenticate replied {other}"
+            ))),
+        }
+    }
+
+    async fn session_data(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+    ) -> Result<Option<SessionData>, StoreError> {
+        let mut call = DATA_GET.prepare_invoke();
+        call.key(self.keys.sessions(user))
+            .arg(raw_handle(Some(handle)));
+        let raw: Option<Vec<u8>> = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        raw.map(|r| decode_data(Some(&r))).transpose()
+    }
+
+    async fn write_session_data(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+        expected: u64,
+        json: Option<&str>,
+    ) -> Result<DataWrite, StoreError> {
+        let mut call = DATA_SET.prepare_invoke();
+        call.key(self.keys.sessions(user))
+            .arg(raw_handle(Some(handle)))
+            .arg(expected)
+            .arg(json.unwrap_or_default());
+        let reply: Vec<Vec<u8>> = self.write(&call).await?;
+        match reply.as_slice() {
+            [status, version] if status == b"ok" => std::str::from_utf8(version)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(DataWrite::Written)
+                .ok_or_else(|| StoreError::Corrupt("session data version".into())),
+            [status, stored] if status == b"conflict" => {
+                Ok(DataWrite::Conflict(decode_data(Some(stored))?))
+            }
+            [status] if status == b"gone" => Ok(DataWrite::Gone),
+            _ => Err(StoreError::Corrupt("write_session_data reply".into())),
+        }
     }
 
     async fn revoke_session(

@@ -9,11 +9,13 @@ use session_server::{
         clock::Clock,
         rate_limit::RateKey,
         session::{ClientInfo, LimitPolicy, SessionLimit, SessionPolicy, SessionRecord},
+        session_data::{DataWrite, SessionData},
         token::SessionToken,
         user::{UserRecord, Username},
     },
     store::{
-        CreateOutcome, CreateUser, RevokeScope, Store, memory::MemoryStore, redis::RedisStore,
+        CreateOutcome, CreateUser, ReauthOutcome, RevokeScope, Store, StoredSession,
+        memory::MemoryStore, redis::RedisStore,
     },
 };
 use uuid::Uuid;
@@ -82,8 +84,18 @@ fn fixture(backend: Backend) -> Fixture {
 const POLICY: SessionPolicy = SessionPolicy {
     idle: Duration::from_secs(600),
     absolute: Duration::from_secs(3600),
+    remember_idle: Duration::from_secs(600),
+    remember_absolute: Duration::from_secs(7200),
     renew_fraction: 0.1,
 };
+
+/// The record a check reads, without app data.
+fn plain(record: &SessionRecord) -> StoredSession {
+    StoredSession {
+        record: record.clone(),
+        data: SessionData::default(),
+    }
+}
 
 /// This host's wall clock, as the records a replica writes would carry.
 fn now_ms() -> u64 {
@@ -149,7 +161,7 @@ async fn sessions_round_trip_and_revoke(backend: Backend) {
     let digest = token.digest();
     assert_eq!(
         f.store.session(alice.id, &digest).await.unwrap(),
-        Some(record.clone())
+        Some(plain(&record))
     );
     assert_eq!(
         f.store.list_sessions(alice.id).await.unwrap(),
@@ -176,7 +188,7 @@ async fn a_touch_never_revives_a_revoked_session(backend: Backend) {
     );
     assert_eq!(
         f.store.session(alice.id, &token.digest()).await.unwrap(),
-        Some(renewed.clone())
+        Some(plain(&renewed))
     );
     f.store.revoke_all_sessions(alice.id, None).await.unwrap();
     assert!(
@@ -478,7 +490,7 @@ async fn an_expired_session_among_live_ones_is_gone_for_every_operation(backend:
             .session(alice.id, &live_token.digest())
             .await
             .unwrap(),
-        Some(live)
+        Some(plain(&live))
     );
 }
 crate::each_backend!(an_expired_session_among_live_ones_is_gone_for_every_operation);
@@ -593,3 +605,180 @@ async fn the_event_feed_replays_from_a_position_and_reports_lost_ones(backend: B
     }
 }
 crate::each_backend!(the_event_feed_replays_from_a_position_and_reports_lost_ones);
+
+async fn a_renewal_never_undoes_a_reauthentication_that_raced_it(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let (token, record) = new_session(&*f.store, &alice).await;
+    let digest = token.digest();
+    // A check read the record and will renew it; meanwhile the user re-authenticates.
+    let renewal = POLICY.renewed(&record, now_ms() + 5_000);
+    let proved = SessionPolicy::reauthenticated(&record, record.created_ms + 7_000);
+    assert_eq!(
+        f.store
+            .reauthenticate_session(&digest, &proved, 0)
+            .await
+            .unwrap(),
+        ReauthOutcome::Recorded
+    );
+    assert!(f.store.touch_session(&digest, &renewal).await.unwrap());
+    let stored = f.store.session(alice.id, &digest).await.unwrap().unwrap();
+    assert_eq!(stored.record.authenticated_ms, record.created_ms + 7_000);
+    assert_eq!(stored.record.idle_expires_ms, renewal.idle_expires_ms);
+    // The other order: the re-authentication keeps the renewal.
+    let later = SessionPolicy::reauthenticated(&stored.record, record.created_ms + 9_000);
+    f.store
+        .reauthenticate_session(&digest, &later, 0)
+        .await
+        .unwrap();
+    let stored = f.store.session(alice.id, &digest).await.unwrap().unwrap();
+    assert_eq!(stored.record.idle_expires_ms, renewal.idle_expires_ms);
+    assert_eq!(stored.record.authenticated_ms, record.created_ms + 9_000);
+}
+crate::each_backend!(a_renewal_never_undoes_a_reauthentication_that_raced_it);
+
+async fn a_reauthentication_verified_before_a_credential_change_is_refused(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let (token, record) = new_session(&*f.store, &alice).await;
+    // The password changes (this session kept) between the proof and its recording.
+    f.store
+        .replace_password_hash(
+            alice.id,
+            0,
+            "$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3",
+            RevokeScope::AllExcept(record.handle),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let proved = SessionPolicy::reauthenticated(&record, record.created_ms + 3_000);
+    assert_eq!(
+        f.store
+            .reauthenticate_session(&token.digest(), &proved, 0)
+            .await
+            .unwrap(),
+        ReauthOutcome::UserUnavailable
+    );
+    assert_eq!(
+        f.store
+            .reauthenticate_session(&token.digest(), &proved, 1)
+            .await
+            .unwrap(),
+        ReauthOutcome::Recorded
+    );
+    f.store.revoke_all_sessions(alice.id, None).await.unwrap();
+    assert_eq!(
+        f.store
+            .reauthenticate_session(&token.digest(), &proved, 1)
+            .await
+            .unwrap(),
+        ReauthOutcome::SessionGone
+    );
+}
+crate::each_backend!(a_reauthentication_verified_before_a_credential_change_is_refused);
+
+async fn session_data_is_compare_and_set_and_ends_with_its_session_by_every_path(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        sessions.push(new_session(&*f.store, &alice).await);
+    }
+    for (_, record) in &sessions {
+        let none = f.store.session_data(alice.id, record.handle).await.unwrap();
+        assert_eq!(none, Some(SessionData::default()));
+        assert_eq!(
+            f.store
+                .write_session_data(alice.id, record.handle, 0, Some(r#"{"n":1}"#))
+                .await
+                .unwrap(),
+            DataWrite::Written(1)
+        );
+    }
+    let (token, first) = &sessions[0];
+    // A write from a stale version changes nothing and says what is there.
+    match f
+        .store
+        .write_session_data(alice.id, first.handle, 0, Some(r#"{"n":2}"#))
+        .await
+        .unwrap()
+    {
+        DataWrite::Conflict(now) => {
+            assert_eq!(now.version, 1);
+            assert_eq!(now.json.as_deref(), Some(r#"{"n":1}"#));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Read with the session in one step.
+    let stored = f
+        .store
+        .session(alice.id, &token.digest())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.data.version, 1);
+    // Renewals leave it alone.
+    let renewed = POLICY.renewed(first, now_ms() + 1_000);
+    assert!(
+        f.store
+            .touch_session(&token.digest(), &renewed)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        f.store
+            .session_data(alice.id, first.handle)
+            .await
+            .unwrap()
+            .map(|d| d.version),
+        Some(1)
+    );
+    // Ended by digest, by handle, and all but one: each takes its data along.
+    assert!(
+        f.store
+            .revoke_session(&token.digest(), first)
+            .await
+            .unwrap()
+    );
+    assert!(
+        f.store
+            .revoke_session_by_handle(alice.id, sessions[1].1.handle)
+            .await
+            .unwrap()
+    );
+    f.store
+        .revoke_all_sessions(alice.id, Some(sessions[3].1.handle))
+        .await
+        .unwrap();
+    for (_, record) in &sessions[..3] {
+        assert_eq!(
+            f.store.session_data(alice.id, record.handle).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            f.store
+                .write_session_data(alice.id, record.handle, 1, None)
+                .await
+                .unwrap(),
+            DataWrite::Gone
+        );
+    }
+    assert_eq!(
+        f.store
+            .session_data(alice.id, sessions[3].1.handle)
+            .await
+            .unwrap()
+            .map(|d| d.version),
+        Some(1)
+    );
+    if let Some(redis) = &f.redis {
+        // The survivor's session and data fields, nothing else.
+        let key = format!("sess:{{{}}}:sessions", alice.id.simple());
+        assert_eq!(redis.integer(&["HLEN", &key]), 2);
+    }
+}
+crate::each_backend!(session_data_is_compare_and_set_and_ends_with_its_session_by_every_path);

@@ -19,6 +19,7 @@ mod operations;
 mod races;
 mod redis_only;
 mod round_trips;
+mod session_features;
 mod sessions;
 mod shutdown;
 mod soak;

@@ -269,6 +269,8 @@ async fn redis_memory_per_session_stays_compact() {
     let policy = SessionPolicy {
         idle: Duration::from_secs(1800),
         absolute: Duration::from_secs(86_400),
+        remember_idle: Duration::from_secs(1800),
+        remember_absolute: Duration::from_secs(30 * 86_400),
         renew_fraction: 0.1,
     };
     let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/138.0.0.0 Safari/537.36";
@@ -300,6 +302,7 @@ async fn redis_memory_per_session_stays_compact() {
         let client = ClientInfo {
             ip: Some(ip.parse().unwrap()),
             user_agent: chrome.into(),
+            ..ClientInfo::default()
         };
         let before = used(&redis);
         for user in &users {

@@ -11,16 +11,20 @@ use std::{
 };
 
 use async_trait::async_trait;
+use reqwest::{Method, header};
 use session_server::{
     domain::{
         events::{EventPage, FeedPosition, SessionEvent},
         rate_limit::{RateCount, RateKey},
         session::{SessionLimit, SessionRecord},
+        session_data::{DataWrite, SessionData},
         token::TokenDigest,
         user::{UserRecord, Username},
     },
     state::Overrides,
-    store::{CreateOutcome, CreateUser, RevokeScope, Store, StoreError},
+    store::{
+        CreateOutcome, CreateUser, ReauthOutcome, RevokeScope, Store, StoreError, StoredSession,
+    },
 };
 use uuid::Uuid;
 
@@ -113,8 +117,37 @@ impl Store for Recorder {
         &self,
         user: Uuid,
         digest: &TokenDigest,
-    ) -> Result<Option<SessionRecord>, StoreError> {
+    ) -> Result<Option<StoredSession>, StoreError> {
         self.note("session", self.inner.session(user, digest)).await
+    }
+    async fn reauthenticate_session(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        credential_version: u64,
+    ) -> Result<ReauthOutcome, StoreError> {
+        let call = self
+            .inner
+            .reauthenticate_session(digest, record, credential_version);
+        self.note("reauthenticate_session", call).await
+    }
+    async fn session_data(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+    ) -> Result<Option<SessionData>, StoreError> {
+        self.note("session_data", self.inner.session_data(user, handle))
+            .await
+    }
+    async fn write_session_data(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+        expected: u64,
+        json: Option<&str>,
+    ) -> Result<DataWrite, StoreError> {
+        let call = self.inner.write_session_data(user, handle, expected, json);
+        self.note("write_session_data", call).await
     }
     async fn touch_session(
         &self,
@@ -240,6 +273,35 @@ async fn a_login_waits_for_three_redis_round_trips_and_a_check_for_one() {
     let browser = app.signed_in("alice").await;
     calls.lock().unwrap().clear();
     assert_eq!(app.whoami(&browser).await.status(), 200);
+    let (trips, waves) = round_trips(std::mem::take(&mut *calls.lock().unwrap()));
+    assert_eq!((trips, waves.as_str()), (1, "session"));
+
+    // With app data, the admin check reads it in that same one round trip.
+    let who: serde_json::Value = app.whoami(&browser).await.json().await.unwrap();
+    let path = format!(
+        "/admin/v1/users/{}/sessions/{}/data",
+        who["user"]["id"].as_str().unwrap(),
+        who["session"]["handle"].as_str().unwrap()
+    );
+    let r = app
+        .admin(Method::PATCH, &path)
+        .header(header::CONTENT_TYPE, "application/merge-patch+json")
+        .body(format!(r#"{{"flash":"{}"}}"#, "x".repeat(200)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    calls.lock().unwrap().clear();
+    let check: serde_json::Value = app
+        .admin(Method::POST, "/admin/v1/sessions/check")
+        .json(&serde_json::json!({"cookie": browser.cookie}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check["data"]["flash"].as_str().map(str::len), Some(200));
     let (trips, waves) = round_trips(std::mem::take(&mut *calls.lock().unwrap()));
     assert_eq!((trips, waves.as_str()), (1, "session"));
 }

@@ -12,7 +12,7 @@ use session_server::{
     config::{Config, Seconds, Settings, is_safe_redirect, parse_origin},
     domain::{
         events::parse_id,
-        session::SessionRecord,
+        session::{SessionKind, SessionRecord},
         token::{SessionToken, TOKEN_CHARS, TokenDigest, TokenError},
         user::{Username, UsernameError},
     },
@@ -179,6 +179,7 @@ prop_compose! {
         ip in ip_strategy(),
         username in ".{0,80}",
         user_agent in ".{0,250}",
+        flags in any::<(u32, bool, bool)>(),
     ) -> SessionRecord {
         SessionRecord {
             user_id: Uuid::from_bytes(ids.0),
@@ -190,6 +191,12 @@ prop_compose! {
             absolute_expires_ms: nums[3],
             ip,
             user_agent,
+            // Whole seconds after creation, as stored.
+            authenticated_ms: nums[0]
+                .checked_add(u64::from(flags.0) * 1000)
+                .unwrap_or(nums[0]),
+            kind: if flags.1 { SessionKind::Bearer } else { SessionKind::Cookie },
+            remembered: flags.2,
         }
     }
 }
@@ -574,6 +581,10 @@ prop_compose! {
             shutdown_timeout: server.4,
             idle_timeout: session.0,
             absolute_timeout: session.1,
+            remember_absolute_timeout: None,
+            remember_idle_timeout: None,
+            fresh_auth_max_age: None,
+            data_max_bytes: None,
             renew_fraction: session.2,
             max_sessions_per_user: session.3,
             session_limit_policy: session.4,
@@ -581,6 +592,7 @@ prop_compose! {
             cookie_secure: web.1,
             allowed_origins: web.2,
             login_page: web.3,
+            reauth_page: None,
             registration: web.4,
             feed_logins: web.4,
             admin_api_keys: web.5,

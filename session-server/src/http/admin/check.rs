@@ -11,53 +11,65 @@ use utoipa::{
 };
 
 use crate::{
-    domain::token::SessionToken,
+    domain::{sessions::Via, token::SessionToken},
     http::{
         body::parse_json,
         cookie::{self, Presented},
+        credentials,
         error::{ApiError, ErrorBody},
-        views::{CheckResult, SessionView, UserView},
+        views::{CheckResult, SessionView, UserView, raw_data},
     },
     state::AppState,
 };
 
-/// Either the token itself or the raw `Cookie` header of the request being checked.
+/// Exactly one of: the raw `Cookie` header of the request being checked (cookie sessions), its
+/// raw `Authorization` header (bearer sessions), or the bare token (either kind: the caller
+/// vouches for where it took it from).
 #[derive(Deserialize)]
 pub struct CheckRequest {
     pub token: Option<String>,
     pub cookie: Option<String>,
+    pub authorization: Option<String>,
 }
 
-/// Exactly one of the two fields (a `null` counts as absent): written by hand, since the struct
-/// alone would let a client send both or neither.
+/// Exactly one of the fields (a `null` counts as absent): written by hand, since the struct
+/// alone would let a client send several or none.
 impl PartialSchema for CheckRequest {
     fn schema() -> RefOr<Schema> {
-        let one = |field: &str, other: &str, title: &str, description: &str| {
-            ObjectBuilder::new()
-                .title(Some(title))
-                .property(
-                    field,
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .description(Some(description)),
-                )
-                .required(field)
-                .property(other, ObjectBuilder::new().schema_type(Type::Null))
-        };
-        OneOfBuilder::new()
-            .item(one(
+        const FIELDS: [(&str, &str, &str); 3] = [
+            (
                 "token",
-                "cookie",
                 "TokenCheck",
                 "The session token (a malformed one is simply not active).",
-            ))
-            .item(one(
+            ),
+            (
                 "cookie",
-                "token",
                 "CookieCheck",
                 "The raw `Cookie` header of the request being checked.",
+            ),
+            (
+                "authorization",
+                "AuthorizationCheck",
+                "The raw `Authorization` header of the request being checked (bearer sessions).",
+            ),
+        ];
+        let mut one_of = OneOfBuilder::new();
+        for (field, title, description) in FIELDS {
+            let mut branch = ObjectBuilder::new().title(Some(title)).property(
+                field,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(description)),
+            );
+            for (other, _, _) in FIELDS.iter().filter(|(f, _, _)| *f != field) {
+                branch = branch.property(*other, ObjectBuilder::new().schema_type(Type::Null));
+            }
+            one_of = one_of.item(branch.required(field));
+        }
+        one_of
+            .description(Some(
+                "Exactly one of `token`, `cookie` and `authorization`.",
             ))
-            .description(Some("Exactly one of `token` and `cookie`."))
             .into()
     }
 }
@@ -84,19 +96,24 @@ pub async fn check(
     state: web::Data<AppState>,
 ) -> Result<web::Json<CheckResult>, ApiError> {
     let request: CheckRequest = parse_json(&req, &body)?;
-    let presented = match (request.token, request.cookie) {
-        (Some(token), None) => {
-            SessionToken::parse(&token).map_or(Presented::Unusable, Presented::Token)
-        }
-        (None, Some(header)) => cookie::find_in_header(&header, &state.config.cookie.name),
+    let (presented, via) = match (request.token, request.cookie, request.authorization) {
+        (Some(token), None, None) => (
+            SessionToken::parse(&token).map_or(Presented::Unusable, Presented::Token),
+            Via::Either,
+        ),
+        (None, Some(header), None) => (
+            cookie::find_in_header(&header, &state.config.cookie.name),
+            Via::Cookie,
+        ),
+        (None, None, Some(header)) => (credentials::bearer_token(header.as_bytes()), Via::Bearer),
         _ => {
             return Err(ApiError::Malformed(
-                "give exactly one of `token` and `cookie`".into(),
+                "give exactly one of `token`, `cookie` and `authorization`".into(),
             ));
         }
     };
     let session = match presented {
-        Presented::Token(token) => state.sessions.check(&token).await?,
+        Presented::Token(token) => state.sessions.check(&token, via).await?,
         _ => None,
     };
     Ok(web::Json(match session {
@@ -107,11 +124,15 @@ pub async fn check(
                 username: s.record.username.clone(),
             }),
             session: Some(SessionView::new(&s.record, None)),
+            data: Some(raw_data(&s.data)),
+            data_version: Some(s.data.version),
         },
         None => CheckResult {
             active: false,
             user: None,
             session: None,
+            data: None,
+            data_version: None,
         },
     }))
 }

@@ -61,8 +61,9 @@ pub struct EventsQuery {
 pub struct EventView {
     pub id: String,
     /// `login`, `logout`, `revoked`, `revoked_all`, `password_changed`, `user_disabled`,
-    /// `evicted`, or a type added by a newer version: treat every type but `login` as an end of
-    /// the sessions the event names.
+    /// `evicted`, `session_updated` (the session lives on, but its app data or authentication
+    /// time changed), or a type added by a newer version. A cache drops the sessions named by
+    /// every type but `login`.
     #[serde(rename = "type")]
     #[schema(value_type = String)]
     pub kind: EventKind,

@@ -24,7 +24,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header, web};
 use utoipa::IntoParams;
 
 use crate::{
-    domain::{clock::rfc3339, error::Error},
+    domain::{clock::rfc3339, error::Error, sessions::Via},
     http::{
         cookie::{self, Presented},
         error::{ApiError, ErrorBody},
@@ -46,8 +46,19 @@ pub const EXPIRES: &str = "x-session-expires";
 /// When the session ends however active it is (RFC 3339, UTC).
 pub const ABSOLUTE_EXPIRES: &str = "x-session-absolute-expires";
 
+/// When the user last proved the password in this session (RFC 3339, UTC): at login or at the
+/// latest re-authentication. Apps demand a recent one before sensitive actions.
+pub const AUTHENTICATED_AT: &str = "x-session-authenticated-at";
+
 /// Every header the service answers with; proxies drop all of `X-Session-*` from the browser.
-pub const HEADERS: [&str; 5] = [USER, USER_ID, HANDLE, EXPIRES, ABSOLUTE_EXPIRES];
+pub const HEADERS: [&str; 6] = [
+    USER,
+    USER_ID,
+    HANDLE,
+    EXPIRES,
+    ABSOLUTE_EXPIRES,
+    AUTHENTICATED_AT,
+];
 
 /// Request header by which a proxy asks for 401 (with `Location`) instead of 303.
 const REDIRECT: &str = "x-forward-auth-redirect";
@@ -91,6 +102,7 @@ pub struct ForwardedHeaders {
             ("X-Session-Handle" = String, description = "Session handle (UUID)"),
             ("X-Session-Expires" = String, description = "RFC 3339: the earlier of the idle and absolute deadlines"),
             ("X-Session-Absolute-Expires" = String, description = "RFC 3339: the absolute deadline"),
+            ("X-Session-Authenticated-At" = String, description = "RFC 3339: when the user last proved the password in this session"),
         )),
         (status = 303, description = "No session, page navigation with a known original URL: to the login page with return_to", headers(("Location" = String))),
         (status = 400, description = "Malformed forwarded headers", body = ErrorBody),
@@ -141,7 +153,7 @@ async fn answer(
         }
     };
     let session = match cookie::presented(req, &config.cookie) {
-        Presented::Token(token) => state.sessions.check(&token).await?,
+        Presented::Token(token) => state.sessions.check(&token, Via::Cookie).await?,
         Presented::Nothing | Presented::Unusable => None,
     };
     if let Some(s) = session {
@@ -153,6 +165,7 @@ async fn answer(
             .insert_header((HANDLE, r.handle.to_string()))
             .insert_header((EXPIRES, rfc3339(expires)))
             .insert_header((ABSOLUTE_EXPIRES, rfc3339(r.absolute_expires_ms)))
+            .insert_header((AUTHENTICATED_AT, rfc3339(r.authenticated_ms)))
             .finish());
     }
     let Some(login) = original.login_redirect(&config.login_page, &config.allowed_origins) else {

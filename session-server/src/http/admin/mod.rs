@@ -3,11 +3,13 @@
 //! operators. Also the routes of the optional forward-auth listener.
 
 mod check;
+mod data;
 mod events;
 mod forward_auth;
 mod users;
 
 pub use check::*;
+pub use data::*;
 pub use events::*;
 pub use forward_auth::*;
 pub use users::*;
@@ -40,7 +42,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .get(users::sessions)
                     .delete(users::revoke_sessions),
             )
-            .service(web::resource("/users/{id}/sessions/{handle}").delete(users::revoke_session)),
+            .service(web::resource("/users/{id}/sessions/{handle}").delete(users::revoke_session))
+            .service(
+                web::resource("/users/{id}/sessions/{handle}/data")
+                    .get(data::get_data)
+                    .patch(data::patch_data),
+            ),
     );
 }
 

@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// Path ids that are not UUIDs name nothing: 404.
-fn uuid(text: &str, what: &'static str) -> Result<Uuid, ApiError> {
+pub(super) fn uuid(text: &str, what: &'static str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(text).map_err(|_| Error::NotFound(what).into())
 }
 
@@ -186,7 +186,10 @@ pub async fn sessions(
 ) -> Result<web::Json<SessionList>, ApiError> {
     let records = state.sessions.list(uuid(&path, "user")?).await?;
     Ok(web::Json(SessionList {
-        sessions: records.iter().map(|r| SessionView::new(r, None)).collect(),
+        sessions: records
+            .iter()
+            .map(|r| SessionView::listed(r, None))
+            .collect(),
     }))
 }
 

@@ -66,7 +66,9 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-/// Changes the signed-in user's password and ends all their other sessions.
+/// Changes the signed-in user's password and ends all their other sessions. With
+/// `SESSION_FRESH_AUTH_MAX_AGE` set, only from a session that proved the password within that
+/// time (403 `reauthentication_required` otherwise).
 #[utoipa::path(
     post, path = "/v1/password", tag = "public", operation_id = "change_password",
     request_body = ChangePasswordRequest,
@@ -75,7 +77,8 @@ pub struct ChangePasswordRequest {
         (status = 200, description = "Changed; the other sessions are ended", body = Revoked),
         (status = 400, description = "`invalid_request`: the new password breaks its rule", body = ErrorBody),
         (status = 401, description = "`unauthenticated`: no live session", body = ErrorBody),
-        (status = 403, description = "`wrong_password`: the current password is wrong", body = ErrorBody),
+        (status = 403, description = "`wrong_password`: the current password is wrong; `reauthentication_required`: \
+            with `SESSION_FRESH_AUTH_MAX_AGE`, the session did not prove the password recently enough", body = ErrorBody),
         (status = 409, description = "`conflict`: the account changed concurrently; try again", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`", body = ErrorBody),
     )
@@ -87,6 +90,9 @@ pub async fn change_password(
     state: web::Data<AppState>,
 ) -> Result<web::Json<Revoked>, ApiError> {
     let request: ChangePasswordRequest = parse_json(&req, &body)?;
+    state
+        .sessions
+        .require_fresh(&session, state.config.fresh_auth_max_age)?;
     let revoked = state
         .accounts
         .change_password(

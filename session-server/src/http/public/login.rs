@@ -6,17 +6,27 @@ use actix_web::{
     web::{self, Bytes},
 };
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{
+        Ref, RefOr,
+        schema::{AnyOfBuilder, Schema},
+    },
+};
 
 use crate::{
     config::is_safe_redirect,
-    domain::{error::Error, session::ClientInfo},
+    domain::{
+        error::Error,
+        session::{ClientInfo, SessionKind},
+    },
     http::{
         body::{Encoding, parse_json_or_form, parse_optional},
         client_ip::client_ip,
-        cookie,
+        cookie::{self, Presented},
+        credentials,
         error::{ApiError, ErrorBody},
-        views::WhoAmI,
+        views::{BearerLogin, WhoAmI},
     },
     state::AppState,
 };
@@ -31,6 +41,17 @@ pub struct LoginRequest {
     /// Forms only (ignored in JSON): where to go after a successful login, a path or a URL on an
     /// allowed origin; any other target answers 403 `forbidden_redirect`.
     pub return_to: Option<String>,
+    /// "Remember me": a persistent cookie, valid across browser restarts until the session's
+    /// absolute expiry (`SESSION_REMEMBER_ABSOLUTE_TIMEOUT`). JSON `true`, or a form checkbox
+    /// (`remember=on`).
+    #[serde(default, deserialize_with = "checkbox")]
+    #[schema(schema_with = crate::http::schema::checkbox)]
+    pub remember: bool,
+    /// How the new token is handed over: `cookie` (the default), or `body` (JSON logins only),
+    /// for native apps, command-line tools and tests: the token is in the response body, once,
+    /// no cookie is set, and the session is used with `Authorization: Bearer`.
+    #[serde(default)]
+    pub token_delivery: TokenDelivery,
 }
 
 /// The HTML form flavour of a login: the fields of [`LoginRequest`], answered with redirects.
@@ -45,6 +66,59 @@ pub struct LoginForm {
     /// Where to go after a successful login: a path, or a URL on an allowed origin; any other
     /// target answers 403 `forbidden_redirect`.
     pub return_to: Option<String>,
+    /// "Remember me" (a checkbox: `on`).
+    #[schema(schema_with = crate::http::schema::checkbox)]
+    pub remember: Option<bool>,
+    /// Forms get cookies only (`body` is refused with 400).
+    pub token_delivery: Option<FormTokenDelivery>,
+}
+
+/// The token deliveries a form may ask for.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only
+pub enum FormTokenDelivery {
+    Cookie,
+}
+
+/// A login's answer: a `WhoAmI` (cookie delivery) or a `BearerLogin` (`token_delivery: body`).
+pub struct LoginAnswer;
+
+impl PartialSchema for LoginAnswer {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name("WhoAmI"))
+            .item(Ref::from_schema_name("BearerLogin"))
+            .into()
+    }
+}
+
+impl ToSchema for LoginAnswer {}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenDelivery {
+    #[default]
+    Cookie,
+    Body,
+}
+
+/// A boolean as JSON gives it, or as an HTML checkbox does (`on`, or absent).
+fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    match Flag::deserialize(d)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Text(t) => match t.as_str() {
+            "on" | "true" | "1" => Ok(true),
+            "off" | "false" | "0" | "" => Ok(false),
+            _ => Err(serde::de::Error::custom("expected a boolean or `on`")),
+        },
+    }
 }
 
 fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
@@ -67,7 +141,7 @@ fn login_page_with_error(page: &str, code: &str) -> String {
     format!("{page}{sep}error={code}")
 }
 
-/// Log in. Always issues a fresh token, and ends the session of a token presented with the
+/// Log in. Always issues a fresh token, and ends the session of a cookie presented with the
 /// request (session fixation defence).
 #[utoipa::path(
     post, path = "/v1/login", tag = "public", operation_id = "login",
@@ -78,10 +152,13 @@ fn login_page_with_error(page: &str, code: &str) -> String {
         content((LoginRequest = "application/json"), (LoginForm = "application/x-www-form-urlencoded")),
     ),
     responses(
-        (status = 200, description = "Signed in (JSON); `Set-Cookie` carries the session token", body = WhoAmI,
-            headers(("Set-Cookie" = String, description = "The session cookie (HttpOnly)")),
+        (status = 200, description = "Signed in (JSON). With `token_delivery` `cookie` (the default): \
+            `Set-Cookie` carries the token and the body is a `WhoAmI`. With `body`: a `BearerLogin`, \
+            the only place a token ever appears in a body.", body = LoginAnswer,
+            headers(("Set-Cookie" = String, description = "The session cookie (HttpOnly), for cookie delivery")),
             links(
                 ("whoami" = (operation_id = "whoami")),
+                ("reauthenticate" = (operation_id = "reauthenticate")),
                 ("list_sessions" = (operation_id = "list_sessions")),
                 ("revoke_session" = (operation_id = "revoke_session", parameters(("handle" = "$response.body#/session/handle")))),
                 ("revoke_sessions" = (operation_id = "revoke_sessions")),
@@ -90,7 +167,8 @@ fn login_page_with_error(page: &str, code: &str) -> String {
             )),
         (status = 303, description = "Form login: to `return_to` with `Set-Cookie`, or to the login page with `?error=<code>`",
             headers(("Location" = String))),
-        (status = 400, description = "`invalid_request`: the username breaks its rule or the password is too long", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: the username breaks its rule or the password is too long; \
+            `malformed_request`: `token_delivery` `body` in a form", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: unknown user, wrong password or disabled account", body = ErrorBody),
         (status = 403, description = "`forbidden_redirect`: a form's `return_to` is neither a path nor on an allowed origin; \
             `session_limit_reached`: the user has `SESSION_MAX_PER_USER` sessions and the policy is `refuse`", body = ErrorBody),
@@ -104,6 +182,15 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let config = &state.config;
     let (credentials, encoding) = parse_json_or_form::<LoginRequest>(&req, &body)?;
+    let kind = match (credentials.token_delivery, encoding) {
+        (TokenDelivery::Cookie, _) => SessionKind::Cookie,
+        (TokenDelivery::Body, Encoding::Json) => SessionKind::Bearer,
+        (TokenDelivery::Body, Encoding::Form) => {
+            return Err(ApiError::Malformed(
+                "token_delivery `body` is for JSON logins only".into(),
+            ));
+        }
+    };
     let return_to = match (encoding, credentials.return_to.as_deref()) {
         (Encoding::Form, Some(target)) if !is_safe_redirect(target, &config.allowed_origins) => {
             return Err(ApiError::ForbiddenRedirect);
@@ -141,11 +228,16 @@ pub async fn login(
     let client = ClientInfo {
         ip,
         user_agent: user_agent(&req),
+        kind,
+        remember: credentials.remember,
     };
     let user = &verified.user;
     // The session's creation, the reservation's release and the end of a session presented at
-    // login are independent: one round trip for all of them.
-    let presented = cookie::presented(&req, &config.cookie);
+    // login are independent: one round trip for all of them. A bearer login replaces no cookie.
+    let presented = match kind {
+        SessionKind::Cookie => cookie::presented(&req, &config.cookie),
+        SessionKind::Bearer => Presented::Nothing,
+    };
     let (started, (), ()) = futures_util::future::join3(
         state.sessions.start(user, &client),
         state.accounts.release(&verified),
@@ -158,8 +250,19 @@ pub async fn login(
     .await;
     let (token, session) = started?;
     logins.with_label_values(&["ok"]).inc();
-    tracing::info!(target: "audit", event = "login", user_id = %user.id, session = %session.record.handle, ip = ?ip);
-    let set_cookie = cookie::issue(&config.cookie, &token);
+    let record = &session.record;
+    tracing::info!(target: "audit", event = "login", user_id = %user.id, session = %record.handle, ip = ?ip, kind = record.kind.as_str(), remembered = record.remembered);
+    if kind == SessionKind::Bearer {
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(BearerLogin::new(&token, record)));
+    }
+    let persist_for = record.remembered.then(|| {
+        std::time::Duration::from_millis(
+            record.absolute_expires_ms.saturating_sub(record.created_ms),
+        )
+    });
+    let set_cookie = cookie::issue(&config.cookie, &token, persist_for);
     Ok(match return_to {
         Some(target) => see_other(&target).cookie(set_cookie).finish(),
         None => HttpResponse::Ok()
@@ -184,7 +287,8 @@ pub struct LogoutForm {
     pub return_to: Option<String>,
 }
 
-/// Log out: ends the current session and clears the cookie. Idempotent.
+/// Log out: ends the current session (the cookie's, or the bearer token's) and clears the
+/// cookie. Idempotent.
 #[utoipa::path(
     post, path = "/v1/logout", tag = "public", operation_id = "logout",
     request_body(
@@ -214,8 +318,9 @@ pub async fn logout(
         }
         _ => None,
     };
-    if let Some(token) = cookie::presented(&req, &config.cookie).token()
-        && let Some(session) = state.sessions.check(token).await?
+    let (presented, via) = credentials::presented(&req, &config.cookie);
+    if let Some(token) = presented.token()
+        && let Some(session) = state.sessions.check(token, via).await?
     {
         state.sessions.end(&session, "logout").await?;
         tracing::info!(target: "audit", event = "logout", user_id = %session.record.user_id, session = %session.record.handle);

@@ -2,10 +2,12 @@
 
 mod account;
 mod login;
+mod reauth;
 mod sessions;
 
 pub use account::*;
 pub use login::*;
+pub use reauth::*;
 pub use sessions::*;
 
 use actix_web::{middleware::from_fn, web};
@@ -19,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/login").post(login::login))
             .service(web::resource("/logout").post(login::logout))
             .service(web::resource("/session").get(sessions::whoami))
+            .service(web::resource("/session/reauthenticate").post(reauth::reauthenticate))
             .service(
                 web::resource("/sessions")
                     .get(sessions::list)

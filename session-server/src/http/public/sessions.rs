@@ -49,7 +49,7 @@ pub async fn list(
     Ok(web::Json(SessionList {
         sessions: records
             .iter()
-            .map(|r| SessionView::new(r, Some(session.record.handle)))
+            .map(|r| SessionView::listed(r, Some(session.record.handle)))
             .collect(),
     }))
 }
@@ -90,6 +90,8 @@ pub struct RevokeAllQuery {
 }
 
 /// Ends all of the signed-in user's other sessions (and this one with `include_current=true`).
+/// With `SESSION_FRESH_AUTH_MAX_AGE` set, only from a session that proved the password within
+/// that time (403 `reauthentication_required` otherwise).
 #[utoipa::path(
     delete, path = "/v1/sessions", tag = "public", operation_id = "revoke_sessions",
     params(RevokeAllQuery),
@@ -97,6 +99,8 @@ pub struct RevokeAllQuery {
     responses(
         (status = 200, description = "How many sessions were ended", body = Revoked),
         (status = 401, description = "`unauthenticated`: no live session", body = ErrorBody),
+        (status = 403, description = "`reauthentication_required`: with `SESSION_FRESH_AUTH_MAX_AGE`, the session did not \
+            prove the password recently enough", body = ErrorBody),
     )
 )]
 pub async fn revoke_all(
@@ -104,6 +108,9 @@ pub async fn revoke_all(
     query: web::Query<RevokeAllQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    state
+        .sessions
+        .require_fresh(&session, state.config.fresh_auth_max_age)?;
     let keep = (!query.include_current).then_some(session.record.handle);
     let revoked = state
         .sessions

@@ -25,6 +25,7 @@ if cap > 0 and #live >= cap then
   for i, s in ipairs(live) do
     if i <= #live - cap + 1 then
       table.insert(victims, s[1])
+      table.insert(victims, data_field(s[1]))
       table.insert(ended, handle(s[2]))
     else
       table.insert(kept, s)

@@ -1,7 +1,19 @@
 -- Helpers shared by the session scripts (prepended to each one).
 -- A user's sessions are one hash: field = token digest, value = the encoded record
 -- (domain/record.rs, version 2 and later): byte 1 the version, bytes 2-7 the session's expiry in
--- ms (48-bit big-endian), bytes 8-23 its handle (16 raw bytes), then data only Rust reads.
+-- ms (48-bit big-endian), bytes 8-23 its handle (16 raw bytes), in version 3 bytes 24-27 the
+-- time of the last authentication, then data only Rust reads. A session's app data, when it has
+-- any, is the field `<digest>.d` (domain/session_data.rs): it lives and dies with its session.
+
+-- Whether a field holds a session's app data rather than a session.
+local function is_data(field)
+  return string.sub(field, -2) == '.d'
+end
+
+-- The app data field of the session field `field`.
+local function data_field(field)
+  return field .. '.d'
+end
 
 -- Redis's own clock in ms. Pruning, renewal and the hash's expiry all go by it, so whatever the
 -- replicas' clocks say, no two decisions about one session disagree.
@@ -47,18 +59,29 @@ local function hdel(sessions, fields)
   end
 end
 
--- Drops the sessions that have expired (a session with expiry d lives while now <= d) and
--- returns the live ones as {field, value, expiry} entries.
+-- Drops the sessions that have expired (a session with expiry d lives while now <= d), with
+-- their app data, and returns the live ones as {field, value, expiry} entries.
 local function prune(sessions)
   local now = now_ms()
   local all = redis.call('HGETALL', sessions)
-  local live, dead = {}, {}
+  local live, dead, data, alive = {}, {}, {}, {}
   for i = 1, #all, 2 do
-    local e = expiry(all[i + 1])
-    if e < now then
-      table.insert(dead, all[i])
+    if is_data(all[i]) then
+      table.insert(data, all[i])
     else
-      table.insert(live, {all[i], all[i + 1], e})
+      local e = expiry(all[i + 1])
+      if e < now then
+        table.insert(dead, all[i])
+      else
+        table.insert(live, {all[i], all[i + 1], e})
+        alive[all[i]] = true
+      end
+    end
+  end
+  -- App data whose session is gone (expired now, or ended by any other path) goes too.
+  for _, f in ipairs(data) do
+    if not alive[string.sub(f, 1, -3)] then
+      table.insert(dead, f)
     end
   end
   hdel(sessions, dead)
@@ -85,25 +108,51 @@ end
 -- Expired sessions not yet pruned are ended (and named) too.
 local function end_all(sessions, except)
   local all = redis.call('HGETALL', sessions)
-  local ended, fields, kept = {}, {}, {}
+  local ended, fields, kept, data, keep = {}, {}, {}, {}, nil
   for i = 1, #all, 2 do
-    local h = handle(all[i + 1])
-    if h == except then
-      table.insert(kept, {all[i], all[i + 1], expiry(all[i + 1])})
+    if is_data(all[i]) then
+      table.insert(data, all[i])
     else
-      table.insert(fields, all[i])
-      if #h == 16 then
-        table.insert(ended, h)
+      local h = handle(all[i + 1])
+      if h == except then
+        table.insert(kept, {all[i], all[i + 1], expiry(all[i + 1])})
+        keep = data_field(all[i])
+      else
+        table.insert(fields, all[i])
+        if #h == 16 then
+          table.insert(ended, h)
+        end
       end
     end
   end
   if #kept == 0 then
     redis.call('DEL', sessions)
   else
+    for _, f in ipairs(data) do
+      if f ~= keep then
+        table.insert(fields, f)
+      end
+    end
     hdel(sessions, fields)
     settle(sessions, kept)
   end
   return ended
+end
+
+-- The live session with handle `h` as a {field, value, expiry} entry, or nil. Reads only.
+local function find_live(sessions, h)
+  local now = now_ms()
+  local all = redis.call('HGETALL', sessions)
+  for i = 1, #all, 2 do
+    if not is_data(all[i]) and handle(all[i + 1]) == h then
+      local e = expiry(all[i + 1])
+      if e >= now then
+        return {all[i], all[i + 1], e}
+      end
+      return nil
+    end
+  end
+  return nil
 end
 
 -- A user's credential version (absent in records written before versions existed: 0).

@@ -5,7 +5,7 @@
 local live = prune(KEYS[1])
 for i, s in ipairs(live) do
   if handle(s[2]) == ARGV[1] then
-    redis.call('HDEL', KEYS[1], s[1])
+    redis.call('HDEL', KEYS[1], s[1], data_field(s[1]))
     table.remove(live, i)
     settle(KEYS[1], live)
     return 1
