@@ -355,9 +355,7 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
             .request(method, format!("{}{path}", f.public))
             .bearer_auth(&bearer)
     };
-    let me = f
-        .send(as_bearer(&f, Method::GET, "/v1/session"), 200)
-        .await;
+    let me = f.send(as_bearer(&f, Method::GET, "/v1/session"), 200).await;
     let req =
         as_bearer(&f, Method::POST, "/v1/session/reauthenticate").json(&json!({"password": wrong}));
     f.send(req, 403).await;
