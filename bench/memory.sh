@@ -46,6 +46,9 @@ targets=("$@")
 work=$(mktemp -d /tmp/session-memory.XXXXXX)
 pids=()
 cleanup() {
+  # The watchdog's sleep first: it would outlive its subshell (and hold any lock this script
+  # runs under, e.g. flock) for the rest of MAX_SECONDS.
+  [ -z "${watchdog:-}" ] || pkill -P "$watchdog" 2>/dev/null || true
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -53,7 +56,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "memory.sh: stopped after ${max_seconds} s" >&2; exit 3' TERM
 ( sleep "$max_seconds"; kill -TERM $$ 2>/dev/null ) &
-pids+=($!)
+watchdog=$!
+pids+=("$watchdog")
 
 free_port() {
   python3 - <<'EOF'

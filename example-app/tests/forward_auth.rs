@@ -370,6 +370,7 @@ async fn client_headers_never_reach_the_app(stack: &Stack) {
         .collect();
     let expected_keys = [
         "x-session-absolute-expires",
+        "x-session-authenticated-at",
         "x-session-expires",
         "x-session-handle",
         "x-session-user",
@@ -383,6 +384,10 @@ async fn client_headers_never_reach_the_app(stack: &Stack) {
     assert_eq!(seen["x-session-user"], "alice");
     assert_eq!(seen["x-session-user-id"], me["user"]["id"]);
     assert_eq!(seen["x-session-handle"], me["session"]["handle"]);
+    assert_eq!(
+        seen["x-session-authenticated-at"],
+        me["session"]["authenticated_at"]
+    );
     assert!(seen["x-session-expires"].starts_with("20"), "{seen:?}");
 
     // Not signed in: the forged identity never gets through.

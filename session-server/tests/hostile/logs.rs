@@ -73,6 +73,22 @@ impl Flow {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// A bearer login: its answer is the one body meant to hold a token, so it is not among the
+    /// bodies searched; the token is among the secrets.
+    async fn bearer_login(&mut self, user: &str, password: &str) -> String {
+        let r = self
+            .public(Method::POST, "/v1/login")
+            .json(&json!({"username": user, "password": password, "token_delivery": "body"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        let token = body["token"].as_str().unwrap().to_owned();
+        self.seen.tokens.push(token.clone());
+        token
+    }
+
     async fn login(&mut self, user: &str, password: &str, status: u16) -> Option<String> {
         let before = self.seen.tokens.len();
         let req = self
@@ -331,6 +347,38 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
             .json(&json!({"token": a3}));
         f.send(req, 401).await;
     }
+    // A bearer session: who am I, a wrong and a right re-authentication, session data, the
+    // admin check by Authorization header, logout.
+    let bearer = f.bearer_login("carol", carol1).await;
+    let as_bearer = |f: &Flow, method: Method, path: &str| {
+        f.client
+            .request(method, format!("{}{path}", f.public))
+            .bearer_auth(&bearer)
+    };
+    let me = f.send(as_bearer(&f, Method::GET, "/v1/session"), 200).await;
+    let req =
+        as_bearer(&f, Method::POST, "/v1/session/reauthenticate").json(&json!({"password": wrong}));
+    f.send(req, 403).await;
+    let req = as_bearer(&f, Method::POST, "/v1/session/reauthenticate")
+        .json(&json!({"password": carol1}));
+    f.send(req, 200).await;
+    let req = f
+        .admin(
+            Method::PATCH,
+            &format!(
+                "/admin/v1/users/{}/sessions/{}/data",
+                me["user"]["id"].as_str().unwrap(),
+                me["session"]["handle"].as_str().unwrap()
+            ),
+        )
+        .header(header::CONTENT_TYPE, "application/merge-patch+json")
+        .body(r#"{"tenant":"acme"}"#);
+    f.send(req, 200).await;
+    let req = f
+        .admin(Method::POST, "/admin/v1/sessions/check")
+        .json(&json!({"authorization": format!("Bearer {bearer}")}));
+    f.send(req, 200).await;
+    f.send(as_bearer(&f, Method::POST, "/v1/logout"), 204).await;
     // Logout and "log out everywhere" by the user; a3 ended with the password change.
     let c2 = f.login("carol", carol1, 200).await.unwrap();
     let req = f
