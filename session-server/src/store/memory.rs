@@ -107,6 +107,13 @@ impl Inner {
         self.forget(user, TokenDigest(entry.2.0))
     }
 
+    /// Whether the user exists, is enabled and is still at `credential_version`.
+    fn user_at(&self, user: Uuid, credential_version: u64) -> bool {
+        self.users
+            .get(&user)
+            .is_some_and(|u| !u.disabled && u.credential_version == credential_version)
+    }
+
     /// Removes a session's record and app data (not its index entry); `false`: it had none.
     fn forget(&mut self, user: Uuid, digest: TokenDigest) -> bool {
         self.data.remove(&(user, digest));
@@ -299,11 +306,7 @@ impl Store for MemoryStore {
         let user = record.user_id;
         let now_ms = self.now_ms();
         let mut inner = self.lock();
-        if inner
-            .users
-            .get(&user)
-            .is_none_or(|u| u.disabled || u.credential_version != credential_version)
-        {
+        if !inner.user_at(user, credential_version) {
             return Ok(CreateOutcome::UserUnavailable);
         }
         inner.prune(user, now_ms);
@@ -396,11 +399,7 @@ impl Store for MemoryStore {
         let user = record.user_id;
         let now_ms = self.now_ms();
         let mut inner = self.lock();
-        if inner
-            .users
-            .get(&user)
-            .is_none_or(|u| u.disabled || u.credential_version != credential_version)
-        {
+        if !inner.user_at(user, credential_version) {
             return Ok(ReauthOutcome::UserUnavailable);
         }
         match inner.sessions.get_mut(&(user, *digest)) {

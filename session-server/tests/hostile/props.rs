@@ -207,7 +207,7 @@ proptest! {
     #[test]
     fn session_records_round_trip(r in records()) {
         let bytes = r.encode();
-        prop_assert_eq!(bytes[0], 2);
+        prop_assert_eq!(bytes[0], 3);
         prop_assert_eq!(SessionRecord::decode(r.user_id, &bytes), Ok(r));
     }
 
@@ -223,7 +223,7 @@ proptest! {
             prop_assert_eq!(SessionRecord::decode(other.user_id, &other.encode()), Ok(other));
         }
         let mut versioned = bytes;
-        versioned[0] = 3;
+        versioned[0] = 4;
         prop_assert!(SessionRecord::decode(r.user_id, &versioned).is_err());
     }
 
