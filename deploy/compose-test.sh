@@ -304,12 +304,13 @@ for s in session-1 example-app haproxy redis python-app nginx-front; do
   users="$(podman top "$(ctr "$s")" user huser 2>/dev/null | tail -n +2 | sort -u | tr -s ' \n' ' ')"
   log "processes of $s run as (user, host uid): $users"
 done
+runs_as_root() { podman top "$(ctr "$1")" huser | tail -n +2 | grep -Eqx ' *(root|0) *'; }
 for s in session-1 example-app; do
   [ "$(podman inspect --format '{{.Config.User}}' "$(ctr "$s")")" = 10001:10001 ] || die "$s does not run as 10001"
-  podman top "$(ctr "$s")" huser | tail -n +2 | grep -qx ' *0' && die "$s has a root process"
 done
-podman top "$(ctr haproxy)" huser | tail -n +2 | grep -qx ' *0' && die "HAProxy has a root process"
-podman top "$(ctr redis)" huser | tail -n +2 | grep -qx ' *0' && die "Redis has a root process"
+for s in session-1 session-2 session-3 example-app haproxy redis; do
+  ! runs_as_root "$s" || die "$s has a process running as root"
+done
 pass "session-server, example-app, HAProxy and Redis run as non-root users"
 for image in session-server:local example-app:local session-nginx-front:local session-edge-tls:local \
   docker.io/library/redis:7.0 docker.io/library/haproxy:2.6 docker.io/library/python:3.11-slim \
@@ -318,3 +319,25 @@ for image in session-server:local example-app:local session-nginx-front:local se
   log "image size: $image $((size / 1000000)) MB"
 done
 log "all checks passed; total $((SECONDS - started))s"
+
+# Optional: one short load-test scenario against the stack (not part of the test command).
+# LOADTEST=target/release/loadtest LOADTEST_OUT=loadtest/results/<date>-compose deploy/compose-test.sh
+if [ -n "${LOADTEST:-}" ]; then
+  out=${LOADTEST_OUT:-loadtest/results/$(date -u +%F)-compose}
+  mkdir -p "$out/raw"
+  # The load generator speaks plain HTTP: it targets HAProxy's plain public frontend on the edge
+  # network (what the example app and nginx use), not the TLS port.
+  args=(run --name "session-server (compose, podman)" --via haproxy --replicas 3
+    --target "http://$(podman inspect --format "{{(index .NetworkSettings.Networks \"${project}_edge\").IPAddress}}" "$(ctr haproxy)"):8080"
+    --scenarios "${LOADTEST_SCENARIOS:-checks}" --duration "${LOADTEST_DURATION:-5}" --warmup 1
+    --connections 64 --sessions 32 --users 8 --register --user-prefix "ct$$-"
+    --pid "haproxy=$(podman inspect --format '{{.State.Pid}}' "$(ctr haproxy)")"
+    --out "$out/raw/compose-3.json")
+  for s in session-1 session-2 session-3; do
+    args+=(--replica "http://$(replica_ip "$s"):8080" --pid "replica=$(podman inspect --format '{{.State.Pid}}' "$(ctr "$s")")")
+  done
+  echo "Compose stack (deploy/compose-test.sh), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg) before the run." >"$out/preamble.md"
+  timeout 300 "$LOADTEST" "${args[@]}"
+  "$LOADTEST" report "$out"/raw/*.json --out-dir "$out" --preamble "$out/preamble.md"
+  log "load test: $out/results.md"
+fi
