@@ -77,6 +77,7 @@ stop_engine() {
 teardown() {
   set +e
   [ -n "${ticker_pid:-}" ] && kill "$ticker_pid" 2>/dev/null
+  [ -f "$state/ticker.pid" ] && kill "$(cat "$state/ticker.pid")" 2>/dev/null
   if [ -S "$sock" ]; then
     compose down -v --remove-orphans -t 10 >"$state/down.log" 2>&1 || cat "$state/down.log" >&2
   fi
@@ -97,7 +98,15 @@ fi
 
 on_exit() {
   local rc=$?
-  if [ "${KEEP:-0}" = 1 ] && [ $rc -eq 0 ]; then
+  if [ $rc -ne 0 ] && [ -S "$sock" ]; then # what the containers said, before they go
+    podman ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Names}}: {{.Status}}' >&2 || true
+    for c in $(podman ps -aq --filter "label=com.docker.compose.project=$project" 2>/dev/null); do
+      echo "--- $(podman inspect --format '{{.Name}}' "$c"), last lines:" >&2
+      podman logs --tail 5 "$c" 2>&1 | cut -c1-400 >&2 || true
+    done
+  fi
+  if [ "${KEEP:-0}" = 1 ]; then
+    ticker_pid= # the healthchecks go on while the stack is up
     log "KEEP=1: the stack stays up (project $project); deploy/compose-test.sh down removes it"
   else
     teardown
@@ -160,6 +169,7 @@ mkdir -p "$EDGE_TLS_DIR"
   done
 ) &
 ticker_pid=$!
+echo "$ticker_pid" >"$state/ticker.pid"
 
 t0=$SECONDS
 log "docker-compose up (project $project)"
@@ -192,13 +202,19 @@ app=https://127.0.0.1:$EDGE_APP_PORT
 front=https://127.0.0.1:$EDGE_FRONT_PORT
 tls() { curl -sS --max-time 10 --cacert "$ca" "$@"; }
 code() { tls -o /dev/null -w '%{http_code}' "$@" || true; }
-all_up() { [ "$(code "$api/readyz")" = 200 ] && [ "$(code "$app/login")" = 200 ] && [ "$(code "$front/login")" = 200 ]; }
-wait_for "HTTPS through HAProxy" 60 all_up
+# HAProxy's own view (status page, internal network): every server of every backend UP.
+haproxy_all_up() {
+  local csv
+  csv="$(curl -fsS --max-time 3 'http://172.28.11.10:8404/stats;csv' 2>/dev/null)" || return 1
+  [ "$(printf '%s\n' "$csv" | awk -F, '$2 != "FRONTEND" && $2 != "BACKEND" && $1 !~ /^#/ && $18 != "UP"' | wc -l)" = 0 ] &&
+    [ "$(printf '%s\n' "$csv" | awk -F, '$2 ~ /^session-/ && $18 == "UP"' | wc -l)" = 6 ]
+}
+all_up() { haproxy_all_up && [ "$(code "$api/readyz")" = 200 ] && [ "$(code "$app/login")" = 200 ] && [ "$(code "$front/login")" = 200 ]; }
+wait_for "HTTPS through HAProxy, every server UP" 60 all_up
 log "stack up and healthy in $((SECONDS - t0))s"
 
 # --- 4. checks ---------------------------------------------------------------------------------
 pass() { log "ok: $*"; }
-json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 user="alice-$$"
 password="correct horse battery $$"
 body="{\"username\":\"$user\",\"password\":\"$password\"}"
@@ -219,10 +235,10 @@ IFS=$'\t' read -r c_domain c_sub c_path c_secure _ _ _ <<<"$stored"
 [ "$c_domain" = "#HttpOnly_127.0.0.1" ] && [ "$c_sub" = FALSE ] && [ "$c_path" = / ] && [ "$c_secure" = TRUE ] \
   || die "stored cookie: $stored"
 pass "login over HTTPS sets __Host-session (Secure, HttpOnly, SameSite=Lax, Path=/, host-only), stored as such"
-[ "$(tls -b "$jar" "$api/v1/session" | json_field username)" = "$user" ] || die "who-am-I"
+[ "$(tls -b "$jar" "$api/v1/session" | python3 -c 'import json,sys; print(json.load(sys.stdin)["user"]["username"])')" = "$user" ] || die "who-am-I"
 [ "$(code -b "$jar" -c "$jar" -X POST "$api/v1/logout")" = 204 ] || die "logout"
 [ "$(code -b "$jar" "$api/v1/session")" = 401 ] || die "who-am-I after logout"
-[ "$(code "http://127.0.0.1:$EDGE_API_PORT/readyz")" != 200 ] || die "plain HTTP answered on the TLS port"
+[ "$(code "http://127.0.0.1:$EDGE_API_PORT/readyz" 2>/dev/null)" != 200 ] || die "plain HTTP answered on the TLS port"
 pass "register 201, who-am-I, logout 204, then 401: through HAProxy's TLS port"
 
 # The example app through its TLS port: the login page, then a browser-style form login.
@@ -273,8 +289,8 @@ pass "admin listener: answers on the internal network; not from the edge network
 # One replica stopped under traffic: HAProxy keeps serving (only in-flight requests may fail).
 tls -c "$jar" -o /dev/null "$api/v1/login" -H 'Content-Type: application/json' -d "$body"
 urls=()
-for _ in $(seq 600); do urls+=("$api/v1/session"); done
-tls -b "$jar" --rate 100/s -o /dev/null -w '%{http_code}\n' "${urls[@]}" >"$state/codes" 2>/dev/null &
+for _ in $(seq 600); do urls+=(-o /dev/null "$api/v1/session"); done
+tls -b "$jar" --rate 100/s -w '%{http_code}\n' "${urls[@]}" >"$state/codes" 2>/dev/null &
 traffic=$!
 sleep 2
 podman stop -t 35 "$(ctr session-2)" >/dev/null
@@ -286,6 +302,11 @@ failed=$(grep -vc '^200$' "$state/codes" || true)
 pass "session-2 stopped under 100 req/s: $failed of $total requests failed"
 podman start "$(ctr session-2)" >/dev/null
 wait_for "session-2 back" 60 healthy
+# Podman gives the restarted container a new MAC address; HAProxy reaches it again once its
+# neighbour entry for the old one expires (Docker derives the MAC from the fixed address).
+t0=$SECONDS
+wait_for "session-2 UP in HAProxy" 120 haproxy_all_up
+pass "session-2 started again: UP in HAProxy after $((SECONDS - t0))s"
 
 # Redis restarted: sessions survive (AOF volume) and the service recovers by itself.
 tls -c "$jar" -o /dev/null "$api/v1/login" -H 'Content-Type: application/json' -d "$body"
@@ -294,10 +315,13 @@ restarts_before="$(for s in session-1 session-2 session-3; do podman inspect --f
 t0=$SECONDS
 podman restart -t 10 "$(ctr redis)" >/dev/null
 back() { [ "$(code -b "$jar" "$api/v1/session")" = 200 ]; }
-wait_for "the session after a Redis restart" 60 back
+wait_for "the session after a Redis restart" 120 back
 restarts_after="$(for s in session-1 session-2 session-3; do podman inspect --format '{{.RestartCount}}' "$(ctr "$s")"; done | tr '\n' ' ')"
 [ "$restarts_before" = "$restarts_after" ] || die "replicas restarted along with Redis"
 pass "Redis restarted: the session is still valid, service back in $((SECONDS - t0))s with no replica restarted"
+t0=$SECONDS
+wait_for "every replica ready again after the Redis restart" 120 haproxy_all_up
+pass "every replica ready again (UP in HAProxy) $((SECONDS - t0))s later"
 
 # Non-root, and sizes.
 for s in session-1 example-app haproxy redis python-app nginx-front; do

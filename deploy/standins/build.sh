@@ -8,7 +8,7 @@
 #   python:3.11-slim          python/Containerfile   (Debian's python3 3.11.2)
 #   rust:<v>-slim-bookworm    rust/Containerfile     (this machine's Rust toolchain, version <v>)
 #
-# Only the missing ones are built (FORCE=1 rebuilds all). Each keeps what the compose file relies
+# Only missing or changed ones are built (FORCE=1 rebuilds all). Each keeps what the compose file relies
 # on from the official image (entrypoint, configuration path, user, data directory); README.md
 # beside this file lists how each differs. Needs podman, mmdebstrap and Debian's mirror.
 set -euo pipefail
@@ -51,12 +51,18 @@ if ! have docker.io/library/debian:bookworm-slim; then
   rm -f "$work/rootfs.tar"
 fi
 
+# An image is rebuilt when its Containerfile or entrypoint changed (their digest is a label).
+digest() { cat "$1"/* | sha256sum | cut -c1-16; }
+current() { # current NAME DIGEST: the image exists and was built from these files
+  have "$1" && [ "$(podman image inspect --format '{{index .Labels "standin.digest"}}' "$1")" = "$2" ]
+}
 build() { # name context [podman build options]
-  local name="$1" context="$2"
+  local name="$1" context="$2" sum
   shift 2
-  if ! have "docker.io/library/$name"; then
+  sum="$(digest "$context")"
+  if ! current "docker.io/library/$name" "$sum"; then
     log "$name"
-    podman build --quiet --pull=never -t "docker.io/library/$name" "$@" "$context" >/dev/null
+    podman build --quiet --pull=never --label "standin.digest=$sum" -t "docker.io/library/$name" "$@" "$context" >/dev/null
   fi
 }
 build redis:7.0 "$here/redis"
@@ -64,7 +70,7 @@ build haproxy:2.6 "$here/haproxy"
 build python:3.11-slim "$here/python"
 
 rust_image="rust:${rust_version}-slim-bookworm"
-if ! have "docker.io/library/$rust_image"; then
+if ! current "docker.io/library/$rust_image" "$(digest "$here/rust")"; then
   rustc_bin="$(rustup which rustc 2>/dev/null || command -v rustc)"
   toolchain_dir="$(cd "$(dirname "$(readlink -f "$rustc_bin")")/.." && pwd)"
   host_version="$("$rustc_bin" --version | cut -d' ' -f2)"
@@ -78,5 +84,6 @@ if ! have "docker.io/library/$rust_image"; then
   cp "$toolchain_dir/bin/rustc" "$toolchain_dir/bin/cargo" "$work/rust/toolchain/bin/"
   cp -a "$toolchain_dir/lib" "$work/rust/toolchain/"
   cp "$here/rust/Containerfile" "$work/rust/"
-  build "$rust_image" "$work/rust" --build-arg "TOOLCHAIN=$toolchain"
+  podman build --quiet --pull=never --label "standin.digest=$(digest "$here/rust")" \
+    -t "docker.io/library/$rust_image" --build-arg "TOOLCHAIN=$toolchain" "$work/rust" >/dev/null
 fi
