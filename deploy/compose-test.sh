@@ -354,8 +354,8 @@ if [ -n "${LOADTEST:-}" ]; then
   args=(run --name "session-server (compose, podman)" --via haproxy --replicas 3
     --target "http://$(podman inspect --format "{{(index .NetworkSettings.Networks \"${project}_edge\").IPAddress}}" "$(ctr haproxy)"):8080"
     --scenarios "${LOADTEST_SCENARIOS:-checks}" --duration "${LOADTEST_DURATION:-5}" --warmup 1
-    --connections 64 --sessions 32 --users 8 --register --user-prefix "ct$$-"
-    --pid "haproxy=$(podman inspect --format '{{.State.Pid}}' "$(ctr haproxy)")"
+    --connections 64 --sessions 32 --users 8 --register --user-prefix "ct$$-" --redis 172.28.11.2:6379
+    --pid "haproxy=$(pgrep -P "$(podman inspect --format '{{.State.Pid}}' "$(ctr haproxy)")" | head -1)"
     --out "$out/raw/compose-3.json")
   for s in session-1 session-2 session-3; do
     args+=(--replica "http://$(replica_ip "$s"):8080" --pid "replica=$(podman inspect --format '{{.State.Pid}}' "$(ctr "$s")")")

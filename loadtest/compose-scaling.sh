@@ -51,6 +51,8 @@ podman network create --subnet "$subnet.0/24" "$net" >/dev/null
 digest=3e8bdb9854637e5bdcf1c33acbcd1042a82c7eeec9936b8e1b5c5ec5a4274388
 run() { podman run -d --label "$project" --network "$net" "$@" >/dev/null; }
 host_pid() { podman inspect --format '{{.State.Pid}}' "$1"; }
+# HAProxy runs master-worker (-W): the worker, the master's child, serves the traffic.
+haproxy_worker() { local m; m="$(host_pid "$1")"; pgrep -P "$m" | head -1 || echo "$m"; }
 wait_for() { # wait_for WHAT SECONDS COMMAND...
   local what="$1" until=$((SECONDS + $2))
   shift 2
@@ -105,7 +107,7 @@ for n in $REPLICAS; do
   args=(run --name "session-server (containers, --cpus $CPUS each)" --via haproxy --replicas "$n"
     --target "http://$subnet.10:8080" --redis "$subnet.2:6379" --scenarios checks
     --duration "$DURATION" --warmup 1 --connections "$CONNECTIONS" --sessions 64 --users 8
-    --register --pid "haproxy=$(host_pid "$project-haproxy")"
+    --register --pid "haproxy=$(haproxy_worker "$project-haproxy")"
     --out "$OUT/raw/compose-$n.json")
   for u in "${urls[@]}"; do args+=(--replica "$u"); done
   for i in $(seq "$n"); do args+=(--pid "replica=$(host_pid "$project-session-$i")"); done
