@@ -37,6 +37,10 @@ fi
 
 project=sessioncomposetest
 state=/tmp/$project
+# The project name, its networks' fixed subnets and the state directory are fixed: one run at a
+# time on a machine (another checkout's test command waits here).
+exec 8>"/tmp/$project.lock"
+flock 8
 started=$SECONDS
 log() { printf 'compose-test [%4ss]: %s\n' "$((SECONDS - started))" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
