@@ -30,17 +30,16 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 # The whole run is bounded: past the deadline timeout(1) stops it with SIGTERM, and the trap below
-# still removes the stack.
+# still removes the stack. The project name, its networks' fixed subnets and the state directory
+# are fixed: one run at a time on a machine (another checkout's test command waits for the lock;
+# flock -o keeps the lock out of the processes the run starts, e.g. podman's service).
 if [ -z "${COMPOSE_TEST_BOUNDED:-}" ]; then
-  exec timeout -k 120 "${COMPOSE_TEST_TIMEOUT:-3600}" env COMPOSE_TEST_BOUNDED=1 "$0" "$@"
+  exec flock -o -w "${COMPOSE_TEST_TIMEOUT:-3600}" /tmp/sessioncomposetest.lock \
+    timeout -k 120 "${COMPOSE_TEST_TIMEOUT:-3600}" env COMPOSE_TEST_BOUNDED=1 "$0" "$@"
 fi
 
 project=sessioncomposetest
 state=/tmp/$project
-# The project name, its networks' fixed subnets and the state directory are fixed: one run at a
-# time on a machine (another checkout's test command waits here).
-exec 8>"/tmp/$project.lock"
-flock 8
 started=$SECONDS
 log() { printf 'compose-test [%4ss]: %s\n' "$((SECONDS - started))" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -87,7 +86,7 @@ teardown() {
   fi
   stop_engine
   # Whatever docker-compose could not remove (an interrupted earlier run).
-  podman ps -aq --filter "label=com.docker.compose.project=$project" | xargs -r podman rm -f -t 5 >/dev/null 2>&1
+  podman ps -aq --filter "label=com.docker.compose.project=$project" | xargs -r podman rm -f -v -t 5 >/dev/null 2>&1
   podman volume ls -q --filter "label=com.docker.compose.project=$project" | xargs -r podman volume rm -f >/dev/null 2>&1
   podman network ls -q --filter "label=com.docker.compose.project=$project" | xargs -r podman network rm -f >/dev/null 2>&1
   rm -rf "$state"
