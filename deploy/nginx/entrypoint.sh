@@ -10,5 +10,12 @@ for name in APP_UPSTREAM SESSION_PUBLIC_UPSTREAM SESSION_ADMIN_UPSTREAM SESSION_
 done
 envsubst '${NGINX_LISTEN} ${APP_UPSTREAM} ${SESSION_PUBLIC_UPSTREAM} ${SESSION_ADMIN_UPSTREAM} ${SESSION_API_KEY}' \
   < /etc/nginx/templates/forward-auth.conf > /etc/nginx/conf.d/forward-auth.conf
+# Behind a TLS terminator (docker-compose.yml's HAProxy edge) nginx itself speaks plain HTTP:
+# NGINX_SCHEME=https names the browser's scheme in the URLs it hands the service.
+case "${NGINX_SCHEME:-}" in
+  '') ;;
+  http | https) sed -i "s/\$scheme/$NGINX_SCHEME/g" /etc/nginx/conf.d/forward-auth.conf ;;
+  *) echo "nginx-front: NGINX_SCHEME must be http or https" >&2; exit 2 ;;
+esac
 nginx -t -q
 exec nginx -g 'daemon off;'

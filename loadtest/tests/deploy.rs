@@ -1,7 +1,7 @@
 //! The container healthcheck of `session-server/Dockerfile`, run as written against a real
 //! session-server (with the service stage's path, /readyz): healthy when the store answers,
-//! unhealthy when it does not or when nothing listens. (Building and running the image needs a container engine, which these machines lack;
-//! this runs the same command line the engine would.)
+//! unhealthy when it does not or when nothing listens, without a container engine. (The image
+//! itself is built and its healthcheck run by the engine in deploy/compose-test.sh.)
 
 use std::{
     net::TcpListener,
