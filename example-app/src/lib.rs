@@ -482,9 +482,19 @@ async fn forward(req: HttpRequest, body: Bytes, state: web::Data<State>) -> Http
     if let Some(site) = req.headers().get("sec-fetch-site") {
         upstream = upstream.header("sec-fetch-site", site.as_bytes());
     }
-    // The service throttles logins per client address; name the browser's, not ours.
+    // The service throttles logins per client address; name the browser's, not ours. Appended to
+    // any X-Forwarded-For the request came with (a TLS edge in front of the app), as a proxy
+    // does: the service believes the chain only as far as its trusted proxies, so a browser
+    // that forges the header still gets its own address counted.
     if let Some(peer) = req.peer_addr() {
-        upstream = upstream.header("x-forwarded-for", peer.ip().to_string());
+        let mut chain: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let peer = peer.ip().to_string();
+        chain.push(&peer);
+        upstream = upstream.header("x-forwarded-for", chain.join(", "));
     }
     let Ok(answer) = upstream.send().await else {
         return unavailable();
