@@ -108,8 +108,8 @@ impl Publisher {
         }
     }
 
-    /// Runs a write that ends sessions, then publishes its event; if the write failed, publishes
-    /// the event it may have produced. `event` builds the event from the write's result (`None`:
+    /// Runs a write that ends sessions (or changes what their checks return), then publishes its
+    /// event; if the write failed, publishes the event it may have produced. `event` builds the event from the write's result (`None`:
     /// the write failed; its outcome is unknown).
     pub async fn ending<T>(
         &self,

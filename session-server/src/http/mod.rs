@@ -15,5 +15,6 @@ pub mod health;
 pub mod middleware;
 pub mod openapi;
 pub mod public;
+pub mod redirect;
 pub mod schema;
 pub mod views;

@@ -2,7 +2,7 @@
 
 use actix_web::{
     HttpRequest, HttpResponse,
-    http::{StatusCode, header},
+    http::header,
     web::{self, Bytes},
 };
 use serde::Deserialize;
@@ -26,6 +26,7 @@ use crate::{
         cookie::{self, Presented},
         credentials,
         error::{ApiError, ErrorBody},
+        redirect::{see_other, with_query},
         views::{BearerLogin, WhoAmI},
     },
     state::AppState,
@@ -121,24 +122,12 @@ fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     }
 }
 
-fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
-    let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
-    builder.insert_header((header::LOCATION, location.to_owned()));
-    builder
-}
-
 fn user_agent(req: &HttpRequest) -> String {
     req.headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
-}
-
-/// Where a failed form login goes: the login page with the error code.
-fn login_page_with_error(page: &str, code: &str) -> String {
-    let sep = if page.contains('?') { '&' } else { '?' };
-    format!("{page}{sep}error={code}")
 }
 
 /// Log in. Always issues a fresh token, and ends the session of a cookie presented with the
@@ -216,7 +205,7 @@ pub async fn login(
             logins.with_label_values(&[result]).inc();
             let api_error = ApiError::from(e);
             if encoding == Encoding::Form && api_error.status_code_is_client_error() {
-                let target = login_page_with_error(&config.login_page, api_error.code());
+                let target = with_query(&config.login_page, &[("error", api_error.code())]);
                 return Ok(see_other(&target).finish());
             }
             return Err(api_error);

@@ -8,7 +8,6 @@
 
 use actix_web::{
     HttpRequest, HttpResponse,
-    http::{StatusCode, header},
     web::{self, Bytes},
 };
 use serde::Deserialize;
@@ -22,6 +21,7 @@ use crate::{
         client_ip::client_ip,
         error::{ApiError, ErrorBody},
         extract::Authenticated,
+        redirect::{see_other, with_query},
         views::WhoAmI,
     },
     state::AppState,
@@ -34,20 +34,6 @@ pub struct ReauthenticateRequest {
     pub password: String,
     /// Forms only: where to go afterwards (a path, or a URL on an allowed origin).
     pub return_to: Option<String>,
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::build(StatusCode::SEE_OTHER)
-        .insert_header((header::LOCATION, location.to_owned()))
-        .finish()
-}
-
-/// `page?error=<code>&return_to=<target>`.
-fn page_with_error(page: &str, code: &str, return_to: &str) -> String {
-    let sep = if page.contains('?') { '&' } else { '?' };
-    let query = serde_urlencoded::to_string([("error", code), ("return_to", return_to)])
-        .unwrap_or_default();
-    format!("{page}{sep}{query}")
 }
 
 /// Re-authenticate: records that the user of this session just proved the password
@@ -114,18 +100,18 @@ pub async fn reauthenticate(
     }
     .await;
     match (outcome, return_to) {
-        (Ok(_), Some(target)) => Ok(see_other(&target)),
+        (Ok(_), Some(target)) => Ok(see_other(&target).finish()),
         (Ok(renewed), None) => Ok(HttpResponse::Ok().json(WhoAmI::new(&renewed.record))),
         (Err(e), Some(target)) => {
             let e = ApiError::from(e);
             if !e.status_code_is_client_error() {
                 return Err(e);
             }
-            Ok(see_other(&page_with_error(
+            let page = with_query(
                 &config.reauth_page,
-                e.code(),
-                &target,
-            )))
+                &[("error", e.code()), ("return_to", &target)],
+            );
+            Ok(see_other(&page).finish())
         }
         (Err(e), None) => Err(e.into()),
     }
