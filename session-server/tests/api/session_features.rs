@@ -6,9 +6,11 @@ use std::time::Duration;
 use reqwest::{Method, Response, header};
 use serde_json::{Value, json};
 
+use session_server::{domain::clock::Clock, state::Overrides};
+
 use crate::helpers::{
-    Backend, Browser, COOKIE, TestApp, error_code, session_cookie, set_cookie_header, spawn_app,
-    spawn_app_with,
+    Backend, Browser, COOKIE, RedisServer, TestApp, error_code, session_cookie, set_cookie_header,
+    spawn_app, spawn_app_on, spawn_app_with, spawn_with_overrides, test_settings,
 };
 
 const CHROME_LINUX: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.8078.73 Safari/537.36";
@@ -641,4 +643,101 @@ async fn the_devices_list_names_each_device_in_words() {
         )
         .await;
     assert_eq!(admin[0]["device"], "Chrome 156 on Linux");
+}
+
+/// A data write applied by Redis whose acknowledgement never came (a replica requiring a `WAIT`
+/// confirmation that a Redis without replicas cannot give): the caller gets a 503, the write
+/// stands, its `session_updated` event is in the feed, and a retry neither applies a stale
+/// conditional write nor changes the data twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_write_whose_reply_is_lost_stands_once_and_reaches_the_feed() {
+    let redis = RedisServer::start();
+    let healthy = spawn_app_on(Some(redis.clone()), |_| {}).await;
+    let unconfirmed = spawn_app_on(Some(redis.clone()), |s| {
+        s.redis_wait_replicas = Some(1);
+        s.redis_timeout = Some("0.2".parse().unwrap());
+    })
+    .await;
+    let me = healthy.signed_in("alice").await;
+    let check = check_cookie(&healthy, &me).await;
+    let handle = check["session"]["handle"].as_str().unwrap().to_owned();
+    let path = data_path(check["user"]["id"].as_str().unwrap(), &handle);
+
+    let r = patch(&unconfirmed, &path, Some("\"0\""), r#"{"cart":[1]}"#).await;
+    assert_eq!(r.status(), 503);
+    let data = json_body(healthy.admin(Method::GET, &path).send().await.unwrap()).await;
+    assert_eq!(
+        data,
+        json!({"version": 1, "data": {"cart": [1]}}),
+        "applied"
+    );
+    let events: Value = healthy
+        .admin(Method::GET, "/admin/v1/events?after=0-0&wait=0&max=1000")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "session_updated" && e["handles"][0] == handle.as_str()),
+        "{events}"
+    );
+    // The conditional retry is told the data moved on; the unconditional one changes nothing.
+    let r = patch(&healthy, &path, Some("\"0\""), r#"{"cart":[1]}"#).await;
+    assert_eq!(r.status(), 412);
+    let r = patch(&healthy, &path, None, r#"{"cart":[1]}"#).await;
+    assert_eq!(
+        json_body(r).await["data"],
+        json!({"cart": [1]}),
+        "a merge patch applied twice"
+    );
+}
+
+/// Replicas whose wall clocks are ten seconds apart judge "recently authenticated" alike: both
+/// run on Redis's clock. Without that, a login on the one behind would look ten seconds old to
+/// the one ahead, beyond the three allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_authentication_is_judged_alike_by_replicas_with_skewed_clocks() {
+    let redis = RedisServer::start();
+    let mut settings = test_settings();
+    settings.redis_url = Some(redis.url());
+    settings.fresh_auth_max_age = Some("3".parse().unwrap());
+    let skewed = |ms| Overrides {
+        clock: Some(Clock::with_wall_skew(ms)),
+        ..Default::default()
+    };
+    let behind = spawn_with_overrides(settings.clone(), Some(redis.clone()), skewed(-5_000)).await;
+    let ahead = spawn_with_overrides(settings, Some(redis), skewed(5_000)).await;
+    assert!(behind.state.clock.is_synced() && ahead.state.clock.is_synced());
+
+    let me = behind.signed_in("alice").await;
+    let r = ahead
+        .public(Method::DELETE, "/v1/sessions")
+        .header(header::COOKIE, &me.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "a fresh login, whichever replica asks");
+    let r = ahead
+        .public(Method::POST, "/v1/session/reauthenticate")
+        .header(header::COOKIE, &me.cookie)
+        .json(&json!({"password": "alice-password"}))
+        .send()
+        .await
+        .unwrap();
+    let again = json_body(r).await;
+    let at =
+        humantime::parse_rfc3339(again["session"]["authenticated_at"].as_str().unwrap()).unwrap();
+    let drift = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_else(|e| e.duration());
+    assert!(
+        drift < Duration::from_secs(2),
+        "recorded on Redis's clock, not 5 s ahead: {drift:?}"
+    );
 }
