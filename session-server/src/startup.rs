@@ -73,8 +73,9 @@ fn server(
             .app_data(app_state.clone())
             .app_data(web::Data::new(Listener(name)))
             .app_data(web::PayloadConfig::new(max_body))
-            .configure(probes)
+            // The API first: routes are tried in order, and the session check is the hottest.
             .configure(api)
+            .configure(probes)
             .wrap(from_fn(telemetry))
     })
     .workers(workers)

@@ -152,7 +152,7 @@ const LAST_WRITABLE_MS: u64 = 253_402_300_799_999;
 
 impl Rfc3339 {
     /// The 24 bytes of text.
-    fn text(self) -> [u8; 24] {
+    pub fn text(self) -> [u8; 24] {
         let ms = self.0.min(LAST_WRITABLE_MS);
         let days = ms / 86_400_000;
         let in_day = ms % 86_400_000;

@@ -55,6 +55,9 @@ impl fmt::Debug for SessionToken {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenDigest(pub [u8; 16]);
 
+/// The length of a [`TokenDigest`]'s text.
+pub const DIGEST_CHARS: usize = 22;
+
 impl fmt::Debug for TokenDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("TokenDigest([REDACTED])")
@@ -65,6 +68,14 @@ impl TokenDigest {
     /// base64url, as used in store keys.
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// [`TokenDigest::encode`]'s text on the stack, for the check path.
+    pub fn encoded(&self) -> [u8; DIGEST_CHARS] {
+        let mut text = [0u8; DIGEST_CHARS];
+        // 16 bytes are always exactly 22 base64 characters.
+        let _ = URL_SAFE_NO_PAD.encode_slice(self.0, &mut text);
+        text
     }
 
     /// Parses [`TokenDigest::encode`]'s output.

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod check_body;
 pub mod client_ip;
 pub mod cookie;
 pub mod credentials;

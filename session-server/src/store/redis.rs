@@ -41,7 +41,7 @@ use crate::{
         record::authenticated_field,
         session::{LimitPolicy, SessionLimit, SessionRecord},
         session_data::{DataWrite, SessionData},
-        token::TokenDigest,
+        token::{DIGEST_CHARS, TokenDigest},
         user::{UserRecord, Username},
     },
 };
@@ -132,9 +132,9 @@ fn decode_data(stored: Option<&[u8]>) -> Result<SessionData, StoreError> {
 }
 
 /// The hash field of a session's app data (see `lua/lib.lua`).
-fn data_field(digest: &str) -> String {
-    format!("{digest}.d")
-}
+/// What follows the digest in the name of a session's data field (`data_field` in
+/// `lua/lib.lua`).
+const DATA_SUFFIX: &str = ".d";
 
 /// A counter and its `PTTL` (negative when the key has no TTL or does not exist).
 fn rate_count(count: u32, pttl: i64) -> RateCount {
@@ -162,10 +162,12 @@ impl RedisStore {
         };
         let connector = match &config.mode {
             RedisMode::Standalone { url } => {
-                let t = Some(config.timeout);
+                // No reply timeout in the client: every command already runs under this
+                // store's own (`with_conn`, the feed tail), which also marks the connection for
+                // replacement. A second one would arm a second timer on every check.
                 let connection = AsyncConnectionConfig::new()
-                    .set_connection_timeout(t)
-                    .set_response_timeout(t);
+                    .set_connection_timeout(Some(config.timeout))
+                    .set_response_timeout(None);
                 Connector::Standalone(
                     deadpool_redis::Manager::new_with_config(url.expose_secret(), connection)
                         .map_err(bad_url)?,
@@ -512,16 +514,19 @@ impl Store for RedisStore {
         digest: &TokenDigest,
     ) -> Result<Option<StoredSession>, StoreError> {
         let key = self.keys.sessions(user);
-        let field = digest.encode();
-        let data = data_field(&field);
+        // The record's field and the data's, in one buffer on the stack.
+        let mut fields = [0u8; DIGEST_CHARS + DATA_SUFFIX.len()];
+        let (field, suffix) = fields.split_at_mut(DIGEST_CHARS);
+        field.copy_from_slice(&digest.encoded());
+        suffix.copy_from_slice(DATA_SUFFIX.as_bytes());
         // One command for the record and the data: a session without data costs a missing
         // field, not a second read.
         let (raw, stored): (Option<Vec<u8>>, Option<Vec<u8>>) = self
             .with_conn(async |c| {
                 redis::cmd("HMGET")
                     .arg(&key)
-                    .arg(&field)
-                    .arg(&data)
+                    .arg(&fields[..DIGEST_CHARS])
+                    .arg(&fields[..])
                     .query_async(c)
                     .await
             })

@@ -1,7 +1,7 @@
 //! `POST /admin/v1/sessions/check`: what session-client calls to learn who a request is from.
 
 use actix_web::{
-    HttpRequest,
+    HttpRequest, HttpResponse,
     web::{self, Bytes},
 };
 use serde::Deserialize;
@@ -14,10 +14,11 @@ use crate::{
     domain::{sessions::Via, token::SessionToken},
     http::{
         body::parse_json,
+        check_body,
         cookie::{self, Presented},
         credentials,
         error::{ApiError, ErrorBody},
-        views::{CheckResult, SessionView, UserView, raw_data},
+        views::CheckResult,
     },
     state::AppState,
 };
@@ -94,7 +95,7 @@ pub async fn check(
     req: HttpRequest,
     body: Bytes,
     state: web::Data<AppState>,
-) -> Result<web::Json<CheckResult>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let request: CheckRequest = parse_json(&req, &body)?;
     let (presented, via) = match (request.token, request.cookie, request.authorization) {
         (Some(token), None, None) => (
@@ -116,23 +117,5 @@ pub async fn check(
         Presented::Token(token) => state.sessions.check(&token, via).await?,
         _ => None,
     };
-    Ok(web::Json(match session {
-        Some(s) => CheckResult {
-            active: true,
-            user: Some(UserView {
-                id: s.record.user_id,
-                username: s.record.username.clone(),
-            }),
-            session: Some(SessionView::new(&s.record, None)),
-            data: Some(raw_data(&s.data)),
-            data_version: Some(s.data.version),
-        },
-        None => CheckResult {
-            active: false,
-            user: None,
-            session: None,
-            data: None,
-            data_version: None,
-        },
-    }))
+    Ok(check_body::response(check_body::check(session.as_ref())))
 }

@@ -18,9 +18,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v1")
             .wrap(from_fn(csrf_guard))
+            // Tried in order: the session check first.
+            .service(web::resource("/session").get(sessions::whoami))
             .service(web::resource("/login").post(login::login))
             .service(web::resource("/logout").post(login::logout))
-            .service(web::resource("/session").get(sessions::whoami))
             .service(web::resource("/session/reauthenticate").post(reauth::reauthenticate))
             .service(
                 web::resource("/sessions")

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{
     domain::error::Error,
     http::{
-        cookie,
+        check_body, cookie,
         error::{ApiError, ErrorBody},
         extract::Authenticated,
         views::{Revoked, SessionList, SessionView, WhoAmI},
@@ -26,8 +26,8 @@ use crate::{
         (status = 401, description = "`unauthenticated`: no live session", body = ErrorBody),
     )
 )]
-pub async fn whoami(Authenticated(session): Authenticated) -> web::Json<WhoAmI> {
-    web::Json(WhoAmI::new(&session.record))
+pub async fn whoami(Authenticated(session): Authenticated) -> HttpResponse {
+    check_body::response(check_body::whoami(&session.record))
 }
 
 /// The signed-in user's live sessions (devices), the current one marked.
