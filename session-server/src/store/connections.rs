@@ -1,5 +1,5 @@
 //! Redis connections: one multiplexed connection per thread, opened by deadpool-redis's managers
-//! (standalone, Cluster, Sentinel).
+//! (standalone, Cluster) or the redis crate's Sentinel client.
 //!
 //! A multiplexed connection (and a Cluster connection, which multiplexes per node) pipelines the
 //! commands of every request holding a clone of it; each reply is matched to its request by
@@ -29,18 +29,26 @@ use std::{
 
 use deadpool::managed::Manager as _;
 use deadpool_redis::redis::{
-    Cmd, Pipeline, RedisError, RedisFuture, Value,
+    AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Value,
     aio::{ConnectionLike, MultiplexedConnection},
     cluster_async::ClusterConnection,
+    sentinel::SentinelClient,
 };
 
 /// A connection idle longer than this is validated with a PING before reuse.
 pub const VALIDATE_AFTER_IDLE: Duration = Duration::from_millis(500);
 
-/// deadpool-redis's manager of the deployment mode: what opens connections.
+/// What opens connections in the deployment mode.
 pub enum Connector {
     Standalone(deadpool_redis::Manager),
-    Sentinel(deadpool_redis::sentinel::Manager),
+    /// The redis crate's Sentinel client, which asks the sentinels for the current primary at
+    /// every open. Not deadpool-redis's Sentinel manager: that one takes no connection settings
+    /// and so keeps the client's default reply timeout (500 ms), which would cut replies short of
+    /// the store's own timeout and arm a second timer per command.
+    Sentinel {
+        client: tokio::sync::Mutex<SentinelClient>,
+        settings: AsyncConnectionConfig,
+    },
     Cluster(deadpool_redis::cluster::Manager),
 }
 
@@ -49,7 +57,13 @@ impl Connector {
     pub async fn open(&self) -> Result<AnyConnection, RedisError> {
         Ok(match self {
             Connector::Standalone(m) => AnyConnection::Single(m.create().await?),
-            Connector::Sentinel(m) => AnyConnection::Single(m.create().await?),
+            Connector::Sentinel { client, settings } => AnyConnection::Single(
+                client
+                    .lock()
+                    .await
+                    .get_async_connection_with_config(settings)
+                    .await?,
+            ),
             Connector::Cluster(m) => AnyConnection::Cluster(m.create().await?),
         })
     }

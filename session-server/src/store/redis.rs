@@ -24,6 +24,7 @@ use std::{
 use async_trait::async_trait;
 use deadpool_redis::redis::{
     self, AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, Script, ScriptInvocation,
+    sentinel::{SentinelClient, SentinelServerType},
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -160,19 +161,17 @@ impl RedisStore {
         let bad_url = |e: RedisError| {
             StoreError::Unavailable(format!("invalid Redis address ({:?})", e.kind()))
         };
+        // No reply timeout in the client: every command already runs under this store's own
+        // (`with_conn`, the feed tail, the idle `PING`), which also marks the connection for
+        // replacement. A second one would arm a second timer on every check.
+        let settings = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(None);
         let connector = match &config.mode {
-            RedisMode::Standalone { url } => {
-                // No reply timeout in the client: every command already runs under this
-                // store's own (`with_conn`, the feed tail), which also marks the connection for
-                // replacement. A second one would arm a second timer on every check.
-                let connection = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(config.timeout))
-                    .set_response_timeout(None);
-                Connector::Standalone(
-                    deadpool_redis::Manager::new_with_config(url.expose_secret(), connection)
-                        .map_err(bad_url)?,
-                )
-            }
+            RedisMode::Standalone { url } => Connector::Standalone(
+                deadpool_redis::Manager::new_with_config(url.expose_secret(), settings)
+                    .map_err(bad_url)?,
+            ),
             RedisMode::Cluster { nodes } => {
                 let nodes: Vec<&str> = nodes.iter().map(|n| n.expose_secret()).collect();
                 Connector::Cluster(
@@ -181,15 +180,18 @@ impl RedisStore {
             }
             RedisMode::Sentinel { sentinels, master } => {
                 let sentinels: Vec<&str> = sentinels.iter().map(|n| n.expose_secret()).collect();
-                Connector::Sentinel(
-                    deadpool_redis::sentinel::Manager::new(
-                        sentinels,
-                        master.clone(),
-                        None,
-                        deadpool_redis::sentinel::SentinelServerType::Master,
-                    )
-                    .map_err(bad_url)?,
-                )
+                Connector::Sentinel {
+                    client: tokio::sync::Mutex::new(
+                        SentinelClient::build(
+                            sentinels,
+                            master.clone(),
+                            None,
+                            SentinelServerType::Master,
+                        )
+                        .map_err(bad_url)?,
+                    ),
+                    settings,
+                }
             }
         };
         Ok(RedisStore {

@@ -280,3 +280,32 @@ async fn acknowledged_sessions_survive_a_sentinel_failover() {
     let (ok, _) = probe(&app, &browsers).await;
     assert_eq!(ok, browsers.len());
 }
+
+/// Over Sentinel, a reply is awaited for the whole `SESSION_REDIS_TIMEOUT`, as with one Redis:
+/// a check held up 0.8 s by a paused primary is answered, not cut by the redis crate's default
+/// reply timeout of 500 ms into a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_reply_is_awaited_for_the_whole_store_timeout() {
+    let group = SentinelGroup::start();
+    let mut settings = test_settings();
+    settings.redis_sentinels = Some(group.urls());
+    settings.redis_sentinel_master = Some(MASTER.into());
+    settings.redis_timeout = Some("3".parse().unwrap());
+    let app = spawn_with_settings(settings, None).await;
+    let browser = app.signed_in("alice").await;
+    assert_eq!(app.whoami(&browser).await.status(), 200);
+
+    // Shorter than the sentinels' down-after-milliseconds (1 s): no failover starts.
+    group
+        .primary
+        .command(&["CLIENT", "PAUSE", "800", "ALL"])
+        .expect("the primary pauses its clients");
+    let started = Instant::now();
+    let r = app.whoami(&browser).await;
+    let waited = started.elapsed();
+    assert_eq!(r.status(), 200, "waited {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "the check took {waited:?}: the pause did not hold it up"
+    );
+}
