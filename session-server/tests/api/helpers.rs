@@ -149,6 +149,20 @@ pub async fn spawn_app_on(
     spawn_with_settings(settings, redis).await
 }
 
+/// Two apps on one fresh standalone Redis: `healthy`, and `unconfirmed`, whose writes ask for a
+/// `WAIT` confirmation that a Redis without replicas never gives (0.2 s timeout). Its writes are
+/// applied but never acknowledged: a reply lost after Redis applied the write.
+pub async fn healthy_and_unconfirmed() -> (TestApp, TestApp) {
+    let redis = RedisServer::start();
+    let healthy = spawn_app_on(Some(redis.clone()), |_| {}).await;
+    let unconfirmed = spawn_app_on(Some(redis), |s| {
+        s.redis_wait_replicas = Some(1);
+        s.redis_timeout = Some("0.2".parse().unwrap());
+    })
+    .await;
+    (healthy, unconfirmed)
+}
+
 /// Spawns an app with fully prepared settings.
 pub async fn spawn_with_settings(settings: Settings, redis: Option<Arc<RedisServer>>) -> TestApp {
     spawn_with_overrides(settings, redis, Overrides::default()).await
@@ -244,6 +258,19 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The whole event feed, read through the admin API.
+    pub async fn feed(&self) -> Vec<serde_json::Value> {
+        let page: serde_json::Value = self
+            .admin(Method::GET, "/admin/v1/events?after=0-0&wait=0&max=1000")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["events"].as_array().unwrap().clone()
     }
 
     /// A user's live sessions, as the admin API lists them.

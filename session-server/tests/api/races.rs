@@ -18,8 +18,8 @@ use session_server::{
 use tokio::sync::Notify;
 
 use crate::helpers::{
-    Backend, Browser, RedisServer, TestApp, session_cookie, spawn_app, spawn_app_on,
-    spawn_with_overrides, test_settings, use_backend,
+    Backend, Browser, RedisServer, TestApp, healthy_and_unconfirmed, session_cookie, spawn_app,
+    spawn_app_on, spawn_with_overrides, test_settings, use_backend,
 };
 
 /// Holds the next login that passed its password check until the test releases it.
@@ -188,19 +188,6 @@ async fn a_login_racing_the_command_line_gets_no_session() {
     }
 }
 
-/// Reads the whole feed through the admin API.
-async fn feed(app: &TestApp) -> Vec<Value> {
-    let page: Value = app
-        .admin(Method::GET, "/admin/v1/events?after=0-0&wait=0&max=1000")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    page["events"].as_array().unwrap().clone()
-}
-
 async fn disabling_a_user_publishes_the_end_of_their_sessions(backend: Backend) {
     let app = spawn_app(backend).await;
     let me = app.signed_in("alice").await;
@@ -212,7 +199,7 @@ async fn disabling_a_user_publishes_the_end_of_their_sessions(backend: Backend) 
         .await
         .unwrap();
     assert!(r.status().is_success());
-    let events = feed(&app).await;
+    let events = app.feed().await;
     let disabled = events
         .iter()
         .find(|e| e["type"] == "user_disabled")
@@ -424,13 +411,7 @@ async fn replicas_with_skewed_clocks_write_deadlines_on_redis_time() {
 /// Its event must reach the feed all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_end_of_a_session_still_reaches_the_feed() {
-    let redis = RedisServer::start();
-    let healthy = spawn_app_on(Some(redis.clone()), |_| {}).await;
-    let unconfirmed = spawn_app_on(Some(redis.clone()), |s| {
-        s.redis_wait_replicas = Some(1);
-        s.redis_timeout = Some("0.2".parse().unwrap());
-    })
-    .await;
+    let (healthy, unconfirmed) = healthy_and_unconfirmed().await;
     let me = healthy.signed_in("alice").await;
     let handle = {
         let body: Value = healthy.whoami(&me).await.json().await.unwrap();
@@ -446,7 +427,7 @@ async fn an_unconfirmed_end_of_a_session_still_reaches_the_feed() {
     // Applied, though unacknowledged...
     assert!(!healthy.check(&me).await);
     // ...and in the feed.
-    let events = feed(&healthy).await;
+    let events = healthy.feed().await;
     assert!(
         events
             .iter()
@@ -464,7 +445,7 @@ async fn an_unconfirmed_end_of_a_session_still_reaches_the_feed() {
         .unwrap();
     assert_eq!(r.status(), 503);
     assert!(!healthy.check(&other).await);
-    let events = feed(&healthy).await;
+    let events = healthy.feed().await;
     assert!(
         events
             .iter()
@@ -542,7 +523,8 @@ async fn a_retried_revocation_publishes_again(backend: Backend) {
             .unwrap();
         assert_eq!(r.status(), expected);
     }
-    let revoked = feed(&app)
+    let revoked = app
+        .feed()
         .await
         .into_iter()
         .filter(|e| e["type"] == "revoked" && e["handles"][0] == handle.as_str())

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use session_server::{domain::clock::Clock, state::Overrides};
 
 use crate::helpers::{
-    Backend, Browser, COOKIE, RedisServer, TestApp, error_code, session_cookie, set_cookie_header,
-    spawn_app, spawn_app_on, spawn_app_with, spawn_with_overrides, test_settings,
+    Backend, Browser, COOKIE, RedisServer, TestApp, error_code, healthy_and_unconfirmed,
+    session_cookie, set_cookie_header, spawn_app, spawn_app_with, spawn_with_overrides,
+    test_settings,
 };
 
 const CHROME_LINUX: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.8078.73 Safari/537.36";
@@ -651,13 +652,7 @@ async fn the_devices_list_names_each_device_in_words() {
 /// conditional write nor changes the data twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_write_whose_reply_is_lost_stands_once_and_reaches_the_feed() {
-    let redis = RedisServer::start();
-    let healthy = spawn_app_on(Some(redis.clone()), |_| {}).await;
-    let unconfirmed = spawn_app_on(Some(redis.clone()), |s| {
-        s.redis_wait_replicas = Some(1);
-        s.redis_timeout = Some("0.2".parse().unwrap());
-    })
-    .await;
+    let (healthy, unconfirmed) = healthy_and_unconfirmed().await;
     let me = healthy.signed_in("alice").await;
     let check = check_cookie(&healthy, &me).await;
     let handle = check["session"]["handle"].as_str().unwrap().to_owned();
@@ -671,21 +666,12 @@ async fn a_data_write_whose_reply_is_lost_stands_once_and_reaches_the_feed() {
         json!({"version": 1, "data": {"cart": [1]}}),
         "applied"
     );
-    let events: Value = healthy
-        .admin(Method::GET, "/admin/v1/events?after=0-0&wait=0&max=1000")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = healthy.feed().await;
     assert!(
-        events["events"]
-            .as_array()
-            .unwrap()
+        events
             .iter()
             .any(|e| e["type"] == "session_updated" && e["handles"][0] == handle.as_str()),
-        "{events}"
+        "{events:?}"
     );
     // The conditional retry is told the data moved on; the unconditional one changes nothing.
     let r = patch(&healthy, &path, Some("\"0\""), r#"{"cart":[1]}"#).await;
