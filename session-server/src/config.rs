@@ -92,6 +92,55 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
+/// How many Redis replicas must confirm a write that ends sessions before it is acknowledged
+/// (`SESSION_REDIS_WAIT_REPLICAS`): `auto` or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitReplicas {
+    /// 1 wherever the topology has replicas: always with Sentinel; with Cluster or a standalone
+    /// primary, once Redis reports a replica. 0 for a lone primary.
+    #[default]
+    Auto,
+    /// Exactly this many (0: acknowledge without confirmation, which a failover can undo).
+    Exactly(u32),
+}
+
+impl FromStr for WaitReplicas {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(WaitReplicas::Auto);
+        }
+        s.parse()
+            .map(WaitReplicas::Exactly)
+            .map_err(|_| format!("`{s}` is neither `auto` nor a number of replicas"))
+    }
+}
+
+impl std::fmt::Display for WaitReplicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitReplicas::Auto => f.write_str("auto"),
+            WaitReplicas::Exactly(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WaitReplicas {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u32),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(WaitReplicas::Exactly(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 // Every setting, optional so that file, environment and flags can be layered. Field docs are the
 // `--help` text. (A plain comment: clap would show a doc comment here as the program's summary.)
 #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
@@ -110,10 +159,12 @@ pub struct Settings {
     /// Name of the primary the Sentinels watch.
     #[arg(long, env = "REDIS_SENTINEL_MASTER")]
     pub redis_sentinel_master: Option<String>,
-    /// Replicas that must confirm (Redis `WAIT`) a login, logout, revocation, password change or
-    /// disable before it is acknowledged (0: do not wait). Not available with Redis Cluster.
+    /// Replicas that must confirm (Redis `WAIT`) a write that ends sessions (logout, revocation,
+    /// password change, disable) before it is acknowledged: `auto` (default: 1 wherever the
+    /// topology has replicas, 0 for a lone primary) or a number (0: never wait, so a failover
+    /// can undo an acknowledged logout).
     #[arg(long, env = "SESSION_REDIS_WAIT_REPLICAS")]
-    pub redis_wait_replicas: Option<u32>,
+    pub redis_wait_replicas: Option<WaitReplicas>,
     /// Ignored: a replica opens one Redis connection per thread that uses Redis. Still accepted
     /// so that configurations naming it keep loading; a warning says it has no effect.
     #[arg(long, env = "SESSION_REDIS_POOL_SIZE")]
@@ -340,8 +391,8 @@ pub enum RedisMode {
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
     pub mode: RedisMode,
-    /// Replicas that must confirm security-relevant writes (0: none).
-    pub wait_replicas: u32,
+    /// Replicas that must confirm the writes that end sessions (see `store::replication`).
+    pub wait_replicas: WaitReplicas,
     pub timeout: Duration,
     pub prefix: String,
 }
@@ -521,13 +572,7 @@ impl Config {
                 ));
             }
         };
-        let wait_replicas = s.redis_wait_replicas.unwrap_or(0);
-        if wait_replicas > 0 && matches!(mode, Some(RedisMode::Cluster { .. })) {
-            return Err(invalid(
-                "SESSION_REDIS_WAIT_REPLICAS",
-                "is not supported with Redis Cluster (WAIT is per node)",
-            ));
-        }
+        let wait_replicas = s.redis_wait_replicas.unwrap_or_default();
         let redis = match mode {
             None => None,
             Some(mode) => Some(RedisConfig {
@@ -819,11 +864,6 @@ mod tests {
             Settings {
                 redis_url: Some("redis://a".into()),
                 redis_cluster_nodes: Some("redis://b".into()),
-                ..Settings::default()
-            },
-            Settings {
-                redis_cluster_nodes: Some("redis://b".into()),
-                redis_wait_replicas: Some(1),
                 ..Settings::default()
             },
             Settings {

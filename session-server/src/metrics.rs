@@ -23,6 +23,11 @@ pub struct Metrics {
     pub events_dropped: IntCounter,
     pub clock_offset: Gauge,
     pub clock_synced: IntGauge,
+    /// Writes that end sessions, confirmed by the required replicas (see `store::replication`).
+    pub store_ends_confirmed: IntCounter,
+    /// Writes that end sessions that reached Redis but were not confirmed in time (503).
+    pub store_ends_unconfirmed: IntCounter,
+    pub store_replicas_required: IntGauge,
 }
 
 impl Default for Metrics {
@@ -107,6 +112,21 @@ impl Metrics {
             "1 once this replica runs on Redis's clock, 0 before its first reading",
         )
         .expect("valid metric");
+        let store_ends_confirmed = IntCounter::new(
+            "store_ends_confirmed_total",
+            "Writes that end sessions, acknowledged once the required Redis replicas confirmed them",
+        )
+        .expect("valid metric");
+        let store_ends_unconfirmed = IntCounter::new(
+            "store_ends_unconfirmed_total",
+            "Writes that end sessions that fewer replicas than required confirmed in time (answered 503)",
+        )
+        .expect("valid metric");
+        let store_replicas_required = IntGauge::new(
+            "store_replicas_required",
+            "Redis replicas that must confirm a write that ends sessions (SESSION_REDIS_WAIT_REPLICAS)",
+        )
+        .expect("valid metric");
         let m = Metrics {
             registry,
             http_requests,
@@ -121,8 +141,11 @@ impl Metrics {
             events_dropped,
             clock_offset,
             clock_synced,
+            store_ends_confirmed,
+            store_ends_unconfirmed,
+            store_replicas_required,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
             Box::new(m.http_requests.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.logins.clone()),
@@ -135,6 +158,9 @@ impl Metrics {
             Box::new(m.events_dropped.clone()),
             Box::new(m.clock_offset.clone()),
             Box::new(m.clock_synced.clone()),
+            Box::new(m.store_ends_confirmed.clone()),
+            Box::new(m.store_ends_unconfirmed.clone()),
+            Box::new(m.store_replicas_required.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

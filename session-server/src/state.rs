@@ -18,7 +18,9 @@ use crate::{
         sessions::SessionService,
     },
     metrics::Metrics,
-    store::{Store, StoreError, memory::MemoryStore, redis::RedisStore},
+    store::{
+        Store, StoreError, memory::MemoryStore, redis::RedisStore, replication::ConfirmationReport,
+    },
 };
 
 /// A point where a request can be held, so that tests interleave concurrent requests exactly.
@@ -70,7 +72,7 @@ impl AppState {
         let clock = overrides.clock.unwrap_or_default();
         let (store, redis): (Arc<dyn Store>, _) = match &config.redis {
             Some(redis_config) => {
-                let redis = Arc::new(RedisStore::new(redis_config)?);
+                let redis = Arc::new(RedisStore::with_metrics(redis_config, metrics.clone())?);
                 spawn_clock_sync(Arc::downgrade(&redis), clock.clone(), metrics.clone());
                 (redis.clone(), Some(redis))
             }
@@ -125,15 +127,21 @@ impl AppState {
     }
 
     /// Whether this replica can serve: the store answers and, with Redis, the clock runs on
-    /// Redis's time.
-    pub async fn ready(&self) -> Result<(), StoreError> {
+    /// Redis's time. With Redis, also how ends are confirmed by replicas (asking Redis how many
+    /// it has, with `auto`): reported, never a reason to be unready, since checks do not need a
+    /// replica.
+    pub async fn ready(&self) -> Result<Option<ConfirmationReport>, StoreError> {
         self.store.ping().await?;
-        if self.redis.is_some() && !self.clock.is_synced() {
+        let Some(redis) = &self.redis else {
+            return Ok(None);
+        };
+        if !self.clock.is_synced() {
             return Err(StoreError::Unavailable(
                 "no reading of Redis's clock yet".into(),
             ));
         }
-        Ok(())
+        redis.required_replicas().await?;
+        Ok(Some(redis.confirmation_report()))
     }
 
     /// Refreshes gauges that are read rather than counted, then renders all metrics.

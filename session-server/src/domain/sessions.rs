@@ -138,6 +138,35 @@ impl SessionService {
         }
     }
 
+    /// [`SessionService::check`] on a read confirmed by replicas (see
+    /// [`Store::session_confirmed`]), without renewal. For a logout that found no session: its
+    /// "already ended" is acknowledged only once no failover can undo it.
+    pub async fn check_confirmed(
+        &self,
+        token: &SessionToken,
+        via: Via,
+    ) -> Result<Option<ActiveSession>, Error> {
+        let digest = token.digest();
+        let Some(record) = self
+            .store
+            .session_confirmed(token.user_id(), &digest)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if record.user_id != token.user_id() || !via.accepts(record.kind) {
+            return Ok(None);
+        }
+        Ok(match self.policy.evaluate(&record, self.clock.now_ms()) {
+            Validity::Expired => None,
+            Validity::Valid | Validity::ValidRenew => Some(ActiveSession {
+                digest,
+                record,
+                data: SessionData::default(),
+            }),
+        })
+    }
+
     /// Starts a session for `user`, as verified at `user.credential_version`, with a fresh token.
     /// Refused (as invalid credentials) when the user's credentials changed or the user was
     /// disabled since they were verified.

@@ -67,6 +67,7 @@ impl ApiError {
                 Error::Throttled { .. } => "too_many_attempts",
                 Error::Busy => "busy",
                 Error::Store(StoreError::Full) => "store_full",
+                Error::Store(StoreError::Unconfirmed { .. }) => "store_unconfirmed",
                 Error::Store(_) => "store_unavailable",
                 Error::Internal => "internal_error",
             },
@@ -82,6 +83,10 @@ impl ApiError {
         match self {
             ApiError::Domain(Error::Store(StoreError::Full)) => {
                 "the session store is full; new sessions cannot be created right now".into()
+            }
+            ApiError::Domain(Error::Store(StoreError::Unconfirmed { .. })) => {
+                "the change reached the session store but no replica confirmed it in time; retry"
+                    .into()
             }
             ApiError::Domain(Error::Store(_)) => "the session store is unavailable".into(),
             other => other.to_string(),

@@ -28,10 +28,15 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready: the store answers (and, with Redis, this replica runs on Redis's clock).
+/// Ready: the store answers (and, with Redis, this replica runs on Redis's clock). With Redis,
+/// the detail tells how ends are confirmed by replicas (`replication`).
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.ready().await?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ready", "store": state.store.kind()})))
+    let confirmation = state.ready().await?;
+    let mut body = json!({"status": "ready", "store": state.store.kind()});
+    if let Some(report) = confirmation {
+        body["replication"] = json!(report);
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {

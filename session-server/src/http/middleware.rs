@@ -110,6 +110,7 @@ pub async fn telemetry(
             let kind = match e {
                 crate::store::StoreError::Unavailable(_) => "unavailable",
                 crate::store::StoreError::Full => "full",
+                crate::store::StoreError::Unconfirmed { .. } => "unconfirmed",
                 crate::store::StoreError::Corrupt(_) => "corrupt",
             };
             m.store_errors.with_label_values(&[kind]).inc();

@@ -268,7 +268,7 @@ fn complete(doc: &mut Value, listener: Listener) {
             add_error(
                 op,
                 "503",
-                "`store_unavailable`, `store_full` or `busy`: try again after `Retry-After`",
+                "`store_unavailable`, `store_unconfirmed`, `store_full` or `busy`: try again after `Retry-After`",
                 &[("Retry-After", "Seconds to wait")],
                 no_body,
             );

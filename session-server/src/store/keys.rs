@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | `<p>:{<uid>}:user` | hash `n h d c v` | none | username, argon2id PHC hash, disabled flag, created (ms), credential version (absent: 0) |
 //! | `<p>:{<uid>}:sessions` | hash | the latest session expiry | field `<digest>`, value the encoded [`SessionRecord`](crate::domain::session::SessionRecord) (version 2, `domain::record`) |
+//! | `<p>:{<uid>}:w` | string | never stored | the replication barrier: written and deleted again by every script whose `WAIT` must confirm it (see `replication.rs`) |
 //! | `<p>:name:<username>` | string | none | user id (claims the username) |
 //! | `<p>:rl:user:<hash>` | string | window | failed logins for one username (SHA-256 prefix, no user text) |
 //! | `<p>:rl:ip:<ip>` | string | window | login attempts from one client address (IPv6: `<network>/<prefix>`) |
@@ -61,6 +62,11 @@ impl Keys {
         key
     }
 
+    /// The user's replication barrier (see `lua/lib.lua`): in the user's slot, never stored.
+    pub fn barrier(&self, user: Uuid) -> String {
+        format!("{}:w", self.user_slot(user))
+    }
+
     pub fn username(&self, name: &Username) -> String {
         format!("{}:name:{}", self.prefix, name.as_str())
     }
@@ -84,7 +90,7 @@ mod tests {
         let keys = Keys::new("sess");
         let user = Uuid::now_v7();
         let tag = format!("{{{}}}", user.simple());
-        for key in [keys.user(user), keys.sessions(user)] {
+        for key in [keys.user(user), keys.sessions(user), keys.barrier(user)] {
             assert!(key.starts_with(&format!("sess:{tag}:")), "{key}");
             assert_eq!(key.matches('{').count(), 1);
         }

@@ -33,6 +33,7 @@ pub mod connections;
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod replication;
 
 use std::time::Duration;
 
@@ -57,6 +58,13 @@ pub enum StoreError {
     /// The store refuses writes because it is out of memory (`maxmemory` with `noeviction`).
     #[error("session store is full")]
     Full,
+    /// A write that ends sessions reached Redis, but fewer replicas than required confirmed it in
+    /// time (see `replication.rs`): it may be undone by a failover, so it is not acknowledged.
+    /// Its outcome is unknown; retrying converges.
+    #[error(
+        "session store did not confirm the change on {required} replica(s) in time ({confirmed} did)"
+    )]
+    Unconfirmed { required: u32, confirmed: u32 },
     /// Data in the store could not be understood.
     #[error("session store returned unexpected data: {0}")]
     Corrupt(String),
@@ -160,6 +168,17 @@ pub trait Store: Send + Sync + 'static {
         user: Uuid,
         digest: &TokenDigest,
     ) -> Result<Option<StoredSession>, StoreError>;
+    /// [`Store::session`]'s record, once the replicas that confirm ends hold everything the read
+    /// saw (Redis: a barrier write and a `WAIT` with it; see `replication.rs`). A logout that
+    /// finds its session already gone acknowledges that only this way: the end it saw may be
+    /// another connection's, not yet on a replica. The embedded store has no replicas.
+    async fn session_confirmed(
+        &self,
+        user: Uuid,
+        digest: &TokenDigest,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.session(user, digest).await?.map(|s| s.record))
+    }
     /// Writes a renewed record only if the session still exists and has not expired by the
     /// store's clock; the session is then kept under its new expiry. The stored time of the
     /// last authentication is kept, whatever `record` says: a concurrent re-authentication wins.

@@ -9,6 +9,9 @@
 //! connection each reply is matched to its request by order, so a late reply is discarded, never
 //! read as another request's answer. Any failure is a [`StoreError`], never "no session".
 //!
+//! Writes that end sessions are acknowledged only once replicas confirm them (`WAIT`, pipelined
+//! after the script on the same connection; see `replication.rs`).
+//!
 //! Scripts that only remove data carry `flags=allow-oom`, so logout and revocation keep working
 //! when Redis is full (`maxmemory` + `noeviction`); scripts that add data are refused up front in
 //! that state, before they change anything.
@@ -23,7 +26,9 @@ use std::{
 
 use async_trait::async_trait;
 use deadpool_redis::redis::{
-    self, AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, Script, ScriptInvocation,
+    self, AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, Script, ToRedisArgs,
+    Value,
+    aio::ConnectionLike,
     sentinel::{SentinelClient, SentinelServerType},
 };
 use secrecy::ExposeSecret;
@@ -33,6 +38,9 @@ use super::{
     CreateOutcome, CreateUser, ReauthOutcome, RevokeScope, Store, StoreError, StoredSession,
     connections::{AnyConnection, Connector, ThreadConnections},
     keys::Keys,
+    replication::{
+        ConfirmationReport, Outcome, ReplicaPolicy, Topology, cluster_replicas, standalone_replicas,
+    },
 };
 use crate::{
     config::{RedisConfig, RedisMode},
@@ -45,45 +53,97 @@ use crate::{
         token::{DIGEST_CHARS, TokenDigest},
         user::{UserRecord, Username},
     },
+    metrics::Metrics,
 };
 
+/// A script's text: the shebang with its flags, the shared helpers, the script.
+macro_rules! lua {
+    ($flags:literal, $file:literal) => {
+        concat!(
+            "#!lua",
+            $flags,
+            "\n",
+            include_str!("lua/lib.lua"),
+            include_str!($file)
+        )
+    };
+}
+
+/// A script sent by its digest (`EVALSHA`, loaded on first use).
 macro_rules! script {
     ($flags:literal, $file:literal) => {
-        LazyLock::new(|| {
-            Script::new(concat!(
-                "#!lua",
-                $flags,
-                "\n",
-                include_str!("lua/lib.lua"),
-                include_str!($file)
-            ))
-        })
+        LazyLock::new(|| Script::new(lua!($flags, $file)))
     };
 }
 
 static CREATE: LazyLock<Script> = script!("", "lua/create.lua");
 static TOUCH: LazyLock<Script> = script!("", "lua/touch.lua");
-static REVOKE: LazyLock<Script> = script!(" flags=allow-oom", "lua/revoke.lua");
-static REVOKE_HANDLE: LazyLock<Script> = script!(" flags=allow-oom", "lua/revoke_handle.lua");
-static REVOKE_ALL: LazyLock<Script> = script!(" flags=allow-oom", "lua/revoke_all.lua");
+const REVOKE: &str = lua!(" flags=allow-oom", "lua/revoke.lua");
+const REVOKE_HANDLE: &str = lua!(" flags=allow-oom", "lua/revoke_handle.lua");
+const REVOKE_ALL: &str = lua!(" flags=allow-oom", "lua/revoke_all.lua");
 static REAUTH: LazyLock<Script> = script!("", "lua/reauth.lua");
 static DATA_GET: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/data_get.lua");
 static DATA_SET: LazyLock<Script> = script!("", "lua/data_set.lua");
 static LIST: LazyLock<Script> = script!(" flags=allow-oom", "lua/list.lua");
-static PASSWORD: LazyLock<Script> = script!(" flags=allow-oom", "lua/password.lua");
-static DISABLE: LazyLock<Script> = script!(" flags=allow-oom", "lua/disable.lua");
+const PASSWORD: &str = lua!(" flags=allow-oom", "lua/password.lua");
+const DISABLE: &str = lua!(" flags=allow-oom", "lua/disable.lua");
 static HIT: LazyLock<Script> = script!("", "lua/hit.lua");
-static PUBLISH: LazyLock<Script> = script!(" flags=allow-oom", "lua/publish.lua");
+const PUBLISH: &str = lua!(" flags=allow-oom", "lua/publish.lua");
 static READ_EVENTS: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/read_events.lua");
 static PEEK: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/peek.lua");
 static REFUND: LazyLock<Script> = script!(" flags=allow-oom", "lua/refund.lua");
+// The scripts that may be confirmed by replicas are sent as text (see `Eval`).
+const CONFIRM_CREATE: &str = lua!(" flags=allow-oom", "lua/confirm_create.lua");
+const READ_CONFIRMED: &str = lua!(" flags=allow-oom", "lua/read_confirmed.lua");
+
+/// A script call sent as the script's text (`EVAL`), not its digest. The scripts that end
+/// sessions go this way: pipelined with a `WAIT` (see [`RedisStore::confirmed`]), an `EVALSHA`
+/// that meets a node without the script cached (restarted, newly promoted) would fail, and the
+/// `WAIT` behind it would be spent for nothing. Redis caches the script by its digest all the
+/// same; the cost is the text's bytes on the wire, for writes that are rare next to checks.
+struct Eval {
+    source: &'static str,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Eval {
+    fn new(source: &'static str) -> Eval {
+        Eval {
+            source,
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    fn key(&mut self, key: impl ToRedisArgs) -> &mut Eval {
+        key.write_redis_args(&mut self.keys);
+        self
+    }
+
+    fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Eval {
+        arg.write_redis_args(&mut self.args);
+        self
+    }
+
+    fn cmd(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(self.source)
+            .arg(self.keys.len())
+            .arg(&self.keys[..])
+            .arg(&self.args[..]);
+        cmd
+    }
+}
 
 /// Redis-backed [`Store`].
 pub struct RedisStore {
     connector: Connector,
     keys: Keys,
     timeout: Duration,
-    wait_replicas: u32,
+    /// How many replicas must confirm an end (see `replication.rs`).
+    replicas: ReplicaPolicy,
+    metrics: Arc<Metrics>,
     /// The connections requests use, one per thread (see `connections.rs`).
     local: ThreadConnections,
     /// The connection of the feed's tail follower (see [`Store::await_events`]); replaced after
@@ -158,6 +218,14 @@ impl RedisStore {
     /// Prepares the connector. Connections are opened lazily, so this succeeds while Redis is
     /// down and the service becomes ready when Redis answers.
     pub fn new(config: &RedisConfig) -> Result<RedisStore, StoreError> {
+        Self::with_metrics(config, Arc::new(Metrics::new()))
+    }
+
+    /// [`RedisStore::new`], counting confirmations in the service's `metrics`.
+    pub fn with_metrics(
+        config: &RedisConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<RedisStore, StoreError> {
         let bad_url = |e: RedisError| {
             StoreError::Unavailable(format!("invalid Redis address ({:?})", e.kind()))
         };
@@ -167,6 +235,11 @@ impl RedisStore {
         let settings = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(None);
+        let topology = match &config.mode {
+            RedisMode::Standalone { .. } => Topology::Standalone,
+            RedisMode::Cluster { .. } => Topology::Cluster,
+            RedisMode::Sentinel { .. } => Topology::Sentinel,
+        };
         let connector = match &config.mode {
             RedisMode::Standalone { url } => Connector::Standalone(
                 deadpool_redis::Manager::new_with_config(url.expose_secret(), settings)
@@ -198,7 +271,8 @@ impl RedisStore {
             connector,
             keys: Keys::new(&config.prefix),
             timeout: config.timeout,
-            wait_replicas: config.wait_replicas,
+            replicas: ReplicaPolicy::new(config.wait_replicas, topology),
+            metrics,
             tail: tokio::sync::Mutex::new(None),
             local: ThreadConnections::default(),
         })
@@ -218,6 +292,58 @@ impl RedisStore {
         Ok(secs.saturating_mul(1000).saturating_add(micros / 1000))
     }
 
+    /// Replicas that must confirm an end now: from the configuration or, with `auto`, from what
+    /// Redis reports (asked again now and then while it reports none; see `replication.rs`).
+    pub async fn required_replicas(&self) -> Result<u32, StoreError> {
+        if let Some(n) = self.replicas.known() {
+            self.metrics.store_replicas_required.set(i64::from(n));
+            return Ok(n);
+        }
+        let replicas = match self.replicas.topology() {
+            Topology::Cluster => {
+                let nodes: String = self
+                    .with_conn(async |c| redis::cmd("CLUSTER").arg("NODES").query_async(c).await)
+                    .await?;
+                cluster_replicas(&nodes)
+            }
+            Topology::Standalone | Topology::Sentinel => {
+                let info: String = self
+                    .with_conn(async |c| redis::cmd("INFO").arg("replication").query_async(c).await)
+                    .await?;
+                standalone_replicas(&info)
+            }
+        };
+        let required = self.replicas.observe(replicas);
+        self.metrics
+            .store_replicas_required
+            .set(i64::from(required));
+        Ok(required)
+    }
+
+    /// Confirms a login that evicted sessions: its write (the session and the evictions, one
+    /// atomic step) must be on the required replicas. The check that the new session is on the
+    /// node and the `WAIT` after it go together, so a node that lost the write in a failover
+    /// cannot confirm it.
+    async fn confirm_created(&self, user: Uuid, digest: &TokenDigest) -> Result<(), StoreError> {
+        let mut call = Eval::new(CONFIRM_CREATE);
+        call.key(self.keys.sessions(user))
+            .key(self.keys.barrier(user))
+            .arg(digest.encode());
+        let present: i64 = self.confirmed(&call).await?;
+        if present == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(
+                "the new session is not on the primary any more".into(),
+            ))
+        }
+    }
+
+    /// What `/readyz` reports about confirmations.
+    pub fn confirmation_report(&self) -> ConfirmationReport {
+        self.replicas.report()
+    }
+
     /// Runs `password.lua` in `mode` (`change`: compare-and-set on the credential version;
     /// `rehash`: on the hash). `None`: the user is gone or the expectation failed.
     async fn password_script(
@@ -233,15 +359,22 @@ impl RedisStore {
             RevokeScope::All => ("all", None),
             RevokeScope::AllExcept(h) => ("except", Some(h)),
         };
-        let mut call = PASSWORD.prepare_invoke();
+        let mut call = Eval::new(PASSWORD);
         call.key(self.keys.user(id))
             .key(self.keys.sessions(id))
+            .key(self.keys.barrier(id))
             .arg(mode)
             .arg(expected)
             .arg(new)
             .arg(scope)
             .arg(raw_handle(keep));
-        self.write(&call).await
+        if mode == "rehash" {
+            // The same password under new parameters: losing it in a failover changes nothing
+            // a credential can do.
+            self.plain(&call).await
+        } else {
+            self.confirmed(&call).await
+        }
     }
 
     /// This thread's connection (see `connections.rs`): opened on first use, validated with a
@@ -298,35 +431,60 @@ impl RedisStore {
         }
     }
 
-    /// Runs a script that changes sessions or users. With `SESSION_REDIS_WAIT_REPLICAS`, the
-    /// change is acknowledged only once that many replicas confirm it (`WAIT` on the same
-    /// connection, after the script), so a failover cannot lose it silently.
-    async fn write<T: FromRedisValue>(&self, call: &ScriptInvocation<'_>) -> Result<T, StoreError> {
-        let wait = self.wait_replicas;
-        let timeout_ms = u64::try_from(self.timeout.as_millis() / 2)
+    /// Runs a script that ends sessions or changes what a credential can do, and acknowledges
+    /// it only once the required replicas confirm it: the script and a `WAIT` are one pipeline
+    /// on one connection, so the `WAIT` confirms this script's write on the node that applied it
+    /// (see `replication.rs`). Unconfirmed: [`StoreError::Unconfirmed`], the write possibly
+    /// applied.
+    async fn confirmed<T: FromRedisValue>(&self, call: &Eval) -> Result<T, StoreError> {
+        let required = self.required_replicas().await?;
+        if required == 0 {
+            return self.plain(call).await;
+        }
+        // Half the store's timeout, so that the reply of a `WAIT` that ran out still arrives
+        // within it.
+        let wait_ms = u64::try_from(self.timeout.as_millis() / 2)
             .unwrap_or(500)
             .max(1);
-        let (value, confirmed) = self
+        let mut pipe = redis::pipe();
+        pipe.add_command(call.cmd())
+            .cmd("WAIT")
+            .arg(required)
+            .arg(wait_ms);
+        let result = self
             .with_conn(async |c| {
-                let value: T = call.invoke_async(c).await?;
-                if wait == 0 {
-                    return Ok((value, true));
-                }
-                let acked: u32 = redis::cmd("WAIT")
-                    .arg(wait)
-                    .arg(timeout_ms)
-                    .query_async(c)
-                    .await?;
-                Ok((value, acked >= wait))
+                let replies = c.req_packed_commands(&pipe, 0, 2).await?;
+                let [script, wait] = <[Value; 2]>::try_from(replies).map_err(|_| {
+                    RedisError::from((redis::ErrorKind::UnexpectedReturnType, "pipeline reply"))
+                })?;
+                // A failed script's error, whatever its `WAIT` said: it confirmed nothing.
+                let value = T::from_redis_value(script.extract_error()?)?;
+                let confirmed = u32::from_redis_value(wait.extract_error()?)?;
+                Ok((value, confirmed))
             })
-            .await?;
-        if confirmed {
-            Ok(value)
-        } else {
-            Err(StoreError::Unavailable(format!(
-                "write not confirmed by {wait} replica(s) in time"
-            )))
+            .await;
+        match result {
+            Ok((value, confirmed)) if confirmed >= required => {
+                self.replicas.record(Outcome::Confirmed);
+                self.metrics.store_ends_confirmed.inc();
+                Ok(value)
+            }
+            Ok((_, confirmed)) => {
+                self.replicas.record(Outcome::Unconfirmed);
+                self.metrics.store_ends_unconfirmed.inc();
+                Err(StoreError::Unconfirmed {
+                    required,
+                    confirmed,
+                })
+            }
+            Err(e) => Err(e),
         }
+    }
+
+    /// Runs a script call without confirmation.
+    async fn plain<T: FromRedisValue>(&self, call: &Eval) -> Result<T, StoreError> {
+        let cmd = call.cmd();
+        self.with_conn(async |c| cmd.query_async(c).await).await
     }
 }
 
@@ -460,11 +618,12 @@ impl Store for RedisStore {
         id: Uuid,
         disabled: bool,
     ) -> Result<Option<Vec<Uuid>>, StoreError> {
-        let mut call = DISABLE.prepare_invoke();
+        let mut call = Eval::new(DISABLE);
         call.key(self.keys.user(id))
             .key(self.keys.sessions(id))
+            .key(self.keys.barrier(id))
             .arg(if disabled { "1" } else { "0" });
-        let raw: Option<Vec<Vec<u8>>> = self.write(&call).await?;
+        let raw: Option<Vec<Vec<u8>>> = self.confirmed(&call).await?;
         raw.as_deref().map(handles).transpose()
     }
 
@@ -494,11 +653,17 @@ impl Store for RedisStore {
             .arg(record.encode())
             .arg(cap)
             .arg(policy);
-        let reply: Vec<Vec<u8>> = self.write(&call).await?;
+        // A login is not confirmed (losing one costs a re-login), unless it evicted sessions:
+        // then those ends are confirmed like any other, in a second step.
+        let reply: Vec<Vec<u8>> = self.with_conn(async |c| call.invoke_async(c).await).await?;
         match reply.split_first() {
-            Some((status, evicted)) if status == b"ok" => Ok(CreateOutcome::Created {
-                evicted: handles(evicted)?,
-            }),
+            Some((status, evicted)) if status == b"ok" => {
+                let evicted = handles(evicted)?;
+                if !evicted.is_empty() {
+                    self.confirm_created(user, digest).await?;
+                }
+                Ok(CreateOutcome::Created { evicted })
+            }
             Some((status, _)) if status == b"unavailable" => Ok(CreateOutcome::UserUnavailable),
             Some((status, _)) if status == b"limit" => Ok(CreateOutcome::LimitReached),
             // A 128-bit digest collision: report it as a failure rather than overwrite anything.
@@ -540,6 +705,19 @@ impl Store for RedisStore {
         }))
     }
 
+    async fn session_confirmed(
+        &self,
+        user: Uuid,
+        digest: &TokenDigest,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut call = Eval::new(READ_CONFIRMED);
+        call.key(self.keys.sessions(user))
+            .key(self.keys.barrier(user))
+            .arg(digest.encode());
+        let raw: Option<Vec<u8>> = self.confirmed(&call).await?;
+        raw.map(|r| decode(user, &r)).transpose()
+    }
+
     async fn touch_session(
         &self,
         digest: &TokenDigest,
@@ -568,7 +746,8 @@ impl Store for RedisStore {
             .arg(digest.encode())
             .arg(&authenticated_field(record)[..])
             .arg(record.encode());
-        let reply: String = self.write(&call).await?;
+        // Not confirmed: losing it only asks for the password again.
+        let reply: String = self.with_conn(async |c| call.invoke_async(c).await).await?;
         match reply.as_str() {
             "ok" => Ok(ReauthOutcome::Recorded),
             "gone" => Ok(ReauthOutcome::SessionGone),
@@ -603,7 +782,8 @@ impl Store for RedisStore {
             .arg(raw_handle(Some(handle)))
             .arg(expected)
             .arg(json.unwrap_or_default());
-        let reply: Vec<Vec<u8>> = self.write(&call).await?;
+        // Not confirmed: a failover may lose the last writes, as with a renewal (README).
+        let reply: Vec<Vec<u8>> = self.with_conn(async |c| call.invoke_async(c).await).await?;
         match reply.as_slice() {
             [status, version] if status == b"ok" => std::str::from_utf8(version)
                 .ok()
@@ -624,17 +804,20 @@ impl Store for RedisStore {
         record: &SessionRecord,
     ) -> Result<bool, StoreError> {
         let user = record.user_id;
-        let mut call = REVOKE.prepare_invoke();
-        call.key(self.keys.sessions(user)).arg(digest.encode());
-        let n: i64 = self.write(&call).await?;
+        let mut call = Eval::new(REVOKE);
+        call.key(self.keys.sessions(user))
+            .key(self.keys.barrier(user))
+            .arg(digest.encode());
+        let n: i64 = self.confirmed(&call).await?;
         Ok(n == 1)
     }
 
     async fn revoke_session_by_handle(&self, user: Uuid, handle: Uuid) -> Result<bool, StoreError> {
-        let mut call = REVOKE_HANDLE.prepare_invoke();
+        let mut call = Eval::new(REVOKE_HANDLE);
         call.key(self.keys.sessions(user))
+            .key(self.keys.barrier(user))
             .arg(raw_handle(Some(handle)));
-        let n: i64 = self.write(&call).await?;
+        let n: i64 = self.confirmed(&call).await?;
         Ok(n == 1)
     }
 
@@ -656,9 +839,11 @@ impl Store for RedisStore {
         user: Uuid,
         except: Option<Uuid>,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let mut call = REVOKE_ALL.prepare_invoke();
-        call.key(self.keys.sessions(user)).arg(raw_handle(except));
-        let raw: Vec<Vec<u8>> = self.write(&call).await?;
+        let mut call = Eval::new(REVOKE_ALL);
+        call.key(self.keys.sessions(user))
+            .key(self.keys.barrier(user))
+            .arg(raw_handle(except));
+        let raw: Vec<Vec<u8>> = self.confirmed(&call).await?;
         handles(&raw)
     }
 
@@ -689,7 +874,7 @@ impl Store for RedisStore {
             .iter()
             .map(|h| h.simple().to_string())
             .collect();
-        let mut call = PUBLISH.prepare_invoke();
+        let mut call = Eval::new(PUBLISH);
         call.key(self.keys.events())
             .arg(FEED_MAX_LEN)
             .arg(event.kind.as_str())
@@ -703,7 +888,14 @@ impl Store for RedisStore {
                     .unwrap_or_default(),
             )
             .arg(event.at_ms);
-        let _id: String = self.write(&call).await?;
+        // The event of an end is confirmed like the end (an `XADD` always writes, so its `WAIT`
+        // confirms it); those of writes that are not confirmed (a login, a data write or a
+        // re-authentication) are not either (see `replication.rs`).
+        let _id: String = if matches!(event.kind, EventKind::Login | EventKind::Updated) {
+            self.plain(&call).await?
+        } else {
+            self.confirmed(&call).await?
+        };
         Ok(())
     }
 

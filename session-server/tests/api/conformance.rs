@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use session_server::{
-    config::{RedisConfig, RedisMode},
+    config::{RedisConfig, RedisMode, WaitReplicas},
     domain::{
         clock::Clock,
         rate_limit::RateKey,
@@ -35,7 +35,8 @@ struct Fixture {
 fn redis_config(mode: RedisMode, prefix: String) -> RedisConfig {
     RedisConfig {
         mode,
-        wait_replicas: 0,
+        // The default: on Cluster and Sentinel, ends go through the confirmed pipeline.
+        wait_replicas: WaitReplicas::Auto,
         timeout: Duration::from_secs(2),
         prefix,
     }

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use reqwest::{Method, RequestBuilder, Response, header};
 use session_server::{
-    config::{Config, Settings},
+    config::{Config, Settings, WaitReplicas},
     startup::Application,
     state::{AppState, Overrides},
 };
@@ -156,7 +156,7 @@ pub async fn healthy_and_unconfirmed() -> (TestApp, TestApp) {
     let redis = RedisServer::start();
     let healthy = spawn_app_on(Some(redis.clone()), |_| {}).await;
     let unconfirmed = spawn_app_on(Some(redis), |s| {
-        s.redis_wait_replicas = Some(1);
+        s.redis_wait_replicas = Some(WaitReplicas::Exactly(1));
         s.redis_timeout = Some("0.2".parse().unwrap());
     })
     .await;

@@ -238,7 +238,7 @@ async fn a_session_check_is_one_redis_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_memory_per_session_stays_compact() {
     use session_server::{
-        config::{RedisConfig, RedisMode},
+        config::{RedisConfig, RedisMode, WaitReplicas},
         domain::{
             clock::Clock,
             session::{ClientInfo, SessionPolicy},
@@ -261,7 +261,7 @@ async fn redis_memory_per_session_stays_compact() {
         mode: RedisMode::Standalone {
             url: redis.url().into(),
         },
-        wait_replicas: 0,
+        wait_replicas: WaitReplicas::Exactly(0),
         timeout: Duration::from_secs(5),
         prefix: "sess".into(),
     })

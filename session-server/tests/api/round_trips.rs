@@ -157,6 +157,17 @@ impl Store for Recorder {
         self.note("touch_session", self.inner.touch_session(digest, record))
             .await
     }
+    async fn session_confirmed(
+        &self,
+        user: Uuid,
+        digest: &TokenDigest,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.note(
+            "session_confirmed",
+            self.inner.session_confirmed(user, digest),
+        )
+        .await
+    }
     async fn revoke_session(
         &self,
         digest: &TokenDigest,

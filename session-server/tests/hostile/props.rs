@@ -9,7 +9,7 @@ use std::{
 use ipnet::IpNet;
 use proptest::{prelude::*, test_runner::Config as ProptestConfig};
 use session_server::{
-    config::{Config, Seconds, Settings, is_safe_redirect, parse_origin},
+    config::{Config, Seconds, Settings, WaitReplicas, is_safe_redirect, parse_origin},
     domain::{
         events::parse_id,
         session::{SessionKind, SessionRecord},
@@ -532,7 +532,7 @@ prop_compose! {
             opt(text_or(&["redis://a:1,redis://b:2", "redis://a", "a,b", ",", "redis://a,,"])),
             opt(text_or(&["redis://s:26379", "redis://s1,redis://s2", "tcp://s"])),
             opt(text_or(&["mymaster", "", "{x}"])),
-            opt(0u32..3),
+            opt(prop_oneof![Just(WaitReplicas::Auto), (0u32..3).prop_map(WaitReplicas::Exactly)]),
             opt(0usize..64),
             opt(seconds()),
             opt(text_or(&["sess", "a:b", "x-y_z.w", "", "{x}", "sess:*", "a b", "0123456789012345678901234567890123"])),

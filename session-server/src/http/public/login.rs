@@ -308,11 +308,17 @@ pub async fn logout(
         _ => None,
     };
     let (presented, via) = credentials::presented(&req, &config.cookie);
-    if let Some(token) = presented.token()
-        && let Some(session) = state.sessions.check(token, via).await?
-    {
-        state.sessions.end(&session, "logout").await?;
-        tracing::info!(target: "audit", event = "logout", user_id = %session.record.user_id, session = %session.record.handle);
+    if let Some(token) = presented.token() {
+        // A session found gone may have been ended by a write not yet on a replica: that
+        // answer is confirmed before the logout is acknowledged (see `store::replication`).
+        let session = match state.sessions.check(token, via).await? {
+            Some(session) => Some(session),
+            None => state.sessions.check_confirmed(token, via).await?,
+        };
+        if let Some(session) = session {
+            state.sessions.end(&session, "logout").await?;
+            tracing::info!(target: "audit", event = "logout", user_id = %session.record.user_id, session = %session.record.handle);
+        }
     }
     let clear = cookie::clear(&config.cookie);
     Ok(match return_to {

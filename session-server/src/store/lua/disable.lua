@@ -1,8 +1,9 @@
 -- Set a user's disabled flag and advance their credential version; disabling ends every session
 -- in the same step.
--- KEYS: 1 user hash, 2 sessions hash
+-- KEYS: 1 user hash, 2 sessions hash, 3 barrier
 -- ARGV: 1 '1' (disable) | '0' (enable)
 -- Returns the ended handles, or nil for an unknown user.
+barrier(KEYS[3])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end

@@ -155,6 +155,16 @@ local function find_live(sessions, h)
   return nil
 end
 
+-- Moves the replication offset even when the script changes nothing else: the key (of the user's
+-- slot, never stored) is written and deleted again. A `WAIT` pipelined after the script confirms
+-- the connection's last write; without this, an end that found its session already gone (ended
+-- by another connection, not yet on a replica) would have the `WAIT` confirm an older write and
+-- be acknowledged on state that a failover can still undo (see store/replication.rs).
+local function barrier(key)
+  redis.call('SET', key, '')
+  redis.call('DEL', key)
+end
+
 -- A user's credential version (absent in records written before versions existed: 0).
 local function credential_version(user)
   return redis.call('HGET', user, 'v') or '0'

@@ -1,5 +1,5 @@
 -- Replace a password hash, compare-and-set.
--- KEYS: 1 user hash, 2 sessions hash
+-- KEYS: 1 user hash, 2 sessions hash, 3 barrier
 -- ARGV: 1 mode, 2 expected, 3 new hash, 4 scope ('none' | 'all' | 'except'), 5 handle to keep
 --       (16 raw bytes)
 -- mode 'change': a new password. Applies only if the credential version is still ARGV[2];
@@ -7,6 +7,7 @@
 -- mode 'rehash': the same password hashed with new parameters. Applies only if the hash is still
 --   ARGV[2]; the version and the sessions stay.
 -- Returns the ended handles, or nil when the user is gone or the expectation failed.
+barrier(KEYS[3])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
