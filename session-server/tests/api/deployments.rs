@@ -89,6 +89,29 @@ impl Node {
     pub fn restart(&self) {
         self.launch();
     }
+
+    /// Whether this node has replicas, all online and at its replication offset.
+    pub fn replicas_in_sync(&self) -> bool {
+        replicas_in_sync(&self.command(&["INFO", "replication"]).unwrap_or_default())
+    }
+
+    /// Whether the node is a primary now.
+    pub fn is_primary(&self) -> bool {
+        self.command(&["ROLE"])
+            .is_some_and(|r| r.contains("master"))
+    }
+}
+
+/// Whether a primary's `INFO replication` shows replicas, all online and at its offset.
+pub fn replicas_in_sync(info: &str) -> bool {
+    let Some(offset) = info_field(info, "master_repl_offset") else {
+        return false;
+    };
+    let replicas: Vec<&str> = info.lines().filter(|l| l.starts_with("slave")).collect();
+    !replicas.is_empty()
+        && replicas
+            .iter()
+            .all(|l| l.contains("state=online") && l.contains(&format!("offset={offset},")))
 }
 
 impl Drop for Node {
@@ -110,6 +133,12 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Whether the primary `node` serves `key`'s slot.
+pub fn holds(node: &Node, key: &str) -> bool {
+    node.command(&["EXISTS", key])
+        .is_some_and(|r| r.starts_with(':'))
 }
 
 fn info_field(reply: &str, field: &str) -> Option<String> {
@@ -149,6 +178,9 @@ impl Cluster {
                         "",
                         "--appendonly",
                         "no",
+                        // A replica's first sync starts at once, not after 5 s.
+                        "--repl-diskless-sync-delay",
+                        "0",
                         "--dir",
                         node_dir.to_str().unwrap(),
                     ]
@@ -174,6 +206,14 @@ impl Cluster {
         );
         let cluster = Cluster { nodes };
         cluster.wait_until_ok();
+        // Ends wait for a replica's confirmation: hand the cluster out once every replica is in
+        // sync.
+        wait_for("replicas in sync", Duration::from_secs(30), || {
+            cluster.primaries().iter().all(|p| {
+                p.command(&["INFO", "replication"])
+                    .is_some_and(|i| i.contains("connected_slaves:1") && i.contains("state=online"))
+            })
+        });
         cluster
     }
 
@@ -204,6 +244,25 @@ impl Cluster {
                     .is_some_and(|r| r == "master")
             })
             .collect()
+    }
+
+    /// The node that replicates `primary`.
+    pub fn replica_of(&self, primary: &Node) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| {
+                n.command(&["INFO", "replication"])
+                    .is_some_and(|i| i.contains(&format!("master_port:{}\r", primary.port)))
+            })
+            .expect("a replica of the primary")
+    }
+
+    /// The primary that serves `key`'s slot (the one that answers for it instead of redirecting).
+    pub fn primary_of(&self, key: &str) -> &Node {
+        self.primaries()
+            .into_iter()
+            .find(|p| holds(p, key))
+            .expect("a primary for every slot")
     }
 
     /// The cluster shared by tests that only need a working cluster (each uses its own prefix).
@@ -240,6 +299,8 @@ impl SentinelGroup {
                 "",
                 "--appendonly",
                 "no",
+                "--repl-diskless-sync-delay",
+                "0",
                 "--dir",
                 &data(port),
             ]

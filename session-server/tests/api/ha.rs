@@ -173,9 +173,13 @@ async fn the_service_rides_out_a_cluster_primary_failover_and_the_nodes_return()
     let recovered = ride_out(&app, &browsers, fault, Duration::from_secs(40)).await;
     println!("cluster primary failover: every session valid again {recovered:?} after the kill");
 
-    // The old primary comes back (as a replica of its successor); service carries on.
+    // The old primary comes back (as a replica of its successor); service carries on. Ends on
+    // its shard are confirmed again once it has caught up.
     victim.restart();
     cluster.wait_until_ok();
+    wait_for("every replica in sync", Duration::from_secs(30), || {
+        cluster.primaries().iter().all(|p| p.replicas_in_sync())
+    });
     let (ok, _) = probe(&app, &browsers).await;
     assert_eq!(ok, browsers.len());
     // Revocations still take effect everywhere after the failover.
@@ -250,11 +254,26 @@ async fn acknowledged_sessions_survive_a_sentinel_failover() {
     let mut settings = test_settings();
     settings.redis_sentinels = Some(group.urls());
     settings.redis_sentinel_master = Some(MASTER.into());
-    settings.redis_wait_replicas = Some(1);
     settings.redis_timeout = Some("0.5".parse().unwrap());
     let app = spawn_with_settings(settings, None).await;
-    // Each login below was acknowledged only after the replica confirmed it (WAIT 1).
     let browsers = sign_in_many(&app, 20).await;
+    wait_for(
+        "the replica to have every login",
+        Duration::from_secs(10),
+        || {
+            let info = group
+                .primary
+                .command(&["INFO", "replication"])
+                .unwrap_or_default();
+            let offset = info
+                .lines()
+                .find_map(|l| l.strip_prefix("master_repl_offset:"))
+                .unwrap_or("x")
+                .trim()
+                .to_owned();
+            info.contains(&format!("offset={offset},"))
+        },
+    );
     let old_primary = group.current_primary_port();
 
     let fault = Instant::now();
@@ -273,10 +292,21 @@ async fn acknowledged_sessions_survive_a_sentinel_failover() {
     let role = group.replica.command(&["ROLE"]).unwrap();
     assert!(role.contains("master"), "{role}");
 
-    // Writes work on the new primary; with no replica left, WAIT cannot confirm a login, so it is
-    // refused rather than acknowledged unreplicated.
+    // With no replica left, nothing can be confirmed: a login is still served (losing one costs
+    // a re-login), an end is refused rather than acknowledged unreplicated.
     let r = app.login("user0", "user0-password").await;
+    assert_eq!(r.status(), 200);
+    let fresh = Browser {
+        cookie: crate::helpers::session_cookie(&r).unwrap(),
+    };
+    let r = app
+        .public(reqwest::Method::POST, "/v1/logout")
+        .header(reqwest::header::COOKIE, &fresh.cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
+    assert_eq!(crate::helpers::error_code(r).await, "store_unconfirmed");
     let (ok, _) = probe(&app, &browsers).await;
     assert_eq!(ok, browsers.len());
 }

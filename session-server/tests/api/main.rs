@@ -2,9 +2,11 @@
 //! `redis-server` started by the harness.
 
 mod deployments;
+mod failover;
 mod faults;
 mod ha;
 mod helpers;
+mod links;
 
 mod account;
 mod admin;

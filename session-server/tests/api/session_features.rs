@@ -8,10 +8,13 @@ use serde_json::{Value, json};
 
 use session_server::{domain::clock::Clock, state::Overrides};
 
-use crate::helpers::{
-    Backend, Browser, COOKIE, RedisServer, TestApp, error_code, healthy_and_unconfirmed,
-    session_cookie, set_cookie_header, spawn_app, spawn_app_with, spawn_with_overrides,
-    test_settings,
+use crate::{
+    helpers::{
+        Backend, Browser, COOKIE, RedisServer, TestApp, error_code, session_cookie,
+        set_cookie_header, spawn_app, spawn_app_on, spawn_app_with, spawn_with_overrides,
+        test_settings,
+    },
+    links::LossyProxy,
 };
 
 const CHROME_LINUX: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.8078.73 Safari/537.36";
@@ -646,40 +649,61 @@ async fn the_devices_list_names_each_device_in_words() {
     assert_eq!(admin[0]["device"], "Chrome 156 on Linux");
 }
 
-/// A data write applied by Redis whose acknowledgement never came (a replica requiring a `WAIT`
-/// confirmation that a Redis without replicas cannot give): the caller gets a 503, the write
-/// stands, its `session_updated` event is in the feed, and a retry neither applies a stale
-/// conditional write nor changes the data twice.
+/// A data write applied by Redis whose reply never came (a link in front of Redis that drops
+/// what Redis answers): the caller gets a 503, the write stands, its `session_updated` event is
+/// in the feed, and a retry neither applies a stale conditional write nor changes the data
+/// twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_write_whose_reply_is_lost_stands_once_and_reaches_the_feed() {
-    let (healthy, unconfirmed) = healthy_and_unconfirmed().await;
+    let redis = RedisServer::start();
+    let link = LossyProxy::start(redis.port).await;
+    let healthy = spawn_app_on(Some(redis.clone()), |_| {}).await;
+    let unconfirmed = spawn_app_on(None, |s| {
+        s.redis_url = Some(link.url());
+        s.redis_timeout = Some("0.3".parse().unwrap());
+    })
+    .await;
     let me = healthy.signed_in("alice").await;
     let check = check_cookie(&healthy, &me).await;
     let handle = check["session"]["handle"].as_str().unwrap().to_owned();
     let path = data_path(check["user"]["id"].as_str().unwrap(), &handle);
 
-    let r = patch(&unconfirmed, &path, Some("\"0\""), r#"{"cart":[1]}"#).await;
+    // A first write through the link loads the write's script there; then the read before the
+    // next write is answered, and the write's answer is lost.
+    let r = patch(&unconfirmed, &path, Some("\"0\""), r#"{"seen":true}"#).await;
+    assert_eq!(r.status(), 200);
+    link.drop_replies_from(br#""cart":[1]"#);
+    let r = patch(&unconfirmed, &path, Some("\"1\""), r#"{"cart":[1]}"#).await;
     assert_eq!(r.status(), 503);
     let data = json_body(healthy.admin(Method::GET, &path).send().await.unwrap()).await;
     assert_eq!(
         data,
-        json!({"version": 1, "data": {"cart": [1]}}),
+        json!({"version": 2, "data": {"seen": true, "cart": [1]}}),
         "applied"
     );
-    let events = healthy.feed().await;
-    assert!(
-        events
+    // The first write's event, and the lost one's: published all the same, from the replica's
+    // outbox once its link answers again.
+    link.pass_replies();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = healthy.feed().await;
+        let updates = events
             .iter()
-            .any(|e| e["type"] == "session_updated" && e["handles"][0] == handle.as_str()),
-        "{events:?}"
-    );
+            .filter(|e| e["type"] == "session_updated" && e["handles"][0] == handle.as_str())
+            .count();
+        if updates >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{events:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The conditional retry is told the data moved on; the unconditional one changes nothing.
-    let r = patch(&healthy, &path, Some("\"0\""), r#"{"cart":[1]}"#).await;
+    let r = patch(&healthy, &path, Some("\"1\""), r#"{"cart":[1]}"#).await;
     assert_eq!(r.status(), 412);
     let r = patch(&healthy, &path, None, r#"{"cart":[1]}"#).await;
     assert_eq!(
         json_body(r).await["data"],
-        json!({"cart": [1]}),
+        json!({"seen": true, "cart": [1]}),
         "a merge patch applied twice"
     );
 }
