@@ -9,13 +9,16 @@ mod support;
 
 use std::{
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use example_app::{AppConfig, build};
 use fantoccini::{Client, Locator};
 use session_server::{config::Config, startup::Application};
-use support::{available, browser, chromedriver, service_settings, tempdir};
+use support::{
+    Seen, available, browser, chromedriver, click, poll, service_settings, tempdir, type_into,
+    wait_for_count, wait_for_text,
+};
 use test_support::{RedisServer, free_port};
 
 const KEY: &str = "example-app-test-key";
@@ -68,103 +71,83 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-async fn type_into(client: &Client, id: &str, text: &str) {
-    client
-        .find(Locator::Id(id))
-        .await
-        .unwrap()
-        .send_keys(text)
-        .await
-        .unwrap();
+/// The heading (`<h1>`) of each page, as the app renders it: what a test waits for after a
+/// navigation, since only the page it names shows it.
+const HOME: &str = "Welcome";
+const LOGIN: &str = "Sign in";
+const DEVICES: &str = "Your devices";
+const REAUTHENTICATE: &str = "Confirm it is you";
+
+/// Waits until the page headed `heading` is shown: the wait after every navigation here.
+async fn wait_for_page(client: &Client, heading: &str, why: &str) {
+    wait_for_text(client, "h1", heading, why).await;
 }
 
-async fn click(client: &Client, id: &str) {
-    client
-        .find(Locator::Id(id))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+/// Signs in through the form, without "remember me"; see [`sign_in_with`].
+async fn sign_in(client: &Client, base: &str, target: &str, heading: &str) {
+    sign_in_with(client, base, target, heading, false).await;
 }
 
-/// Waits (bounded) until the browser is on `path`.
-async fn lands_on(client: &Client, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client.current_url().await.unwrap().path() != path {
-        assert!(Instant::now() < deadline, "did not land on {path}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn sign_in(client: &Client, base: &str, target: &str, user: &str, password: &str) {
-    sign_in_with(client, base, target, user, password, false).await;
-}
-
-async fn sign_in_with(
-    client: &Client,
-    base: &str,
-    target: &str,
-    user: &str,
-    password: &str,
-    remember: bool,
-) {
+/// Visits `target` without a session, is sent to the login page, signs in as alice and waits
+/// for `target`'s page (headed `heading`) to be shown.
+async fn sign_in_with(client: &Client, base: &str, target: &str, heading: &str, remember: bool) {
     client.goto(&format!("{base}{target}")).await.unwrap();
+    wait_for_page(
+        client,
+        LOGIN,
+        "a visitor without a session is sent to the login page",
+    )
+    .await;
     let url = client.current_url().await.unwrap();
     assert_eq!(
         url.path(),
         "/login",
         "a visitor without a session is sent to the login page"
     );
-    client
-        .find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
+    type_into(client, "#username", "alice").await;
+    type_into(client, "#password", "alice-password").await;
     if remember {
-        click(client, "remember").await;
+        click(client, "#remember").await;
     }
-    client
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client.current_url().await.unwrap().path() != target {
-        assert!(
-            Instant::now() < deadline,
-            "sign-in did not land on {target}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    click(client, "#sign-in").await;
+    wait_for_page(client, heading, &format!("sign-in lands on {target}")).await;
+    assert_eq!(
+        client.current_url().await.unwrap().path(),
+        target,
+        "sign-in lands on {target}"
+    );
 }
 
+/// Each listed device: whether it is this browser's, and its handle; read again as a whole if
+/// the page is replaced while it is read.
 async fn device_rows(client: &Client) -> Vec<(bool, String)> {
-    let mut rows = Vec::new();
-    for row in client.find_all(Locator::Css("li.device")).await.unwrap() {
-        let current = row.attr("data-current").await.unwrap() == Some("true".into());
-        let handle = row
-            .find(Locator::Css("button.revoke"))
-            .await
-            .unwrap()
-            .attr("data-handle")
-            .await
-            .unwrap()
-            .unwrap();
-        rows.push((current, handle));
-    }
-    rows
+    poll(client, "reading the device list", async || {
+        let mut rows = Vec::new();
+        for row in client.find_all(Locator::Css("li.device")).await? {
+            let current = row.attr("data-current").await? == Some("true".into());
+            let handle = row
+                .find(Locator::Css("button.revoke"))
+                .await?
+                .attr("data-handle")
+                .await?
+                .expect("every revoke button names its device's handle");
+            rows.push((current, handle));
+        }
+        Ok(Seen::Ready(rows))
+    })
+    .await
+}
+
+/// The devices' names as listed; read again as a whole if the page is replaced meanwhile.
+async fn device_names(client: &Client) -> Vec<String> {
+    poll(client, "reading the device names", async || {
+        let mut names = Vec::new();
+        for name in client.find_all(Locator::Css("li.device .name")).await? {
+            names.push(name.text().await?);
+        }
+        Ok(Seen::Ready(names))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,15 +163,9 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
 
     // First browser: sign in through the form and reach the protected page.
     let first = browser(&driver, &profiles.join("first")).await;
-    sign_in(&first, &app_origin, "/devices", "alice", "alice-password").await;
+    sign_in(&first, &app_origin, "/devices", DEVICES).await;
     first.goto(&format!("{app_origin}/")).await.unwrap();
-    let greeting = first
-        .find(Locator::Id("greeting"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let greeting = wait_for_text(&first, "#greeting", "Signed in as", "the home page greets").await;
     assert!(greeting.contains("alice"), "{greeting}");
     let cookies = first.get_all_cookies().await.unwrap();
     let session = cookies
@@ -209,17 +186,12 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
 
     // Second browser (its own profile, its own cookie jar): same user, revokes the first device.
     let second = browser(&driver, &profiles.join("second")).await;
-    sign_in(&second, &app_origin, "/devices", "alice", "alice-password").await;
+    sign_in(&second, &app_origin, "/devices", DEVICES).await;
     let rows = device_rows(&second).await;
     assert_eq!(rows.len(), 2, "both devices are listed");
     // Named in words, with when each was last active.
     let page = second.source().await.unwrap();
-    let names = second
-        .find_all(Locator::Css("li.device .name"))
-        .await
-        .unwrap();
-    for name in names {
-        let text = name.text().await.unwrap();
+    for text in device_names(&second).await {
         assert!(
             text.starts_with("Chrome 1") && text.contains(" on Linux"),
             "{text}"
@@ -232,45 +204,32 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
         .find(|(current, _)| !current)
         .expect("the other device")
         .clone();
-    second
-        .find(Locator::Css(&format!(
-            "button.revoke[data-handle=\"{other}\"]"
-        )))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // The page reloads after the click: count rows in whole page sources, not live elements.
-    while second
-        .source()
-        .await
-        .unwrap()
-        .matches("class=\"device\"")
-        .count()
-        != 1
-        || second.current_url().await.unwrap().path() != "/devices"
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the revoked device is still listed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    click(&second, &format!("button.revoke[data-handle=\"{other}\"]")).await;
+    // The form posts and the devices page comes back: the page listing one device is the new
+    // one (the page the click was on lists two).
+    wait_for_count(
+        &second,
+        "li.device",
+        1,
+        "the revoked device is no longer listed",
+    )
+    .await;
     // The revocation left a flash message in the session's data, shown once.
-    let flash = second
-        .find(Locator::Id("flash"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let flash = wait_for_text(
+        &second,
+        "#flash",
+        "Signed out",
+        "the devices page says what was signed out",
+    )
+    .await;
     assert!(flash.starts_with("Signed out Chrome"), "{flash}");
     let shot = artifacts.join("devices.png");
     std::fs::write(&shot, second.screenshot().await.unwrap()).unwrap();
     println!("devices page screenshot: {}", shot.display());
+    // WebDriver's refresh returns once the reloaded page has loaded; the heading confirms it is
+    // the devices page again before the flash message's absence is checked.
     second.refresh().await.unwrap();
+    wait_for_page(&second, DEVICES, "the devices page reloads").await;
     assert!(
         second.find(Locator::Id("flash")).await.is_err(),
         "a flash message shows once"
@@ -278,17 +237,14 @@ async fn a_user_revokes_another_device_from_the_devices_page() {
 
     // The first browser is bounced to the login page on its next navigation.
     first.goto(&format!("{app_origin}/")).await.unwrap();
+    wait_for_page(&first, LOGIN, "the revoked browser is sent to log in").await;
     assert_eq!(first.current_url().await.unwrap().path(), "/login");
 
     // "Log out everywhere" ends the second browser's session too.
-    second
-        .find(Locator::Id("logout-everywhere"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&second, "#logout-everywhere").await;
+    wait_for_page(&second, LOGIN, "log out everywhere ends on the login page").await;
     second.goto(&format!("{app_origin}/devices")).await.unwrap();
+    wait_for_page(&second, LOGIN, "the signed-out browser is sent to log in").await;
     assert_eq!(second.current_url().await.unwrap().path(), "/login");
 
     first.close().await.unwrap();
@@ -315,7 +271,7 @@ async fn a_remembered_login_survives_a_browser_restart_and_a_plain_one_does_not(
     let (kept, plain) = (profiles.join("remembered"), profiles.join("plain"));
 
     let remembered = browser(&driver, &kept).await;
-    sign_in_with(&remembered, base, "/", "alice", "alice-password", true).await;
+    sign_in_with(&remembered, base, "/", HOME, true).await;
     let cookie = remembered
         .get_named_cookie("session")
         .await
@@ -325,23 +281,31 @@ async fn a_remembered_login_survives_a_browser_restart_and_a_plain_one_does_not(
         "remember me: a persistent cookie"
     );
     let forgotten = browser(&driver, &plain).await;
-    sign_in(&forgotten, base, "/", "alice", "alice-password").await;
+    sign_in(&forgotten, base, "/", HOME).await;
     let cookie = forgotten.get_named_cookie("session").await.unwrap();
     assert!(cookie.expires().is_none(), "a browser-session cookie");
 
     let remembered = restart(remembered, &driver, &kept).await;
     let forgotten = restart(forgotten, &driver, &plain).await;
     remembered.goto(&format!("{base}/")).await.unwrap();
+    wait_for_page(&remembered, HOME, "still signed in after the restart").await;
     assert_eq!(
         remembered.current_url().await.unwrap().path(),
         "/",
         "still signed in after the restart"
     );
     forgotten.goto(&format!("{base}/")).await.unwrap();
+    wait_for_page(
+        &forgotten,
+        LOGIN,
+        "a browser-session cookie is gone after the restart",
+    )
+    .await;
     assert_eq!(forgotten.current_url().await.unwrap().path(), "/login");
 
     // The devices page says which one is remembered.
     remembered.goto(&format!("{base}/devices")).await.unwrap();
+    wait_for_page(&remembered, DEVICES, "the devices page").await;
     let page = remembered.source().await.unwrap();
     assert_eq!(page.matches("Remembered</span>").count(), 1, "{page}");
     remembered.close().await.unwrap();
@@ -360,33 +324,43 @@ async fn log_out_everywhere_asks_for_the_password_again_when_the_sign_in_is_old(
     let (_driver, driver) = chromedriver();
     let profiles = tempdir(&artifacts(), "reauth-profiles");
     let client = browser(&driver, &profiles.join("one")).await;
-    sign_in(&client, base, "/devices", "alice", "alice-password").await;
+    sign_in(&client, base, "/devices", DEVICES).await;
+    // Not a wait for the page: the sign-in itself has to grow older than the maximum age, and
+    // only time does that.
     tokio::time::sleep(Duration::from_millis(3100)).await;
 
-    click(&client, "logout-everywhere").await;
-    lands_on(&client, "/reauthenticate").await;
+    click(&client, "#logout-everywhere").await;
+    wait_for_page(
+        &client,
+        REAUTHENTICATE,
+        "an old sign-in is asked to confirm",
+    )
+    .await;
     // A wrong password: back to the form, with a message.
-    type_into(&client, "password", "not-the-password").await;
-    click(&client, "confirm").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !client
-        .current_url()
-        .await
-        .unwrap()
-        .query()
-        .unwrap_or_default()
-        .contains("error=wrong_password")
-    {
-        assert!(Instant::now() < deadline, "no error shown");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    type_into(&client, "password", "alice-password").await;
-    click(&client, "confirm").await;
-    lands_on(&client, "/devices").await;
+    type_into(&client, "#password", "not-the-password").await;
+    click(&client, "#confirm").await;
+    wait_for_text(
+        &client,
+        "p[role=\"alert\"]",
+        "That password is not right.",
+        "a wrong password is refused with a message",
+    )
+    .await;
+    let url = client.current_url().await.unwrap();
+    assert!(
+        url.query()
+            .unwrap_or_default()
+            .contains("error=wrong_password"),
+        "{url}"
+    );
+    type_into(&client, "#password", "alice-password").await;
+    click(&client, "#confirm").await;
+    wait_for_page(&client, DEVICES, "the right password leads back").await;
     // Fresh now: the same button logs out everywhere.
-    click(&client, "logout-everywhere").await;
-    lands_on(&client, "/login").await;
+    click(&client, "#logout-everywhere").await;
+    wait_for_page(&client, LOGIN, "a fresh sign-in logs out everywhere").await;
     client.goto(&format!("{base}/devices")).await.unwrap();
+    wait_for_page(&client, LOGIN, "the signed-out browser is sent to log in").await;
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
     client.close().await.unwrap();
 }

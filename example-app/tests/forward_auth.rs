@@ -17,14 +17,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fantoccini::{Client, Locator};
+use fantoccini::Client;
 use reqwest::{StatusCode, header};
 use session_server::{
     config::{Config, Settings},
     startup::Application,
 };
 use support::{
-    Process, available, browser, chromedriver, service_settings, tempdir, wait_for_port,
+    Process, available, browser, chromedriver, click, service_settings, tempdir, type_into,
+    wait_for_count, wait_for_port, wait_for_text,
 };
 use test_support::{RedisServer, free_port};
 
@@ -192,22 +193,27 @@ fn caddy(dir: &Path, origin: &str, app: &str, public: &str, admin: &str) -> Proc
     Process(command("run").stderr(log).spawn().unwrap())
 }
 
-async fn wait_for_path(client: &Client, path: &str, what: &str) -> url::Url {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let url = client.current_url().await.unwrap();
-        if url.path() == path {
-            return url;
-        }
-        assert!(Instant::now() < deadline, "{what}: at {url}, not {path}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The heading (`<h1>`) of each page of the Python app, as it renders them: what a test waits
+/// for after a navigation, since only the page it names shows it.
+const LOGIN: &str = "Sign in";
+const NOTES: &str = "Notes";
+const DEVICES: &str = "Your devices";
+
+/// The devices on the devices page once its script has filled the list in (it marks the body
+/// when done, after adding every row): counted before that, the list would look short.
+const LISTED_DEVICES: &str = "body[data-loaded=\"true\"] tr.device";
+
+/// Waits until the page headed `heading` is shown: the wait after every navigation here.
+async fn wait_for_page(client: &Client, heading: &str, why: &str) {
+    wait_for_text(client, "h1", heading, why).await;
 }
 
-/// From a protected page, through the login page and back.
-async fn sign_in(client: &Client, origin: &str, target: &str) {
+/// From a protected page, through the login page and back: `target`'s page, headed `heading`.
+async fn sign_in(client: &Client, origin: &str, target: &str, heading: &str) {
     client.goto(&format!("{origin}{target}")).await.unwrap();
-    let login = wait_for_path(client, "/login", "an anonymous visit").await;
+    wait_for_page(client, LOGIN, "an anonymous visit is sent to log in").await;
+    let login = client.current_url().await.unwrap();
+    assert_eq!(login.path(), "/login", "an anonymous visit: at {login}");
     let return_to = login
         .query_pairs()
         .find(|(k, _)| k == "return_to")
@@ -217,36 +223,15 @@ async fn sign_in(client: &Client, origin: &str, target: &str) {
         Some(format!("{origin}{target}").as_str()),
         "the login page knows where to return"
     );
-    for (id, text) in [("username", "alice"), ("password", "alice-password")] {
-        let field = client.find(Locator::Id(id)).await.unwrap();
-        field.send_keys(text).await.unwrap();
-    }
-    client
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let path = target.split('?').next().unwrap();
-    let back = wait_for_path(client, path, "after signing in").await;
+    type_into(client, "#username", "alice").await;
+    type_into(client, "#password", "alice-password").await;
+    click(client, "#sign-in").await;
+    wait_for_page(client, heading, &format!("signing in returns to {target}")).await;
     assert_eq!(
-        back.as_str(),
+        client.current_url().await.unwrap().as_str(),
         format!("{origin}{target}"),
         "back on the very page"
     );
-}
-
-async fn device_count(client: &Client) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let source = client.source().await.unwrap();
-        if source.contains("data-loaded=\"true\"") {
-            return source.matches("class=\"device\"").count();
-        }
-        assert!(Instant::now() < deadline, "the device list did not load");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn browser_flow(stack: &Stack) {
@@ -256,56 +241,45 @@ async fn browser_flow(stack: &Stack) {
 
     // 1-2: an anonymous visit is sent to log in, and comes back to the page, signed in.
     let first = browser(&driver, &profiles.join("first")).await;
-    sign_in(&first, origin, "/notes?view=all").await;
-    let user = first.find(Locator::Id("user")).await.unwrap();
-    assert_eq!(user.text().await.unwrap(), "alice");
-    // The app's own state-changing form works from its own pages.
-    first
-        .find(Locator::Id("note"))
-        .await
-        .unwrap()
-        .send_keys("behind the proxy")
-        .await
-        .unwrap();
-    first
-        .find(Locator::Id("add-note"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for_path(&first, "/notes", "after adding a note").await;
-    let notes = first.find(Locator::Id("notes")).await.unwrap();
-    assert!(notes.text().await.unwrap().contains("behind the proxy"));
+    sign_in(&first, origin, "/notes?view=all", NOTES).await;
+    let user = wait_for_text(&first, "#user", "alice", "the page names the user").await;
+    assert_eq!(user, "alice");
+    // The app's own state-changing form works from its own pages. The form posts and the notes
+    // page comes back (the same path): the note in the list is what only the new page shows.
+    type_into(&first, "#note", "behind the proxy").await;
+    click(&first, "#add-note").await;
+    let notes = wait_for_text(
+        &first,
+        "#notes",
+        "behind the proxy",
+        "the added note is listed",
+    )
+    .await;
+    assert!(notes.contains("behind the proxy"), "{notes}");
 
     // 3: a second profile signs in and revokes the first from the devices page.
     let second = browser(&driver, &profiles.join("second")).await;
-    sign_in(&second, origin, "/devices").await;
-    assert_eq!(device_count(&second).await, 2, "both devices are listed");
-    second
-        .find(Locator::Css(
-            "tr.device[data-current=\"false\"] button.revoke",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while device_count(&second).await != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the revoked device is still listed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    sign_in(&second, origin, "/devices", DEVICES).await;
+    wait_for_count(&second, LISTED_DEVICES, 2, "both devices are listed").await;
+    // The button's script revokes and reloads the page: the page listing one device is the
+    // reloaded one (the page the click was on lists two).
+    click(&second, "tr.device[data-current=\"false\"] button.revoke").await;
+    wait_for_count(
+        &second,
+        LISTED_DEVICES,
+        1,
+        "the revoked device is no longer listed",
+    )
+    .await;
     let shot = stack.dir.join("devices.png");
     std::fs::write(&shot, second.screenshot().await.unwrap()).unwrap();
     println!("devices page screenshot: {}", shot.display());
 
     // 4: the first profile's next navigation is sent back to the login page.
     first.goto(&format!("{origin}/notes")).await.unwrap();
-    wait_for_path(&first, "/login", "the revoked browser").await;
+    wait_for_page(&first, LOGIN, "the revoked browser is sent to log in").await;
+    let at = first.current_url().await.unwrap();
+    assert_eq!(at.path(), "/login", "the revoked browser: at {at}");
 
     first.close().await.unwrap();
     second.close().await.unwrap();

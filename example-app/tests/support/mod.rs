@@ -1,4 +1,13 @@
-//! What the browser tests share: child processes, ports, headless Chromium over WebDriver.
+//! What the browser tests share: child processes, ports, headless Chromium over WebDriver, and
+//! the waits that let a test follow the browser from page to page.
+//!
+//! The rule for every browser test: after anything that navigates (a click on a submit button,
+//! a script that reloads, a `goto`), wait for what the next page *shows* with
+//! [`wait_for_text`] or [`wait_for_count`]: content only that page has. Never the URL (it can
+//! name the next page while the old one is still displayed, or name the old one when the next
+//! is the same path), never a fixed time. Every lookup here goes through [`poll`], which takes a
+//! page replaced under it (`StaleElementReference`, `NoSuchElement`) as "not yet" and looks
+//! again, for at most [`PAGE_TIMEOUT`].
 
 use std::{
     path::{Path, PathBuf},
@@ -6,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator, error::CmdError};
 use session_server::config::Settings;
 use sha2::{Digest, Sha256};
 use test_support::free_port;
@@ -107,4 +116,113 @@ pub fn tempdir(base: &Path, name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// How long a page gets to show what a test waits for: far longer than a page takes here even
+/// on two busy cores, so running out means the page never came, not that it was slow.
+pub const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a wait looks at the page again: often enough to add little to a test, rarely
+/// enough to leave the two cores to the browser and the servers.
+const POLL_EVERY: Duration = Duration::from_millis(50);
+
+/// What one look at the page found.
+pub enum Seen<T> {
+    /// What the wait is for.
+    Ready(T),
+    /// Something else, described for the message if the wait runs out.
+    NotYet(String),
+}
+
+/// Whether an error only means the page changed under the lookup (the next page not there
+/// yet, or the element's page replaced by it), so that looking again can succeed.
+fn page_in_flux(e: &CmdError) -> bool {
+    e.is_stale_element_reference() || e.is_no_such_element()
+}
+
+/// Looks at the page with `look` every [`POLL_EVERY`] until it finds what it is after, for at
+/// most [`PAGE_TIMEOUT`]: the one loop every wait and lookup of these tests goes through, so
+/// none of them can trip over a page that is still navigating. A page replaced mid-look counts
+/// as "not yet"; any other WebDriver error fails at once. Running out panics with `what`, what
+/// the page showed last and where the browser was.
+pub async fn poll<T>(
+    client: &Client,
+    what: &str,
+    mut look: impl AsyncFnMut() -> Result<Seen<T>, CmdError>,
+) -> T {
+    let deadline = Instant::now() + PAGE_TIMEOUT;
+    loop {
+        let last = match look().await {
+            Ok(Seen::Ready(value)) => return value,
+            Ok(Seen::NotYet(seen)) => seen,
+            Err(e) if page_in_flux(&e) => e.to_string(),
+            Err(e) => panic!("{what}: {e}"),
+        };
+        if Instant::now() >= deadline {
+            let at = client
+                .current_url()
+                .await
+                .map_or_else(|e| format!("an unknown page ({e})"), |url| url.to_string());
+            panic!("{what}: not there after {PAGE_TIMEOUT:?}; last saw {last}, at {at}");
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Waits until the first element matching `css` exists and its text contains `text`; returns
+/// its whole text (for the test's own assertions). `why` says in the test's words what the
+/// wait stands for; the failure message leads with it. Pick content only the expected page
+/// shows (its heading, a message), so the page being left cannot satisfy the wait.
+pub async fn wait_for_text(client: &Client, css: &str, text: &str, why: &str) -> String {
+    let what = format!("{why} (waited for `{css}` showing {text:?})");
+    poll(client, &what, async || {
+        let shown = client.find(Locator::Css(css)).await?.text().await?;
+        Ok(if shown.contains(text) {
+            Seen::Ready(shown)
+        } else {
+            Seen::NotYet(format!("{shown:?}"))
+        })
+    })
+    .await
+}
+
+/// Waits until exactly `count` elements match `css`: for a page whose difference from the one
+/// before is how many of something it lists.
+pub async fn wait_for_count(client: &Client, css: &str, count: usize, why: &str) {
+    let what = format!("{why} (waited for {count} of `{css}`)");
+    poll(client, &what, async || {
+        let found = client.find_all(Locator::Css(css)).await?.len();
+        Ok(if found == count {
+            Seen::Ready(())
+        } else {
+            Seen::NotYet(format!("{found} of them"))
+        })
+    })
+    .await
+}
+
+/// Types `text` into the element matching `css`, looking it up again if the page is replaced
+/// under the lookup (the keys go to the page that is there once it settles).
+pub async fn type_into(client: &Client, css: &str, text: &str) {
+    let what = format!("typing into `{css}`");
+    poll(client, &what, async || {
+        client
+            .find(Locator::Css(css))
+            .await?
+            .send_keys(text)
+            .await?;
+        Ok(Seen::Ready(()))
+    })
+    .await
+}
+
+/// Clicks the element matching `css`, looking it up again if the page is replaced under the
+/// lookup. A click that navigates must be followed by a wait for what the next page shows.
+pub async fn click(client: &Client, css: &str) {
+    let what = format!("clicking `{css}`");
+    poll(client, &what, async || {
+        client.find(Locator::Css(css)).await?.click().await?;
+        Ok(Seen::Ready(()))
+    })
+    .await
 }
