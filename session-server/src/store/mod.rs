@@ -25,6 +25,10 @@
 //!   the replicas' clocks say.
 //! * Revoking all of a user's sessions, changing a password (compare-and-set on the old hash) and
 //!   disabling a user each happen atomically together with the revocations they imply.
+//! * With Redis replicas, a write that ends sessions or changes what a credential can do returns
+//!   `Ok` only once the required replicas confirmed it, and a read that a logout acknowledges as
+//!   "already ended" likewise ([`Store::session_confirmed`]); otherwise it fails with
+//!   [`StoreError::Unconfirmed`], its outcome unknown (see `replication.rs`).
 //! * A session's app data ends with the session, by every path that ends it. Writes to it are
 //!   compare-and-set on its version. A renewal never undoes a re-authentication, and neither
 //!   touches the data.

@@ -336,8 +336,8 @@ async fn run(topology: Topology<'_>, victims: impl Fn(&Account) -> bool) {
     // The default SESSION_REDIS_WAIT_REPLICAS (auto); a short store timeout, so that an
     // unconfirmed end answers within 0.3 s.
     settings.redis_prefix = Some(topology.prefix.clone());
-    // Replicas answer a `WAIT` within 0.75 s even on a loaded machine.
-    settings.redis_timeout = Some("1.5".parse().unwrap());
+    // Replicas answer a `WAIT` within 1 s even on a loaded machine.
+    settings.redis_timeout = Some("2".parse().unwrap());
     settings.login_max_attempts_per_ip = Some(100_000);
     let a = spawn_with_settings(settings.clone(), None).await;
     let b = spawn_with_settings(settings, None).await;
@@ -538,7 +538,7 @@ async fn a_retried_end_is_not_confirmed_by_a_connection_that_wrote_nothing() {
     });
     let mut settings = test_settings();
     settings.redis_url = Some(primary.url());
-    settings.redis_timeout = Some("1.5".parse().unwrap());
+    settings.redis_timeout = Some("2".parse().unwrap());
     let a = spawn_with_settings(settings.clone(), None).await;
     let browser = a.signed_in("alice").await;
     let ready: Value = a

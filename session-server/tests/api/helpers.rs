@@ -68,15 +68,19 @@ pub fn use_backend(settings: &mut Settings, backend: Backend) -> Option<Arc<Redi
             settings.redis_url = Some(redis.url());
             Some(redis)
         }
+        // Ends wait for a replica's `WAIT` (half the store timeout): room for a replica on a
+        // machine loaded by the whole suite.
         Backend::Cluster => {
             settings.redis_cluster_nodes = Some(crate::deployments::Cluster::shared().urls());
             settings.redis_prefix = Some(unique_prefix());
+            settings.redis_timeout = Some("2".parse().unwrap());
             None
         }
         Backend::Sentinel => {
             settings.redis_sentinels = Some(crate::deployments::SentinelGroup::shared().urls());
             settings.redis_sentinel_master = Some(crate::deployments::MASTER.into());
             settings.redis_prefix = Some(unique_prefix());
+            settings.redis_timeout = Some("2".parse().unwrap());
             None
         }
     }
