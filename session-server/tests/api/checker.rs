@@ -782,6 +782,7 @@ async fn run(backend: Backend, failover: Option<Arc<Cluster>>) {
         Some(cluster) => {
             settings.redis_cluster_nodes = Some(cluster.urls());
             settings.redis_prefix = Some(unique_prefix());
+            settings.redis_timeout = Some("2".parse().unwrap());
             None
         }
         None => use_backend(&mut settings, backend),
