@@ -128,6 +128,14 @@ pin() {  # pin CPU command...: run pinned to a core when PIN=1
   if [ "$PIN" = 1 ]; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi
 }
 
+# Drops a process that exited by itself from the bookkeeping (and from $OUT/pids.log).
+forget() {  # forget PID
+  local keep=() pid
+  for pid in "${PIDS[@]}"; do [ "$pid" = "$1" ] || keep+=("$pid"); done
+  PIDS=("${keep[@]}")
+  sed -i "/ $1\$/d" "$OUT/pids.log"
+}
+
 # Starts a command in the background with its output in a log; sets STARTED_PID.
 start() {  # start NAME CPU command...
   local name=$1 cpu=$2; shift 2
@@ -211,6 +219,32 @@ start_replica() {  # start_replica NAME PUBLIC_PORT ADMIN_PORT; sets STARTED_PID
     "$SERVER_BIN"
 }
 
+# A replica on fresh ports, started again on others if one of them was taken between free_port's
+# probe and the replica's bind (by another program, or another harness running beside this one).
+# Sets STARTED_PID, REPLICA_PUB and REPLICA_ADM.
+start_replica_on_free_ports() {  # start_replica_on_free_ports NAME
+  local name=$1 p a
+  for _ in 1 2 3 4 5; do
+    p=$(free_port); a=$(free_port)
+    start_replica "$name" "$p" "$a"
+    for _ in $(seq 300); do  # bounded: 30 s
+      kill -0 "$STARTED_PID" 2>/dev/null || break
+      if answers_http "http://127.0.0.1:$p/healthz"; then
+        REPLICA_PUB=$p REPLICA_ADM=$a
+        return 0
+      fi
+      sleep 0.1
+    done
+    if ! kill -0 "$STARTED_PID" 2>/dev/null && grep -q "Address already in use" "$tmp/$name.log"; then
+      wait "$STARTED_PID" 2>/dev/null || true
+      forget "$STARTED_PID"
+      continue
+    fi
+    die "$name did not start"
+  done
+  die "$name: every port pair tried was taken"
+}
+
 # The example app in front of HAProxy, as in compose; a login through it must reach a page that
 # only signed-in users see, and a logout must end that.
 start_app() {  # start_app NAME LB_PORT LB_ADMIN_PORT
@@ -263,10 +297,9 @@ for n in $REPLICAS; do
   start_redis
   pub_ports=() adm_ports=() replica_pids=() urls=()
   for i in $(seq "$n"); do
-    p=$(free_port); a=$(free_port)
-    start_replica "replica-$n-$i" "$p" "$a"
-    pub_ports+=("$p"); adm_ports+=("$a"); replica_pids+=("$STARTED_PID")
-    urls+=("http://127.0.0.1:$p")
+    start_replica_on_free_ports "replica-$n-$i"
+    pub_ports+=("$REPLICA_PUB"); adm_ports+=("$REPLICA_ADM"); replica_pids+=("$STARTED_PID")
+    urls+=("http://127.0.0.1:$REPLICA_PUB")
   done
   for u in "${urls[@]}"; do wait_for "replica $u" 30 ready "$u"; done
 
