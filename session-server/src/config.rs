@@ -907,6 +907,36 @@ mod tests {
     }
 
     #[test]
+    fn replicas_to_wait_for_are_auto_or_a_number_everywhere() {
+        assert_eq!(
+            Config::from_settings(Settings {
+                redis_cluster_nodes: Some("redis://a:1".into()),
+                ..Settings::default()
+            })
+            .unwrap()
+            .redis
+            .unwrap()
+            .wait_replicas,
+            WaitReplicas::Auto,
+            "the default, on Cluster too"
+        );
+        assert_eq!("auto".parse(), Ok(WaitReplicas::Auto));
+        assert_eq!(" AUTO ".parse(), Ok(WaitReplicas::Auto));
+        assert_eq!("2".parse(), Ok(WaitReplicas::Exactly(2)));
+        assert_eq!("0".parse(), Ok(WaitReplicas::Exactly(0)));
+        for bad in ["", "-1", "one", "1.5"] {
+            assert!(bad.parse::<WaitReplicas>().is_err(), "{bad:?}");
+        }
+        let file: Settings =
+            toml::from_str("redis_wait_replicas = 1").expect("a number in the file");
+        assert_eq!(file.redis_wait_replicas, Some(WaitReplicas::Exactly(1)));
+        let file: Settings =
+            toml::from_str("redis_wait_replicas = \"auto\"").expect("auto in the file");
+        assert_eq!(file.redis_wait_replicas, Some(WaitReplicas::Auto));
+        assert!(toml::from_str::<Settings>("redis_wait_replicas = \"some\"").is_err());
+    }
+
+    #[test]
     fn only_paths_and_allowed_origins_are_redirect_targets() {
         let allowed = vec!["https://app.example".to_owned()];
         for ok in ["/", "/account?tab=devices", "https://app.example/home"] {
