@@ -43,8 +43,8 @@ use session_server::{
 use crate::{
     deployments::{Cluster, Node, wait_for},
     helpers::{
-        API_KEY, Backend, Browser, RedisServer, TestApp, session_cookie, spawn_with_overrides,
-        test_settings, unique_prefix, use_backend,
+        API_KEY, Backend, Browser, RedisServer, TestApp, retried_while_unavailable, session_cookie,
+        spawn_with_overrides, test_settings, unique_prefix, use_backend,
     },
     links::ReplicationCut,
 };
@@ -734,19 +734,6 @@ fn fail_over(
     }
 }
 
-/// Sends an admin request until it is answered with anything but 503 (the topology settling
-/// after the failover), bounded.
-async fn settled(request: impl Fn() -> reqwest::RequestBuilder) -> reqwest::Response {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = request().send().await.unwrap();
-        if r.status() != 503 || Instant::now() > deadline {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn active(app: &TestApp, s: &Session) -> bool {
     app.check(&Browser {
         cookie: s.cookie.clone(),
@@ -916,7 +903,7 @@ async fn run(backend: Backend, failover: Option<Arc<Cluster>>) {
     if let Some(cluster) = &failover {
         // Quiet: the old primary is back as a replica, so ends can be confirmed again.
         wait_for("every replica in sync", Duration::from_secs(30), || {
-            cluster.primaries().iter().all(|p| p.replicas_in_sync())
+            cluster.replicas_in_sync()
         });
     }
 
@@ -980,7 +967,10 @@ async fn run(backend: Backend, failover: Option<Arc<Cluster>>) {
             }
         }
         let path = format!("/admin/v1/users/{}/sessions", user.id);
-        let r = settled(|| world.b.admin(Method::DELETE, &path)).await;
+        let r = retried_while_unavailable(|| async {
+            world.b.admin(Method::DELETE, &path).send().await.unwrap()
+        })
+        .await;
         assert!(r.status().is_success(), "{}", r.status());
     }
     for &i in &alive {

@@ -209,10 +209,7 @@ impl Cluster {
         // Ends wait for a replica's confirmation: hand the cluster out once every replica is in
         // sync.
         wait_for("replicas in sync", Duration::from_secs(30), || {
-            cluster.primaries().iter().all(|p| {
-                p.command(&["INFO", "replication"])
-                    .is_some_and(|i| i.contains("connected_slaves:1") && i.contains("state=online"))
-            })
+            cluster.replicas_in_sync()
         });
         cluster
     }
@@ -244,6 +241,11 @@ impl Cluster {
                     .is_some_and(|r| r == "master")
             })
             .collect()
+    }
+
+    /// Whether every primary's replicas are online and have everything it has.
+    pub fn replicas_in_sync(&self) -> bool {
+        self.primaries().iter().all(|p| p.replicas_in_sync())
     }
 
     /// The node that replicates `primary`.

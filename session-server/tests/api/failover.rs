@@ -16,7 +16,8 @@ use session_client::{CacheSettings, SessionClient};
 use crate::{
     deployments::{Cluster, MASTER, Node, SentinelGroup, holds, replicas_in_sync, wait_for},
     helpers::{
-        API_KEY, Browser, TestApp, error_code, spawn_with_settings, test_settings, unique_prefix,
+        API_KEY, Browser, TestApp, error_code, retried_while_unavailable, spawn_with_settings,
+        test_settings, unique_prefix,
     },
     links::ReplicationCut,
 };
@@ -119,14 +120,6 @@ async fn assert_unconfirmed(r: reqwest::Response, what: &str) {
     );
 }
 
-async fn logout(app: &TestApp, b: &Browser) -> reqwest::Response {
-    app.public(Method::POST, "/v1/logout")
-        .header(header::COOKIE, &b.cookie)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn end_everywhere(app: &TestApp, b: &Browser) -> reqwest::Response {
     app.public(Method::DELETE, "/v1/sessions?include_current=true")
         .header(header::COOKIE, &b.cookie)
@@ -174,13 +167,10 @@ async fn send<F: Future<Output = reqwest::Response>>(
     mode: Mode,
     request: impl Fn() -> F,
 ) -> reqwest::Response {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let r = request().await;
-        if mode != Mode::Converge || r.status() != 503 || Instant::now() > deadline {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if mode == Mode::Converge {
+        retried_while_unavailable(request).await
+    } else {
+        request().await
     }
 }
 
@@ -203,8 +193,8 @@ async fn end_sessions(
         0 => {
             // A logout, and its retry on the other replica: the retry finds the session gone on
             // the primary, and must still not be acknowledged until a replica has the end.
-            let first = send(mode, || logout(a, &account.s[0])).await;
-            let retry = send(mode, || logout(b, &account.s[0])).await;
+            let first = send(mode, || a.logout(&account.s[0])).await;
+            let retry = send(mode, || b.logout(&account.s[0])).await;
             expect.push((account.s[0].clone(), outcome));
             expect.push((account.s[1].clone(), Expect::Valid));
             expect.push((account.s[2].clone(), Expect::Valid));
@@ -400,14 +390,7 @@ async fn run(topology: Topology<'_>, victims: impl Fn(&Account) -> bool) {
     }
     // Reported: the metric and /readyz's detail.
     assert!(a.metric("session_store_ends_unconfirmed_total").await >= 1.0);
-    let ready: Value = a
-        .public(Method::GET, "/readyz")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = a.readyz().await;
     assert_eq!(ready["replication"]["setting"], "auto", "{ready}");
     assert_eq!(ready["replication"]["replicas_required"], 1, "{ready}");
     let last_end_ack = Instant::now();
@@ -541,14 +524,7 @@ async fn a_retried_end_is_not_confirmed_by_a_connection_that_wrote_nothing() {
     settings.redis_timeout = Some("2".parse().unwrap());
     let a = spawn_with_settings(settings.clone(), None).await;
     let browser = a.signed_in("alice").await;
-    let ready: Value = a
-        .public(Method::GET, "/readyz")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = a.readyz().await;
     assert_eq!(ready["replication"]["replicas_required"], 1, "{ready}");
     assert_eq!(a.metric("session_store_replicas_required").await, 1.0);
 
@@ -565,36 +541,22 @@ async fn a_retried_end_is_not_confirmed_by_a_connection_that_wrote_nothing() {
         synced,
     );
     let cut = ReplicationCut::cut(primary.port);
-    assert_unconfirmed(logout(&a, &browser).await, "the logout").await;
+    assert_unconfirmed(a.logout(&browser).await, "the logout").await;
     assert_eq!(status(&a, &browser).await, 401, "ended on the primary");
 
     let b = spawn_with_settings(settings, None).await;
-    assert_unconfirmed(logout(&b, &browser).await, "the retried logout").await;
-    let ready: Value = a
-        .public(Method::GET, "/readyz")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_unconfirmed(b.logout(&browser).await, "the retried logout").await;
+    let ready = a.readyz().await;
     assert_eq!(ready["replication"]["last_end"], "unconfirmed", "{ready}");
 
     cut.restore();
-    let r = send(Mode::Converge, || logout(&b, &browser)).await;
+    let r = send(Mode::Converge, || b.logout(&browser)).await;
     assert_eq!(
         r.status(),
         204,
         "the retry converges once the replica has the end"
     );
     assert_eq!(status(&b, &browser).await, 401);
-    let ready: Value = b
-        .public(Method::GET, "/readyz")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = b.readyz().await;
     assert_eq!(ready["replication"]["last_end"], "confirmed", "{ready}");
 }

@@ -9,7 +9,10 @@ use std::{
 
 use crate::{
     deployments::{Cluster, MASTER, SentinelGroup, wait_for},
-    helpers::{Browser, TestApp, spawn_with_settings, test_settings, unique_prefix},
+    helpers::{
+        Browser, TestApp, retried_while_unavailable, spawn_with_settings, test_settings,
+        unique_prefix,
+    },
 };
 
 /// Checks every browser once; every answer must be "valid" (200) or "store unavailable" (503):
@@ -79,19 +82,7 @@ fn cluster_app_settings(cluster: &Cluster) -> session_server::config::Settings {
 /// Waits until every replica has received everything its primary has.
 fn replicas_caught_up(cluster: &Cluster) {
     wait_for("replicas to catch up", Duration::from_secs(10), || {
-        cluster.primaries().iter().all(|p| {
-            let info = p.command(&["INFO", "replication"]).unwrap_or_default();
-            let offset = info
-                .lines()
-                .find_map(|l| l.strip_prefix("master_repl_offset:"))
-                .unwrap_or("x")
-                .trim()
-                .to_owned();
-            info.lines()
-                .filter(|l| l.starts_with("slave"))
-                .all(|l| l.contains(&format!("offset={offset},")))
-                && info.contains("connected_slaves:1")
-        })
+        cluster.replicas_in_sync()
     });
 }
 
@@ -180,26 +171,21 @@ async fn the_service_rides_out_a_cluster_primary_failover_and_the_nodes_return()
     victim.restart();
     cluster.wait_until_ok();
     wait_for("every replica in sync", Duration::from_secs(30), || {
-        cluster.primaries().iter().all(|p| p.replicas_in_sync())
+        cluster.replicas_in_sync()
     });
     let (ok, _) = probe(&app, &browsers).await;
     assert_eq!(ok, browsers.len());
     // Revocations still take effect everywhere after the failover. A replica slower than the
     // `WAIT` on a loaded machine makes an end answer 503: the client retries, as documented.
     let (name, browser) = &browsers[0];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let r = loop {
-        let r = app
-            .public(reqwest::Method::DELETE, "/v1/sessions?include_current=true")
+    let r = retried_while_unavailable(|| async {
+        app.public(reqwest::Method::DELETE, "/v1/sessions?include_current=true")
             .header(reqwest::header::COOKIE, &browser.cookie)
             .send()
             .await
-            .unwrap();
-        if r.status() != 503 || Instant::now() > deadline {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+            .unwrap()
+    })
+    .await;
     let status = r.status();
     assert_eq!(
         status,
@@ -276,19 +262,7 @@ async fn acknowledged_sessions_survive_a_sentinel_failover() {
     wait_for(
         "the replica to have every login",
         Duration::from_secs(10),
-        || {
-            let info = group
-                .primary
-                .command(&["INFO", "replication"])
-                .unwrap_or_default();
-            let offset = info
-                .lines()
-                .find_map(|l| l.strip_prefix("master_repl_offset:"))
-                .unwrap_or("x")
-                .trim()
-                .to_owned();
-            info.contains(&format!("offset={offset},"))
-        },
+        || group.primary.replicas_in_sync(),
     );
     let old_primary = group.current_primary_port();
 
@@ -315,12 +289,7 @@ async fn acknowledged_sessions_survive_a_sentinel_failover() {
     let fresh = Browser {
         cookie: crate::helpers::session_cookie(&r).unwrap(),
     };
-    let r = app
-        .public(reqwest::Method::POST, "/v1/logout")
-        .header(reqwest::header::COOKIE, &fresh.cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = app.logout(&fresh).await;
     assert_eq!(r.status(), 503);
     assert_eq!(crate::helpers::error_code(r).await, "store_unconfirmed");
     let (ok, _) = probe(&app, &browsers).await;

@@ -256,6 +256,25 @@ impl TestApp {
         }
     }
 
+    pub async fn logout(&self, browser: &Browser) -> Response {
+        self.public(Method::POST, "/v1/logout")
+            .header(header::COOKIE, &browser.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `/readyz`'s body.
+    pub async fn readyz(&self) -> serde_json::Value {
+        self.public(Method::GET, "/readyz")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn whoami(&self, browser: &Browser) -> Response {
         self.public(Method::GET, "/v1/session")
             .header(header::COOKIE, &browser.cookie)
@@ -318,6 +337,21 @@ impl TestApp {
             .unwrap();
         assert_eq!(r.status(), 200);
         r.json::<serde_json::Value>().await.unwrap()["active"] == true
+    }
+}
+
+/// Sends a request again while it answers 503 (a replicated topology settling after a failover,
+/// an end no replica confirmed yet), for at most 30 s: a retry converges.
+pub async fn retried_while_unavailable<F: Future<Output = Response>>(
+    request: impl Fn() -> F,
+) -> Response {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = request().await;
+        if r.status() != 503 || std::time::Instant::now() > deadline {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
