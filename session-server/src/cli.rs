@@ -23,6 +23,7 @@ use crate::{
 )]
 pub struct Cli {
     /// TOML file with settings (keys are the flag names with `_`); flags and environment win.
+    /// Default: unset: no file.
     #[arg(long, env = "SESSION_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     #[command(flatten)]

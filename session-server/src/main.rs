@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&config.log_filter, config.log_json);
+    telemetry::init(&config.logging.filter, config.logging.json);
     let result = match cli.command {
         None | Some(Command::Serve) => serve(config).await,
         Some(Command::User { action }) => run_user_action(config, action).await,
@@ -40,7 +40,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: session_server::config::Config) -> Result<(), String> {
-    let (public, admin) = (config.public_addr, config.admin_addr);
+    let (public, admin) = (config.listeners.public_addr, config.listeners.admin_addr);
     let app = Application::build(config).map_err(|e| e.to_string())?;
     tracing::info!(
         public = %public, public_port = app.public_port(), admin = %admin, admin_port = app.admin_port(),

@@ -56,7 +56,7 @@ fn server(
     listener: TcpListener,
     name: &'static str,
 ) -> io::Result<Server> {
-    let config = &state.config;
+    let config = &state.config.listeners;
     let (workers, shutdown, max_body) = (
         config.workers,
         config.shutdown_timeout.as_secs().max(1),
@@ -97,9 +97,10 @@ impl Application {
     /// [`Application::build`] with parts replaced (see [`Overrides`]): how the test suites give
     /// replicas skewed clocks and hold requests at exact points.
     pub fn build_with(config: Config, overrides: Overrides) -> Result<Application, StartupError> {
-        let public_listener = bind(config.public_addr)?;
-        let admin_listener = bind(config.admin_addr)?;
-        let forward_auth_listener = config.forward_auth_addr.map(bind).transpose()?;
+        let addrs = &config.listeners;
+        let public_listener = bind(addrs.public_addr)?;
+        let admin_listener = bind(addrs.admin_addr)?;
+        let forward_auth_listener = addrs.forward_auth_addr.map(bind).transpose()?;
         let port = |l: &TcpListener| l.local_addr().map(|a| a.port()).unwrap_or_default();
         let (public_port, admin_port) = (port(&public_listener), port(&admin_listener));
         let forward_auth_port = forward_auth_listener.as_ref().map(port);
@@ -114,20 +115,19 @@ impl Application {
         for setting in &state.config.ignored_settings {
             tracing::warn!(setting, "this setting no longer has an effect; remove it");
         }
-        if state.config.admin_api_key_digests.is_empty() {
+        if state.config.web.admin_api_key_digests.is_empty() {
             tracing::warn!(
                 "no SESSION_ADMIN_API_KEYS configured: the admin API refuses every request"
             );
         }
         let io_err = |addr| move |source| StartupError::Bind { addr, source };
-        let public_server = server(state.clone(), public_listener, "public")
-            .map_err(io_err(state.config.public_addr))?;
-        let admin_server = server(state.clone(), admin_listener, "admin")
-            .map_err(io_err(state.config.admin_addr))?;
+        let addrs = &state.config.listeners;
+        let public_server =
+            server(state.clone(), public_listener, "public").map_err(io_err(addrs.public_addr))?;
+        let admin_server =
+            server(state.clone(), admin_listener, "admin").map_err(io_err(addrs.admin_addr))?;
         let mut servers = vec![public_server, admin_server];
-        if let (Some(listener), Some(addr)) =
-            (forward_auth_listener, state.config.forward_auth_addr)
-        {
+        if let (Some(listener), Some(addr)) = (forward_auth_listener, addrs.forward_auth_addr) {
             if addr.ip().is_unspecified() {
                 tracing::warn!(
                     %addr,

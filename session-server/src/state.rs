@@ -86,11 +86,8 @@ impl AppState {
             Some(wrap) => wrap(store),
             None => store,
         };
-        let hasher = PasswordHasher::new(
-            config.hash_params,
-            config.argon2_concurrency,
-            config.argon2_queue,
-        );
+        let passwords = &config.passwords;
+        let hasher = PasswordHasher::new(passwords.hash, passwords.concurrency, passwords.queue);
         let publisher = Arc::new(Publisher::new(
             store.clone(),
             clock.clone(),
@@ -101,12 +98,12 @@ impl AppState {
             feed,
             sessions: SessionService::new(
                 store.clone(),
-                config.session,
-                config.session_limit,
+                config.sessions.policy,
+                config.sessions.limit,
                 metrics.clone(),
                 clock.clone(),
                 publisher.clone(),
-                config.feed_logins,
+                config.sessions.feed_logins,
             ),
             accounts: AccountService::new(
                 store.clone(),

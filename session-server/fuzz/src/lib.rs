@@ -13,7 +13,7 @@ use std::{
 
 use ipnet::IpNet;
 use session_server::{
-    config::{Config, Seconds, Settings, is_safe_redirect, parse_origin},
+    config::{Config, Seconds, Settings},
     domain::{
         events::parse_id,
         session::{RecordError, SessionKind, SessionRecord},
@@ -23,6 +23,7 @@ use session_server::{
     http::{
         client_ip::resolve,
         cookie::{Presented, find_in_header},
+        origin::{is_safe_redirect, parse_origin},
     },
 };
 use uuid::Uuid;
@@ -260,13 +261,15 @@ pub fn origin(s: &str) {
 
 /// The checks a validated configuration always satisfies.
 pub fn config_invariants(c: &Config) {
-    assert!(c.session.absolute >= c.session.idle);
-    assert!(!c.session.idle.is_zero() && c.session.absolute <= TEN_YEARS);
-    assert!(c.session.renew_fraction > 0.0 && c.session.renew_fraction < 1.0);
-    assert!(c.workers > 0 && c.max_body_bytes > 0 && c.argon2_concurrency > 0);
+    let policy = &c.sessions.policy;
+    assert!(policy.absolute >= policy.idle);
+    assert!(!policy.idle.is_zero() && policy.absolute <= TEN_YEARS);
+    assert!(policy.renew_fraction > 0.0 && policy.renew_fraction < 1.0);
+    assert!(c.listeners.workers > 0 && c.listeners.max_body_bytes > 0);
+    assert!(c.passwords.concurrency > 0);
     assert!(c.throttle.max_failures_per_user > 0 && c.throttle.max_attempts_per_ip > 0);
     assert!((32..=128).contains(&c.throttle.ipv6_prefix));
-    let name = &c.cookie.name;
+    let name = &c.web.cookie.name;
     assert!((1..=64).contains(&name.len()));
     assert!(
         name.bytes()
@@ -276,10 +279,10 @@ pub fn config_invariants(c: &Config) {
         assert!((1..=32).contains(&r.prefix.len()));
         assert!(!r.prefix.contains(['{', '}', '*', ' ']));
     }
-    for o in &c.allowed_origins {
+    for o in &c.web.allowed_origins {
         assert_eq!(parse_origin(o).as_deref(), Ok(o.as_str()));
     }
-    assert!(is_safe_redirect(&c.login_page, &c.allowed_origins));
+    assert!(is_safe_redirect(&c.web.login_page, &c.web.allowed_origins));
 }
 
 /// A `Seconds` value is positive and at most ten years. A config file either fails to parse or

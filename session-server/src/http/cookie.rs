@@ -6,7 +6,16 @@
 use actix_web::{HttpRequest, http::header};
 use cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 
-use crate::{config::CookieConfig, domain::token::SessionToken};
+use crate::domain::token::SessionToken;
+
+/// The session cookie as the browser will see it (`SESSION_COOKIE_NAME`,
+/// `SESSION_COOKIE_SECURE`, validated by `config`).
+#[derive(Debug, Clone)]
+pub struct CookieConfig {
+    pub name: String,
+    /// `false` only in plain-HTTP development: no `Secure` flag (and no `__Host-` prefix).
+    pub secure: bool,
+}
 
 /// What a request carried in place of a session cookie.
 #[derive(Debug)]

@@ -8,8 +8,8 @@
 
 use actix_web::{HttpRequest, http::header};
 
-use super::cookie::{self, Presented};
-use crate::{config::CookieConfig, domain::sessions::Via, domain::token::SessionToken};
+use super::cookie::{self, CookieConfig, Presented};
+use crate::{domain::sessions::Via, domain::token::SessionToken};
 
 /// Whether the request carries an `Authorization` header, which makes it a bearer request: it
 /// has no ambient credential, so the cross-site request checks do not apply to it (browsers

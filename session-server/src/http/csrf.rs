@@ -16,7 +16,7 @@
 
 use actix_web::{HttpRequest, http::Method};
 
-use crate::config::parse_origin;
+use super::origin::parse_origin;
 
 /// Whether `host` (an authority, possibly with a port) names this machine's loopback.
 fn is_loopback(host: &str) -> bool {

@@ -24,7 +24,7 @@ impl FromRequest for Authenticated {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let presented = state
             .as_ref()
-            .map(|s| credentials::presented(req, &s.config.cookie));
+            .map(|s| credentials::presented(req, &s.config.web.cookie));
         Box::pin(async move {
             let (Some(state), Some((Presented::Token(token), via))) = (state, presented) else {
                 return Err(Error::Unauthenticated.into());

@@ -16,8 +16,7 @@
 
 use actix_web::{HttpRequest, http::header};
 
-use super::error::ApiError;
-use crate::config::is_safe_redirect;
+use super::{error::ApiError, origin::is_safe_redirect};
 
 /// Longest original URL accepted (the redirect rules allow 2,048 bytes; the URL is encoded
 /// into the login page's query, so a longer one could not be returned to anyway).

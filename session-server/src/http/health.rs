@@ -50,7 +50,7 @@ async fn openapi(listener: web::Data<Listener>, state: web::Data<AppState>) -> H
     let doc = if listener.0 == "admin" {
         admin_document()
     } else {
-        public_document(&state.config.cookie.name)
+        public_document(&state.config.web.cookie.name)
     };
     HttpResponse::Ok().json(doc)
 }

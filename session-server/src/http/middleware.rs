@@ -138,8 +138,8 @@ pub async fn csrf_guard(
         || req.app_data::<web::Data<AppState>>().is_some_and(|s| {
             csrf::permits(
                 req.request(),
-                &s.config.allowed_origins,
-                s.config.cookie.secure,
+                &s.config.web.allowed_origins,
+                s.config.web.cookie.secure,
             )
         });
     if !permitted {
@@ -173,7 +173,7 @@ pub async fn require_api_key(
         .map(str::trim);
     let authorized = match (key, req.app_data::<web::Data<AppState>>()) {
         (Some(key), Some(state)) => {
-            api_key_matches(key.as_bytes(), &state.config.admin_api_key_digests)
+            api_key_matches(key.as_bytes(), &state.config.web.admin_api_key_digests)
         }
         _ => false,
     };

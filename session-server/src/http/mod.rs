@@ -15,6 +15,7 @@ pub mod forwarded;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod origin;
 pub mod public;
 pub mod redirect;
 pub mod schema;

@@ -38,6 +38,10 @@ pub mod keys;
 pub mod memory;
 pub mod redis;
 pub mod replication;
+pub mod settings;
+
+pub use replication::WaitReplicas;
+pub use settings::{RedisConfig, RedisMode};
 
 use std::time::Duration;
 

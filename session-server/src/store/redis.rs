@@ -41,9 +41,9 @@ use super::{
     replication::{
         ConfirmationReport, Outcome, ReplicaPolicy, Topology, cluster_replicas, standalone_replicas,
     },
+    settings::{RedisConfig, RedisMode},
 };
 use crate::{
-    config::{RedisConfig, RedisMode},
     domain::{
         events::{EventKind, EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
         rate_limit::{RateCount, RateKey},

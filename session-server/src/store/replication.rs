@@ -30,6 +30,7 @@
 //! while a replica is away.
 
 use std::{
+    str::FromStr,
     sync::{
         Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering},
@@ -37,13 +38,63 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::Serialize;
-
-use crate::config::WaitReplicas;
+use serde::{Deserialize, Serialize};
 
 /// While Redis reports no replica, it is asked again at most this often (an added replica is
 /// taken into account within this time).
 pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// How many Redis replicas must confirm a write that ends sessions before it is acknowledged
+/// (`SESSION_REDIS_WAIT_REPLICAS`): `auto` or a number.
+///
+/// Parsed from a flag, the environment (`FromStr`) or the config file (`Deserialize`: a number
+/// or a string), so the setting reads the same everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitReplicas {
+    /// 1 wherever the topology has replicas: always with Sentinel; with Cluster or a standalone
+    /// primary, once Redis reports a replica. 0 for a lone primary.
+    #[default]
+    Auto,
+    /// Exactly this many (0: acknowledge without confirmation, which a failover can undo).
+    Exactly(u32),
+}
+
+impl FromStr for WaitReplicas {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(WaitReplicas::Auto);
+        }
+        s.parse()
+            .map(WaitReplicas::Exactly)
+            .map_err(|_| format!("`{s}` is neither `auto` nor a number of replicas"))
+    }
+}
+
+impl std::fmt::Display for WaitReplicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitReplicas::Auto => f.write_str("auto"),
+            WaitReplicas::Exactly(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WaitReplicas {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u32),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(WaitReplicas::Exactly(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
 
 /// The Redis deployment the store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +236,19 @@ pub fn cluster_replicas(nodes: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_to_wait_for_are_auto_or_a_number() {
+        assert_eq!("auto".parse(), Ok(WaitReplicas::Auto));
+        assert_eq!(" AUTO ".parse(), Ok(WaitReplicas::Auto));
+        assert_eq!("2".parse(), Ok(WaitReplicas::Exactly(2)));
+        assert_eq!("0".parse(), Ok(WaitReplicas::Exactly(0)));
+        for bad in ["", "-1", "one", "1.5"] {
+            assert!(bad.parse::<WaitReplicas>().is_err(), "{bad:?}");
+        }
+        assert_eq!(WaitReplicas::Auto.to_string(), "auto");
+        assert_eq!(WaitReplicas::Exactly(3).to_string(), "3");
+    }
 
     #[test]
     fn sentinel_and_a_number_are_known_without_asking() {

@@ -291,7 +291,7 @@ async fn the_admin_endpoint_needs_the_api_key() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    assert!(app.state.config.forward_auth_addr.is_none());
+    assert!(app.state.config.listeners.forward_auth_addr.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

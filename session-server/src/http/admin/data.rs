@@ -124,9 +124,10 @@ pub async fn patch_data(
     let (user, handle) = path.into_inner();
     let (user, handle) = (uuid(&user, "user")?, uuid(&handle, "session")?);
     let expected = if_match(&req)?;
+    let max_bytes = state.config.sessions.data_max_bytes;
     let data = state
         .sessions
-        .update_data(user, handle, expected, &body, state.config.data_max_bytes)
+        .update_data(user, handle, expected, &body, max_bytes)
         .await
         .map_err(|e| match e {
             Error::Invalid { .. } => ApiError::Malformed(e.to_string()),

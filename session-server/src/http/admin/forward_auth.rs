@@ -141,7 +141,7 @@ async fn answer(
     state: &AppState,
     tail: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
-    let config = &state.config;
+    let config = &state.config.web;
     let original = Original::from_request(req, tail)?;
     let relays_redirects = match req.headers().get(REDIRECT).map(|v| v.as_bytes()) {
         None | Some(b"" | b"true") => true,

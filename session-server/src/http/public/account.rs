@@ -46,11 +46,11 @@ pub async fn register(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !state.config.registration {
+    if !state.config.web.registration {
         return Err(Error::RegistrationClosed.into());
     }
     let request: RegisterRequest = parse_json(&req, &body)?;
-    let ip = client_ip(&req, &state.config.trusted_proxies);
+    let ip = client_ip(&req, &state.config.web.trusted_proxies);
     let user = state
         .accounts
         .register(&request.username, request.password, ip)
@@ -92,7 +92,7 @@ pub async fn change_password(
     let request: ChangePasswordRequest = parse_json(&req, &body)?;
     state
         .sessions
-        .require_fresh(&session, state.config.fresh_auth_max_age)?;
+        .require_fresh(&session, state.config.sessions.fresh_auth_max_age)?;
     let revoked = state
         .accounts
         .change_password(

@@ -15,7 +15,6 @@ use utoipa::{
 };
 
 use crate::{
-    config::is_safe_redirect,
     domain::{
         error::Error,
         session::{ClientInfo, SessionKind},
@@ -26,6 +25,7 @@ use crate::{
         cookie::{self, Presented},
         credentials,
         error::{ApiError, ErrorBody},
+        origin::is_safe_redirect,
         redirect::{see_other, with_query},
         views::{BearerLogin, WhoAmI},
     },
@@ -169,7 +169,7 @@ pub async fn login(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let config = &state.config;
+    let config = &state.config.web;
     let (credentials, encoding) = parse_json_or_form::<LoginRequest>(&req, &body)?;
     let kind = match (credentials.token_delivery, encoding) {
         (TokenDelivery::Cookie, _) => SessionKind::Cookie,
@@ -297,7 +297,7 @@ pub async fn logout(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let config = &state.config;
+    let config = &state.config.web;
     let return_to = match parse_optional::<LogoutRequest>(&req, &body)? {
         Some((LogoutRequest { return_to: Some(t) }, Encoding::Form)) => {
             if !is_safe_redirect(&t, &config.allowed_origins) {

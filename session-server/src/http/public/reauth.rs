@@ -14,13 +14,13 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::{
-    config::is_safe_redirect,
     domain::error::Error,
     http::{
         body::{Encoding, parse_json_or_form},
         client_ip::client_ip,
         error::{ApiError, ErrorBody},
         extract::Authenticated,
+        origin::is_safe_redirect,
         redirect::{see_other, with_query},
         views::WhoAmI,
     },
@@ -63,7 +63,7 @@ pub async fn reauthenticate(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let config = &state.config;
+    let config = &state.config.web;
     let (request, encoding) = parse_json_or_form::<ReauthenticateRequest>(&req, &body)?;
     let return_to = match (encoding, request.return_to) {
         (Encoding::Form, Some(target)) if !is_safe_redirect(&target, &config.allowed_origins) => {

@@ -77,7 +77,7 @@ pub async fn revoke_one(
         .await?;
     let mut response = HttpResponse::NoContent();
     if handle == session.record.handle {
-        response.cookie(cookie::clear(&state.config.cookie));
+        response.cookie(cookie::clear(&state.config.web.cookie));
     }
     Ok(response.finish())
 }
@@ -110,7 +110,7 @@ pub async fn revoke_all(
 ) -> Result<HttpResponse, ApiError> {
     state
         .sessions
-        .require_fresh(&session, state.config.fresh_auth_max_age)?;
+        .require_fresh(&session, state.config.sessions.fresh_auth_max_age)?;
     let keep = (!query.include_current).then_some(session.record.handle);
     let revoked = state
         .sessions
@@ -118,7 +118,7 @@ pub async fn revoke_all(
         .await?;
     let mut response = HttpResponse::Ok();
     if query.include_current {
-        response.cookie(cookie::clear(&state.config.cookie));
+        response.cookie(cookie::clear(&state.config.web.cookie));
     }
     Ok(response.json(Revoked { revoked }))
 }
