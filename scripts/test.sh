@@ -2,7 +2,8 @@
 # Runs every test of the workspace on a fresh machine.
 #
 # Installs what the tests need when it is missing (redis-server, faketime, haproxy, nginx, caddy,
-# chromium and more, from Debian's packages), then runs `cargo test --workspace --all-features`. The tests start their own redis-server processes on free loopback
+# chromium and more, from Debian's packages; mdbook from crates.io), builds the book in docs/,
+# then runs `cargo test --workspace --all-features`. The tests start their own redis-server processes on free loopback
 # ports; nothing needs to be running beforehand. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +69,14 @@ PYTHONPATH="$k8s" "$k8s/bin/kubernetes-validate" --strict --quiet deploy/kuberne
 echo "deployment files: docker-compose.yml (+ .dev), deploy/haproxy.cfg, deploy/nginx, deploy/caddy, deploy/kubernetes, the Dockerfiles valid" >&2
 # The compose stack built, started, checked over HTTPS and removed (bounded: COMPOSE_TEST_TIMEOUT).
 deploy/compose-test.sh
+
+# The book (docs/): built with its links checked offline (mdbook-linkcheck, web links not
+# followed), into target/book. Both tools come from crates.io into target/tools on first use.
+book_tools=target/tools/mdbook
+[ -x "$book_tools/bin/mdbook" ] || cargo install -q --locked --root "$book_tools" mdbook --version 0.4.52 --no-default-features --features search
+[ -x "$book_tools/bin/mdbook-linkcheck" ] || cargo install -q --locked --root "$book_tools" mdbook-linkcheck --version 0.7.7
+PATH="$PWD/$book_tools/bin:$PATH" mdbook build docs
+echo "book: target/book/html/index.html (links checked)" >&2
 
 # The API contract: generated Python and TypeScript clients, then Schemathesis, on both stores.
 scripts/contract.sh

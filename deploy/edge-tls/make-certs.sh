@@ -3,7 +3,7 @@
 # clients to trust; its key is deleted once it has signed) and edge.pem (server certificate,
 # chain and key, as HAProxy reads it) for localhost, 127.0.0.1, ::1 and EDGE_TLS_NAMES (comma-
 # separated extra DNS names). An existing edge.pem is left alone: put a real certificate there
-# (README, "TLS at the edge") and this does nothing.
+# (docs/src/guides/compose.md, "TLS at the edge") and this does nothing.
 set -eu
 dir="${EDGE_TLS_DIR:-/certs}"
 # The user the HAProxy image runs as (uid/gid 99 in the official image): it must read the key.

@@ -9,8 +9,8 @@
 #   rust:<v>-slim-bookworm    rust/Containerfile     (this machine's Rust toolchain, version <v>)
 #
 # Only missing or changed ones are built (FORCE=1 rebuilds all). Each keeps what the compose file relies
-# on from the official image (entrypoint, configuration path, user, data directory); README.md
-# beside this file lists how each differs. Needs podman, mmdebstrap and Debian's mirror.
+# on from the official image (entrypoint, configuration path, user, data directory); the book
+# (docs/src/guides/compose.md, "Stand-in base images") lists how each differs. Needs podman, mmdebstrap and Debian's mirror.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"

@@ -8,9 +8,24 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+/// Prefix of every metric name.
+const NAMESPACE: &str = "session";
+
+/// What a metric is, for its documentation (the reference page is generated from this).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricDoc {
+    /// The full name, as scraped.
+    pub name: String,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: &'static str,
+    pub help: String,
+    pub labels: Vec<String>,
+}
+
 /// All metrics of one server process.
 pub struct Metrics {
     registry: Registry,
+    catalogue: Vec<MetricDoc>,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub logins: IntCounterVec,
@@ -38,7 +53,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry = Registry::new_custom(Some("session".into()), None).unwrap_or_default();
+        let registry = Registry::new_custom(Some(NAMESPACE.into()), None).unwrap_or_default();
         let http_requests = IntCounterVec::new(
             Opts::new(
                 "http_requests_total",
@@ -69,7 +84,7 @@ impl Metrics {
         let sessions_revoked = IntCounterVec::new(
             Opts::new(
                 "sessions_revoked_total",
-                "Sessions ended before expiry, by reason",
+                "Sessions ended before expiry, by reason: logout, replaced (a session presented at a new login), revoked, revoke_all, password_change, user_disabled, limit (evicted by the per-user cap)",
             ),
             &["reason"],
         )
@@ -77,7 +92,7 @@ impl Metrics {
         let store_errors = IntCounterVec::new(
             Opts::new(
                 "store_errors_total",
-                "Store operations that failed, by kind",
+                "Requests that failed in the store, by kind: unavailable, full, unconfirmed, corrupt",
             ),
             &["kind"],
         )
@@ -127,8 +142,9 @@ impl Metrics {
             "Redis replicas that must confirm a write that ends sessions (SESSION_REDIS_WAIT_REPLICAS)",
         )
         .expect("valid metric");
-        let m = Metrics {
+        let mut m = Metrics {
             registry,
+            catalogue: Vec::new(),
             http_requests,
             http_duration,
             logins,
@@ -145,24 +161,31 @@ impl Metrics {
             store_ends_unconfirmed,
             store_replicas_required,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
-            Box::new(m.http_requests.clone()),
-            Box::new(m.http_duration.clone()),
-            Box::new(m.logins.clone()),
-            Box::new(m.sessions_created.clone()),
-            Box::new(m.sessions_revoked.clone()),
-            Box::new(m.store_errors.clone()),
-            Box::new(m.argon2_queue_depth.clone()),
-            Box::new(m.redis_connections.clone()),
-            Box::new(m.events_pending.clone()),
-            Box::new(m.events_dropped.clone()),
-            Box::new(m.clock_offset.clone()),
-            Box::new(m.clock_synced.clone()),
-            Box::new(m.store_ends_confirmed.clone()),
-            Box::new(m.store_ends_unconfirmed.clone()),
-            Box::new(m.store_replicas_required.clone()),
+        let collectors: [(Box<dyn prometheus::core::Collector>, &'static str); 15] = [
+            (Box::new(m.http_requests.clone()), "counter"),
+            (Box::new(m.http_duration.clone()), "histogram"),
+            (Box::new(m.logins.clone()), "counter"),
+            (Box::new(m.sessions_created.clone()), "counter"),
+            (Box::new(m.sessions_revoked.clone()), "counter"),
+            (Box::new(m.store_errors.clone()), "counter"),
+            (Box::new(m.argon2_queue_depth.clone()), "gauge"),
+            (Box::new(m.redis_connections.clone()), "gauge"),
+            (Box::new(m.events_pending.clone()), "gauge"),
+            (Box::new(m.events_dropped.clone()), "counter"),
+            (Box::new(m.clock_offset.clone()), "gauge"),
+            (Box::new(m.clock_synced.clone()), "gauge"),
+            (Box::new(m.store_ends_confirmed.clone()), "counter"),
+            (Box::new(m.store_ends_unconfirmed.clone()), "counter"),
+            (Box::new(m.store_replicas_required.clone()), "gauge"),
         ];
-        for c in collectors {
+        for (c, kind) in collectors {
+            m.catalogue
+                .extend(c.desc().into_iter().map(|desc| MetricDoc {
+                    name: format!("{NAMESPACE}_{}", desc.fq_name),
+                    kind,
+                    help: desc.help.clone(),
+                    labels: desc.variable_labels.clone(),
+                }));
             m.registry.register(c).expect("metric names are unique");
         }
         m
@@ -175,6 +198,11 @@ impl Metrics {
                 .with_label_values(&[reason])
                 .inc_by(n as u64);
         }
+    }
+
+    /// Every metric this process exports, in registration order.
+    pub fn catalogue(&self) -> &[MetricDoc] {
+        &self.catalogue
     }
 
     /// The text exposition format.

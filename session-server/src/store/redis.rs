@@ -786,7 +786,7 @@ impl Store for RedisStore {
             .arg(raw_handle(Some(handle)))
             .arg(expected)
             .arg(json.unwrap_or_default());
-        // Not confirmed: a failover may lose the last writes, as with a renewal (README).
+        // Not confirmed: a failover may lose the last writes, as with a renewal (docs/src/operations/failover.md).
         let reply: Vec<Vec<u8>> = self.with_conn(async |c| call.invoke_async(c).await).await?;
         match reply.as_slice() {
             [status, version] if status == b"ok" => std::str::from_utf8(version)

@@ -21,7 +21,7 @@
 //!   nothing: the request fails. The script goes as its text (`EVAL`), so a node that does not
 //!   have it cached (restarted, newly promoted) runs it rather than failing with `NOSCRIPT`.
 //!
-//! Which writes wait, and why (see README "Outgrowing one Redis"): every write that ends sessions
+//! Which writes wait, and why (see the book, docs/src/operations/failover.md): every write that ends sessions
 //! or changes what a credential can do (logout, revocations, password change and set, disable
 //! and enable, a login that evicted sessions, and the feed events of ends). Logins, renewals,
 //! re-authentications and session data do not: losing one in a failover costs a re-login, a

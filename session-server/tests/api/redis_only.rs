@@ -232,7 +232,7 @@ async fn a_session_check_is_one_redis_command() {
 }
 
 /// Redis memory per session, realistic shape: 1,000 users with two sessions each from a desktop
-/// Chrome (the user's sessions hash, shared by two). Prints the figure quoted in the README; a
+/// Chrome (the user's sessions hash, shared by two). Prints the figure quoted in the book (docs/src/measurements.md); a
 /// second round with sessions too large for the compact encoding (IPv6 addresses, long usernames)
 /// prints what they cost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

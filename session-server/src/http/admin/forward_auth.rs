@@ -18,7 +18,7 @@
 //!
 //! Any method is accepted, since some proxies send the original one; the original request is
 //! not judged by the public API's CSRF rules: it is addressed to the app, which must protect
-//! its own state-changing routes (see README).
+//! its own state-changing routes (see the book, docs/src/guides/forward-auth.md).
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header, web};
 use utoipa::IntoParams;
