@@ -101,7 +101,7 @@ start() {
   base="http://127.0.0.1:$port"
   admin="http://127.0.0.1:$admin_port"
   SESSION_LOG=warn SESSION_ARGON2_MEMORY_KIB=1024 SESSION_ARGON2_ITERATIONS=1 \
-    SESSION_LOGIN_MAX_ATTEMPTS_PER_IP=100000000 SESSION_REDIS_POOL_SIZE=1 SESSION_WORKERS=1 \
+    SESSION_LOGIN_MAX_ATTEMPTS_PER_IP=100000000 SESSION_MAX_PER_USER=0 SESSION_WORKERS=1 \
     SESSION_TRUSTED_PROXIES="$trusted" SESSION_ADMIN_API_KEYS="$admin_digest" \
     "$bin" --public-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin_port" \
     --redis-url "redis://127.0.0.1:$redis_port" >"$work/server-$port.log" 2>&1 &

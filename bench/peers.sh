@@ -10,8 +10,9 @@
 #
 # session-server runs as the contract needs: one worker per listener (like the peers), one argon2
 # slot (the peers hash on a one-core blocking pool too), `SESSION_LOG=warn` (the peers log
-# nothing per request), the harness's Origin allowed, and the per-IP login throttle lifted (the
-# harness logs in thousands of times from 127.0.0.1).
+# nothing per request), the harness's Origin allowed, the per-IP login throttle lifted (the
+# harness logs in thousands of times from 127.0.0.1), and no cap on sessions per user (the memory
+# figure comes from thousands of sessions of one user).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 peers=${PEERS_DIR:-$root/../shared/peers}
@@ -21,7 +22,7 @@ bin=$root/target/release/session-server
 
 register='curl -sf -o /dev/null -H "Content-Type: application/json" -d "{\"username\":\"alice\",\"password\":\"alice-password\"}" $BASE/v1/users'
 serve="SESSION_LOG=warn SESSION_WORKERS=1 SESSION_ARGON2_CONCURRENCY=1 \
-SESSION_ALLOWED_ORIGINS=\${ORIGIN:-http://localhost} SESSION_LOGIN_MAX_ATTEMPTS_PER_IP=100000000 \
+SESSION_ALLOWED_ORIGINS=\${ORIGIN:-http://localhost} SESSION_LOGIN_MAX_ATTEMPTS_PER_IP=100000000 SESSION_MAX_PER_USER=0 \
 exec $bin --public-addr 127.0.0.1:\$PORT --admin-addr 127.0.0.1:0 --redis-url \$REDIS_URL"
 
 cd "$peers"

@@ -71,9 +71,23 @@ fn policy(s: &Settings) -> Result<SessionPolicy, ConfigError> {
     })
 }
 
+/// Sessions a user may hold unless configured otherwise.
+///
+/// Measured (`bench/per-user.py`, `bench/results/2026-12-04-per-user.md`): every login and logout
+/// scans its user's hash (pruning, the cap), so their Redis time grows with the user's sessions
+/// (about 0.2 ms per login and logout at 1-10 sessions, 0.45 ms at 128, 1.8-3 ms at 1,000), and
+/// past 128 sessions (Redis's default `hash-max-listpack-entries`) the hash leaves the compact
+/// encoding (about 95 bytes per session below, 150 above). 100 is far above what a person's
+/// devices need, leaves room for tools and bearer tokens, and keeps every user's hash compact and
+/// every login cheap. 0 removes the cap.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: u32 = 100;
+
 /// The cap on sessions per user (0: none) and what a login beyond it does.
 fn limit(s: &Settings) -> Result<Option<SessionLimit>, ConfigError> {
-    let max = match s.max_sessions_per_user.unwrap_or(0) {
+    let max = match s
+        .max_sessions_per_user
+        .unwrap_or(DEFAULT_MAX_SESSIONS_PER_USER)
+    {
         0 => return Ok(None),
         max => max,
     };
@@ -120,8 +134,19 @@ mod tests {
     }
 
     #[test]
+    fn users_hold_at_most_100_sessions_unless_configured() {
+        let limit = resolve(&Settings::default()).unwrap().limit.unwrap();
+        assert_eq!(
+            (limit.max, limit.policy),
+            (DEFAULT_MAX_SESSIONS_PER_USER, LimitPolicy::EvictOldest)
+        );
+        assert_eq!(DEFAULT_MAX_SESSIONS_PER_USER, 100);
+    }
+
+    #[test]
     fn the_policy_applies_only_with_a_cap() {
         let uncapped = Settings {
+            max_sessions_per_user: Some(0),
             session_limit_policy: Some("nonsense".into()),
             ..Settings::default()
         };

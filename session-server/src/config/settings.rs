@@ -112,7 +112,10 @@ pub struct Settings {
     /// checks in between are a single Redis read. Default: 0.1.
     #[arg(long, env = "SESSION_RENEW_FRACTION")]
     pub renew_fraction: Option<f64>,
-    /// Most concurrent sessions per user (0: no cap). Default: 0 (no cap).
+    /// Most concurrent sessions per user (0: no cap). Beyond it, a login ends the user's least
+    /// recently active session (or is refused, per SESSION_LIMIT_POLICY). The cap keeps each
+    /// user's sessions in Redis's compact hash encoding (up to 128 entries by default) and bounds
+    /// the Redis time of a login and a logout, which grows with the user's sessions. Default: 100.
     #[arg(long, env = "SESSION_MAX_PER_USER")]
     pub max_sessions_per_user: Option<u32>,
     /// What a login beyond the cap does: `evict-oldest` (end the least recently active session)
