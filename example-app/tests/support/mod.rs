@@ -135,9 +135,15 @@ pub enum Seen<T> {
 }
 
 /// Whether an error only means the page changed under the lookup (the next page not there
-/// yet, or the element's page replaced by it), so that looking again can succeed.
+/// yet, or the element's page replaced by it), so that looking again can succeed. Chromium
+/// reports an element whose page was replaced between finding it and reading it either as a
+/// stale element or, from its inspector, as an unknown error saying the node "does not belong
+/// to the document" (seen with Chromium 156.0.8078.114).
 fn page_in_flux(e: &CmdError) -> bool {
-    e.is_stale_element_reference() || e.is_no_such_element()
+    e.is_stale_element_reference()
+        || e.is_no_such_element()
+        || e.to_string()
+            .contains("Node with given id does not belong to the document")
 }
 
 /// Looks at the page with `look` every [`POLL_EVERY`] until it finds what it is after, for at
