@@ -55,10 +55,6 @@ def name(i):
     return f"user-{i:06}"
 
 
-def clear_throttling(redis):
-    redis.cli("EVAL", "for _,k in ipairs(redis.call('KEYS','*:rl:*')) do redis.call('DEL',k) end", "0")
-
-
 work_dir = tempfile.mkdtemp(prefix="million.")
 REDIS = per_user.Redis(work_dir, [])
 SERVER = per_user.Server(REDIS)
@@ -66,10 +62,10 @@ try:
     start = time.time()
     empty = REDIS.memory()
     in_threads(lambda c, i: per_user.post(c, "/v1/users", {"username": name(i), "password": f"{name(i)}-password"}, expect=201))
-    clear_throttling(REDIS)
+    per_user.clear_throttling(REDIS)
     users = REDIS.memory()
     in_threads(lambda c, i: [per_user.login(c, name(i)) for _ in range(PER_USER)])
-    clear_throttling(REDIS)
+    per_user.clear_throttling(REDIS)
     sessions = REDIS.memory()
     keys = REDIS.cli("DBSIZE")
     encodings = sorted({REDIS.cli("OBJECT", "ENCODING", k) for k in REDIS.cli("--scan", "--pattern", "*:sessions").split()[:50]})

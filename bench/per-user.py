@@ -146,6 +146,11 @@ def login(conn, name):
 BACKGROUND = {"time", "xread", "info"}
 
 
+def clear_throttling(redis):
+    """Deletes the throttling counters the logins left: they are per attempt, not per session."""
+    redis.cli("EVAL", "for _,k in ipairs(redis.call('KEYS','*:rl:*')) do redis.call('DEL',k) end", "0")
+
+
 def redis_usec(before, after, only=None):
     calls = usec = 0
     for cmd, (c, u) in after.items():
@@ -167,13 +172,13 @@ def shape(n):
         names = [f"user-{i:05}" for i in range(users)]
         for name in names:
             post(conn, "/v1/users", {"username": name, "password": f"{name}-password"}, expect=201)
-        redis.cli("EVAL", "for _,k in ipairs(redis.call('KEYS','*:rl:*')) do redis.call('DEL',k) end", "0")
+        clear_throttling(redis)
         before = redis.memory()
         cookies = []
         for name in names:
             for _ in range(n):
                 cookies.append(login(conn, name))
-        redis.cli("EVAL", "for _,k in ipairs(redis.call('KEYS','*:rl:*')) do redis.call('DEL',k) end", "0")
+        clear_throttling(redis)
         after = redis.memory()
         sessions = users * n
         keys = redis.cli("--scan", "--pattern", "*:sessions").split()
