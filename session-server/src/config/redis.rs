@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use super::{
     ConfigError, Settings, invalid,
-    values::{comma_list, seconds_or},
+    values::{comma_list, is_plain_name, seconds_or},
 };
 use crate::store::{RedisConfig, RedisMode};
 
@@ -21,12 +21,7 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<RedisConfig>, ConfigError> 
         .redis_prefix
         .clone()
         .unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
-    if prefix.is_empty()
-        || prefix.len() > 32
-        || !prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c))
-    {
+    if !is_plain_name(&prefix, 32, "-_:.") {
         return Err(invalid(
             "SESSION_REDIS_PREFIX",
             "1-32 characters of a-z, A-Z, 0-9, - _ : .",

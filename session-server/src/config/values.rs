@@ -75,6 +75,16 @@ pub(super) fn comma_list(value: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// Whether `name` is 1 to `max` characters, each an ASCII letter, an ASCII digit or one of
+/// `extra`: the shape of the names that end up in keys and headers (key prefix, cookie name).
+pub(super) fn is_plain_name(name: &str, max: usize, extra: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+}
+
 /// `value` or `default`, refused (naming `setting`) unless greater than zero: for counts and
 /// sizes where 0 would mean "nothing ever passes" rather than "no limit".
 pub(super) fn positive<T: PartialOrd + Default + Copy>(

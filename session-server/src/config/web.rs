@@ -3,7 +3,10 @@
 
 use ipnet::IpNet;
 
-use super::{ConfigError, Settings, invalid, values::comma_list};
+use super::{
+    ConfigError, Settings, invalid,
+    values::{comma_list, is_plain_name},
+};
 use crate::http::{
     cookie::CookieConfig,
     origin::{is_safe_redirect, parse_origin},
@@ -68,12 +71,7 @@ fn cookie(s: &Settings) -> Result<CookieConfig, ConfigError> {
     if !secure && let Some(rest) = name.strip_prefix("__Host-") {
         name = rest.to_owned();
     }
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
-    {
+    if !is_plain_name(&name, 64, "-_") {
         return Err(invalid(
             "SESSION_COOKIE_NAME",
             "1-64 characters of a-z, A-Z, 0-9, - _",

@@ -1,8 +1,10 @@
-//! The book's pages that cannot be allowed to drift: the HTTP API reference rendered from the
-//! committed OpenAPI documents, the metrics reference rendered from the metrics the server
-//! registers, and the curl walkthroughs of Getting started and the README, run for real.
+//! The book's pages that cannot be allowed to drift: the configuration reference rendered from
+//! the settings' definitions, the HTTP API reference rendered from the committed OpenAPI
+//! documents, the metrics reference rendered from the metrics the server registers, and the curl
+//! walkthroughs of Getting started and the README, run for real.
 //!
-//! After an intended change of the API or the metrics, regenerate the pages and review the diff:
+//! After an intended change of the settings, the API or the metrics, regenerate the pages and
+//! review the diff:
 //!
 //!     UPDATE_DOCS=1 cargo test -p session-server --test api docs::
 
@@ -21,18 +23,38 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Compares a generated page with its committed copy, or writes it under `UPDATE_DOCS`.
+/// Compares a generated page with its committed copy, or writes it under `UPDATE_DOCS`: by a
+/// rename, so that the tests reading the book meanwhile never see half a page.
 fn assert_current(relative: &str, generated: &str) {
     let path = workspace().join(relative);
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if std::env::var_os("UPDATE_DOCS").is_some() {
-        std::fs::write(&path, generated).unwrap();
+        if committed != generated {
+            let fresh = path.with_extension("md.new");
+            std::fs::write(&fresh, generated).unwrap();
+            std::fs::rename(&fresh, &path).unwrap();
+        }
         return;
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "{relative} is stale; run `UPDATE_DOCS=1 cargo test -p session-server --test api docs::` \
-         and review the diff"
+    if committed != generated {
+        let line = committed
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()));
+        panic!(
+            "{relative} is stale (first difference at line {}); run \
+             `UPDATE_DOCS=1 cargo test -p session-server --test api docs::` and review the diff",
+            line + 1
+        );
+    }
+}
+
+#[test]
+fn the_configuration_reference_renders_the_settings() {
+    assert_current(
+        "docs/src/reference/configuration.md",
+        &session_server::config::reference::markdown(),
     );
 }
 
