@@ -9,6 +9,8 @@
 //! me"; with `fresh_auth_max_age` set, "log out everywhere" asks for the password again when the
 //! last one is older than that.
 
+pub mod telemetry;
+
 use std::{
     net::SocketAddr,
     time::{Duration, SystemTime},
@@ -71,6 +73,7 @@ pub fn build(config: AppConfig) -> std::io::Result<(Server, u16)> {
     let port = listener.local_addr()?.port();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(tracing_actix_web::TracingLogger::default())
             .app_data(state.clone())
             .app_data(checker.clone())
             .app_data(web::Data::new(LoginRedirect("/login".into())))

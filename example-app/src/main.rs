@@ -3,13 +3,14 @@
 //! `SESSION_ADMIN_URL` (default http://127.0.0.1:8081), `SESSION_API_KEY` (required),
 //! `SESSION_COOKIE_NAME` (default `session`, session-server's development-mode name),
 //! `APP_FRESH_AUTH_MAX_AGE` (seconds; when set, "log out everywhere" asks for the password again
-//! if the last one is older).
+//! if the last one is older). Traces: OpenTelemetry's standard `OTEL_*` variables (see
+//! `telemetry.rs`).
 
-use example_app::{AppConfig, build};
+use example_app::{AppConfig, build, telemetry};
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt().with_env_filter("info").init();
+    let telemetry = telemetry::init();
     let env =
         |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     let Ok(api_key) = std::env::var("SESSION_API_KEY") else {
@@ -38,5 +39,7 @@ async fn main() -> std::io::Result<()> {
     };
     let (server, port) = build(config)?;
     tracing::info!(port, "example app listening");
-    server.await
+    let served = server.await;
+    telemetry.shutdown();
+    served
 }

@@ -195,6 +195,10 @@ impl Builder {
             .pool_idle_timeout(Duration::from_secs(4))
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
+        let http = reqwest_middleware::ClientBuilder::new(http);
+        #[cfg(feature = "opentelemetry")]
+        let http = http.with(reqwest_tracing::TracingMiddleware::default());
+        let http = http.build();
         let auth = format!("Bearer {}", self.api_key.trim());
         let inner = Arc::new(Inner {
             http,
@@ -213,7 +217,9 @@ impl Builder {
 }
 
 pub(crate) struct Inner {
-    pub(crate) http: reqwest::Client,
+    /// With the `opentelemetry` feature, the middleware that makes each call a client span and
+    /// sends its `traceparent`.
+    pub(crate) http: reqwest_middleware::ClientWithMiddleware,
     check_url: String,
     pub(crate) users_url: String,
     pub(crate) events_url: String,

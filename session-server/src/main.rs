@@ -24,12 +24,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&config.logging.filter, config.logging.json);
+    let telemetry = telemetry::init(&config.logging, config.traces.as_ref());
     let result = match cli.command {
         None | Some(Command::Serve) => serve(config).await,
         Some(Command::User { action }) => run_user_action(config, action).await,
         Some(Command::ApiKey { action }) => run_api_key_action(action),
     };
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

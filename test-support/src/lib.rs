@@ -7,7 +7,12 @@
 //!
 //! Standard library only, so depending on this crate costs no build time: replies are read over
 //! a raw RESP connection rather than through a Redis client library.
+//!
+//! With the `otlp` feature, [`otlp::OtlpReceiver`] receives exported spans.
 #![warn(missing_docs)]
+
+#[cfg(feature = "otlp")]
+pub mod otlp;
 
 use std::{
     io::{Read, Write},

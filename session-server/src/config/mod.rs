@@ -16,6 +16,8 @@
 //! * `values.rs`: values parsed from text ([`Seconds`]) and the checks the parts share.
 //! * `redis.rs`, `listeners.rs`, `sessions.rs`, `web.rs`, `accounts.rs`, `logging.rs`: one
 //!   part's defaults and validation each.
+//! * `traces.rs`: trace export, from OpenTelemetry's standard `OTEL_*` variables rather than
+//!   settings of this service's own.
 //! * `reference.rs`: the configuration reference page, generated from [`Settings`].
 
 mod accounts;
@@ -25,6 +27,7 @@ mod redis;
 pub mod reference;
 mod sessions;
 mod settings;
+mod traces;
 mod values;
 mod web;
 
@@ -33,6 +36,7 @@ pub use listeners::ListenerConfig;
 pub use logging::LogConfig;
 pub use sessions::SessionConfig;
 pub use settings::Settings;
+pub use traces::{RootSampler, SamplerChoice, TraceConfig};
 pub use values::Seconds;
 pub use web::WebConfig;
 
@@ -85,6 +89,8 @@ pub struct Config {
     pub passwords: PasswordConfig,
     pub throttle: LoginThrottle,
     pub logging: LogConfig,
+    /// `None`: no span is exported (`OTEL_EXPORTER_OTLP_ENDPOINT` unset).
+    pub traces: Option<TraceConfig>,
     /// Settings given that no longer have an effect, for a warning at start.
     pub ignored_settings: Vec<&'static str>,
 }
@@ -101,6 +107,7 @@ impl Config {
             passwords: accounts::passwords(&s)?,
             throttle: accounts::throttle(&s)?,
             logging: logging::resolve(&s)?,
+            traces: traces::resolve(|name| std::env::var(name).ok())?,
             listeners: listeners::resolve(&s)?,
             ignored_settings: ignored_settings(&s),
         })

@@ -58,13 +58,18 @@ pub async fn telemetry(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let id = request_id(&req);
     let method = req.method().clone();
-    let span = tracing::info_span!(
-        "request",
-        request_id = id.to_str().unwrap_or_default(),
-        listener,
-        method = method.as_str(),
-        route = tracing::field::Empty
-    );
+    let traced = crate::telemetry::traces_exported();
+    let span = if traced {
+        traced_request_span(&req, &id, listener)
+    } else {
+        tracing::info_span!(
+            "request",
+            request_id = id.to_str().unwrap_or_default(),
+            listener,
+            method = method.as_str(),
+            route = tracing::field::Empty
+        )
+    };
     // Inner middleware answers with responses, not `Err`, so every error passes through here.
     let mut res = next
         .call(req)
@@ -93,6 +98,9 @@ pub async fn telemetry(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     span.record("route", route.as_str());
+    if traced {
+        record_outcome(&span, status);
+    }
     if let Some(state) = &state {
         let m = &state.metrics;
         m.http_requests
@@ -127,6 +135,44 @@ pub async fn telemetry(
         );
     });
     Ok(res)
+}
+
+/// The request span when spans are exported: the server span of OpenTelemetry's HTTP
+/// conventions, continued from the caller's `traceparent`. Only the path is recorded, not the
+/// query string, and no header. An OpenTelemetry span's name is fixed once it starts, so the route
+/// is looked up here, ahead of routing (by path, as the router will match it).
+fn traced_request_span(req: &ServiceRequest, id: &HeaderValue, listener: &str) -> tracing::Span {
+    let method = req.method().as_str();
+    let route = req.match_pattern();
+    let name = match &route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_owned(),
+    };
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        listener,
+        method,
+        route = tracing::field::Empty,
+        otel.name = name,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        url.path = req.path(),
+    );
+    crate::telemetry::continue_remote_trace(&span, req.headers());
+    span
+}
+
+/// The server span's outcome: the status, and an error only for a 5xx (a 4xx is the client's,
+/// per the conventions).
+fn record_outcome(span: &tracing::Span, status: actix_web::http::StatusCode) {
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
 }
 
 pub async fn csrf_guard(

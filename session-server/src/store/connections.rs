@@ -18,6 +18,7 @@
 //! replaced at its thread's next request, resolved afresh (through Sentinel, if configured).
 
 use std::{
+    borrow::Cow,
     cell::RefCell,
     collections::HashMap,
     sync::{
@@ -29,11 +30,12 @@ use std::{
 
 use deadpool::managed::Manager as _;
 use deadpool_redis::redis::{
-    AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Value,
+    Arg, AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Script, Value,
     aio::{ConnectionLike, MultiplexedConnection},
     cluster_async::ClusterConnection,
     sentinel::SentinelClient,
 };
+use tracing::Instrument;
 
 /// A connection idle longer than this is validated with a PING before reuse.
 pub const VALIDATE_AFTER_IDLE: Duration = Duration::from_millis(500);
@@ -78,9 +80,13 @@ pub enum AnyConnection {
 
 impl ConnectionLike for AnyConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
+        let reply = match self {
             AnyConnection::Single(c) => c.req_packed_command(cmd),
             AnyConnection::Cluster(c) => c.req_packed_command(cmd),
+        };
+        match redis_span(|| operation(cmd), 1) {
+            None => reply,
+            Some(span) => traced(reply, span),
         }
     }
 
@@ -90,9 +96,21 @@ impl ConnectionLike for AnyConnection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
+        let replies = match self {
             AnyConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
             AnyConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        };
+        // A pipeline is one round trip, named after its first command (a script and its `WAIT`
+        // are the script's).
+        let first = || {
+            pipeline
+                .cmd_iter()
+                .next()
+                .map_or("PIPELINE".into(), operation)
+        };
+        match redis_span(first, pipeline.len()) {
+            None => replies,
+            Some(span) => traced(replies, span),
         }
     }
 
@@ -102,6 +120,65 @@ impl ConnectionLike for AnyConnection {
             AnyConnection::Cluster(c) => c.get_db(),
         }
     }
+}
+
+/// The operation a command is: its name, or for a script (`EVALSHA`, `EVAL`) the script's.
+fn operation(cmd: &Cmd) -> Cow<'static, str> {
+    let mut args = cmd.args_iter().filter_map(|a| match a {
+        Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    });
+    let name = args.next().unwrap_or_default();
+    let script = if name.eq_ignore_ascii_case(b"EVALSHA") {
+        args.next()
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(super::redis::script_name)
+    } else if name.eq_ignore_ascii_case(b"EVAL") {
+        args.next()
+            .and_then(|text| std::str::from_utf8(text).ok())
+            .and_then(|text| super::redis::script_name(Script::new(text).get_hash()))
+    } else {
+        None
+    };
+    match script {
+        Some(script) => Cow::Borrowed(script),
+        None => Cow::Owned(String::from_utf8_lossy(name).to_ascii_uppercase()),
+    }
+}
+
+/// A Redis span, when spans are exported (see `telemetry::redis_span`).
+fn redis_span(
+    operation: impl FnOnce() -> Cow<'static, str>,
+    commands: usize,
+) -> Option<tracing::Span> {
+    let span = crate::telemetry::redis_span();
+    if span.is_disabled() {
+        return None;
+    }
+    let operation = operation();
+    span.record("otel.name", &*operation);
+    span.record("db.operation.name", &*operation);
+    if commands > 1 {
+        span.record("db.operation.batch.size", commands);
+    }
+    Some(span)
+}
+
+/// `reply` in `span`, which records a failure as an error (with the error's kind, never its
+/// text: a script's error may quote its arguments).
+fn traced<'a, T: Send + 'a>(reply: RedisFuture<'a, T>, span: tracing::Span) -> RedisFuture<'a, T> {
+    let recorder = span.clone();
+    Box::pin(
+        async move {
+            let result = reply.await;
+            if let Err(e) = &result {
+                recorder.record("otel.status_code", "ERROR");
+                recorder.record("error.type", e.code().unwrap_or(e.category()));
+            }
+            result
+        }
+        .instrument(span),
+    )
 }
 
 /// A connection handed to a request, with the flag that retires it after a failure.

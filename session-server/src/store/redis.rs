@@ -96,6 +96,44 @@ static REFUND: LazyLock<Script> = script!(" flags=allow-oom", "lua/refund.lua");
 const CONFIRM_CREATE: &str = lua!(" flags=allow-oom", "lua/confirm_create.lua");
 const READ_CONFIRMED: &str = lua!(" flags=allow-oom", "lua/read_confirmed.lua");
 
+/// Every script by its SHA-1 digest (as `EVALSHA` names it), with the name Redis spans use as
+/// their operation (see `connections.rs`).
+static SCRIPT_NAMES: LazyLock<Vec<(String, &'static str)>> = LazyLock::new(|| {
+    let loaded = [
+        (&*CREATE, "create"),
+        (&*TOUCH, "touch"),
+        (&*REAUTH, "reauth"),
+        (&*DATA_GET, "data_get"),
+        (&*DATA_SET, "data_set"),
+        (&*LIST, "list"),
+        (&*HIT, "hit"),
+        (&*READ_EVENTS, "read_events"),
+        (&*PEEK, "peek"),
+        (&*REFUND, "refund"),
+    ]
+    .map(|(script, name)| (script.get_hash().to_owned(), name));
+    let sent = [
+        (REVOKE, "revoke"),
+        (REVOKE_HANDLE, "revoke_handle"),
+        (REVOKE_ALL, "revoke_all"),
+        (PASSWORD, "password"),
+        (DISABLE, "disable"),
+        (PUBLISH, "publish"),
+        (CONFIRM_CREATE, "confirm_create"),
+        (READ_CONFIRMED, "read_confirmed"),
+    ]
+    .map(|(text, name)| (Script::new(text).get_hash().to_owned(), name));
+    loaded.into_iter().chain(sent).collect()
+});
+
+/// The name of the script with this hex SHA-1 digest.
+pub(super) fn script_name(digest: &str) -> Option<&'static str> {
+    SCRIPT_NAMES
+        .iter()
+        .find(|(d, _)| d == digest)
+        .map(|&(_, name)| name)
+}
+
 /// A script call sent as the script's text (`EVAL`), not its digest. The scripts that end
 /// sessions go this way: pipelined with a `WAIT` (see [`RedisStore::confirmed`]), an `EVALSHA`
 /// that meets a node without the script cached (restarted, newly promoted) would fail, and the

@@ -181,7 +181,7 @@ pub async fn spawn_with_overrides(
     overrides: Overrides,
 ) -> TestApp {
     let config = Config::from_settings(settings).expect("valid test config");
-    session_server::telemetry::init(&config.logging.filter, false);
+    let _ = session_server::telemetry::init(&config.logging, None);
     let uses_redis = config.redis.is_some();
     let app = Application::build_with(config, overrides).expect("app builds");
     let public = format!("http://127.0.0.1:{}", app.public_port());

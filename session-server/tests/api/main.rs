@@ -26,3 +26,4 @@ mod session_features;
 mod sessions;
 mod shutdown;
 mod soak;
+mod traces;

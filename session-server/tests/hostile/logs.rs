@@ -1,7 +1,8 @@
-//! No token, password, password hash or API key in the logs (at debug level, JSON format, every
-//! crate), in `/metrics` or in any response body: the real binary on a real `redis-server`,
-//! through a full flow of registrations, logins, checks, device lists, password changes,
-//! logouts, failed and refused logins and every admin call.
+//! No token, token digest, password, password hash or API key in the logs (at debug level, JSON
+//! format, every crate), in `/metrics`, in any response body or in any exported span (every span
+//! sent to an OTLP receiver, every attribute and event, and the raw export bodies): the real
+//! binary on a real `redis-server`, through a full flow of registrations, logins, checks, device
+//! lists, password changes, logouts, failed and refused logins and every admin call.
 
 use std::{
     fs::File,
@@ -13,6 +14,8 @@ use std::{
 use reqwest::{Client, Method, RequestBuilder, Response, header};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use test_support::otlp::OtlpReceiver;
 
 use crate::helpers::{API_KEY, ORIGIN, RedisServer, session_cookie};
 
@@ -99,6 +102,16 @@ impl Flow {
     }
 }
 
+/// The token's name in the store (`TokenDigest::encode`): SHA-256 of its secret, 128 bits,
+/// base64url.
+fn token_digest(token: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let secret = URL_SAFE_NO_PAD
+        .decode(&token[33..])
+        .expect("a token's secret");
+    URL_SAFE_NO_PAD.encode(&Sha256::digest(secret)[..16])
+}
+
 fn cookie(token: &str) -> String {
     format!("__Host-session={token}")
 }
@@ -110,8 +123,12 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
     std::fs::create_dir_all(&dir).unwrap();
     let (out_path, err_path) = (dir.join("stdout.log"), dir.join("stderr.log"));
     let (public, admin) = (free_addr(), free_addr());
+    let receiver = OtlpReceiver::start();
     let child = Command::new(env!("CARGO_BIN_EXE_session-server"))
         .env_clear()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env("OTEL_TRACES_SAMPLER", "always_on")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .env("REDIS_URL", redis.url())
         .env("SESSION_PUBLIC_ADDR", &public)
         .env("SESSION_ADMIN_ADDR", &admin)
@@ -464,6 +481,25 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
     assert!(f.seen.tokens.len() >= 6);
     assert!(f.seen.bodies.len() >= 40);
 
+    // The spans are real: every request's server span, with Redis spans under them. The
+    // exporter flushed at the graceful stop.
+    let spans = receiver.spans();
+    let server_spans = spans.iter().filter(|s| s.kind == "server").count();
+    let redis_spans = spans
+        .iter()
+        .filter(|s| s.attribute("db.system.name") == Some("redis"))
+        .count();
+    assert!(server_spans >= 40, "{server_spans} server spans");
+    assert!(redis_spans >= 40, "{redis_spans} Redis spans");
+    assert!(receiver.rejected().is_empty(), "{:?}", receiver.rejected());
+    exposed.extend(spans.iter().map(|s| ("an exported span", format!("{s:?}"))));
+    exposed.extend(receiver.bodies().iter().map(|b| {
+        (
+            "an OTLP export body",
+            String::from_utf8_lossy(b).into_owned(),
+        )
+    }));
+
     exposed.push(("stdout", stdout));
     exposed.push(("stderr", stderr));
     exposed.extend(f.seen.bodies.iter().map(|b| ("a response body", b.clone())));
@@ -471,6 +507,7 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
     for t in &f.seen.tokens {
         secrets.push((t.clone(), "a session token"));
         secrets.push((t[33..].to_owned(), "a token secret"));
+        secrets.push((token_digest(t), "a token digest"));
     }
     for p in passwords {
         secrets.push((p.to_owned(), "a password"));
@@ -484,6 +521,10 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
     }
     secrets.push(("$argon2id$".to_owned(), "a PHC hash prefix"));
     secrets.push((API_KEY.to_owned(), "the admin API key"));
+    secrets.push((
+        hex::encode(Sha256::digest(API_KEY)),
+        "the admin API key's digest",
+    ));
     for (where_, text) in &exposed {
         for (secret, what) in &secrets {
             assert!(
