@@ -40,6 +40,27 @@ A bad value stops the server at start with exit code 2 and a message that names 
 
 ";
 
+/// Trace export, configured by OpenTelemetry's standard variables rather than by settings (see
+/// `config/traces.rs`), and so not in the table.
+const OPENTELEMETRY: &str = "
+## Trace export (OpenTelemetry)
+
+Traces are configured by OpenTelemetry's standard variables, as every OpenTelemetry SDK is, not \
+by settings of this service. With `OTEL_EXPORTER_OTLP_ENDPOINT` unset, nothing is exported. They \
+are validated at start like the settings above.
+
+| environment | default | meaning |
+|---|---|---|
+| `OTEL_EXPORTER_OTLP_ENDPOINT` | unset: no export | The OTLP/HTTP receiver's base URL, `http://` (e.g. a Collector at `http://otel-collector:4318`); spans go to `/v1/traces` under it. |
+| `OTEL_EXPORTER_OTLP_PROTOCOL` | `http/protobuf` | `http/protobuf`, the only protocol this build speaks. |
+| `OTEL_SERVICE_NAME` | `session-server` | The `service.name` of the spans. |
+| `OTEL_TRACES_SAMPLER` | `parentbased_always_on` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off` or `parentbased_traceidratio`. |
+| `OTEL_TRACES_SAMPLER_ARG` | `1` | The fraction sampled by the `traceidratio` samplers, from 0 to 1. |
+
+The batch exporter's `OTEL_BSP_*` variables and `OTEL_RESOURCE_ATTRIBUTES` are read by the SDK. \
+See [Traces](../operations/traces.md).
+";
+
 /// Marks the last sentence of every setting's description.
 const DEFAULT: &str = "Default: ";
 
@@ -67,6 +88,7 @@ pub fn markdown() -> String {
         ];
         page.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
+    page.push_str(OPENTELEMETRY);
     page
 }
 

@@ -58,17 +58,22 @@ pub async fn telemetry(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let id = request_id(&req);
     let method = req.method().clone();
-    let traced = crate::telemetry::traces_exported();
-    let span = if traced {
-        traced_request_span(&req, &id, listener)
+    // With trace export on, a request its sampler keeps gets the server span of the trace.
+    let parent = if crate::telemetry::traces_exported() {
+        crate::telemetry::trace_request(req.headers())
     } else {
-        tracing::info_span!(
+        None
+    };
+    let traced = parent.is_some();
+    let span = match parent {
+        Some(parent) => traced_request_span(&req, &id, listener, parent),
+        None => tracing::info_span!(
             "request",
             request_id = id.to_str().unwrap_or_default(),
             listener,
             method = method.as_str(),
             route = tracing::field::Empty
-        )
+        ),
     };
     // Inner middleware answers with responses, not `Err`, so every error passes through here.
     let mut res = next
@@ -141,7 +146,12 @@ pub async fn telemetry(
 /// conventions, continued from the caller's `traceparent`. Only the path is recorded, not the
 /// query string, and no header. An OpenTelemetry span's name is fixed once it starts, so the route
 /// is looked up here, ahead of routing (by path, as the router will match it).
-fn traced_request_span(req: &ServiceRequest, id: &HeaderValue, listener: &str) -> tracing::Span {
+fn traced_request_span(
+    req: &ServiceRequest,
+    id: &HeaderValue,
+    listener: &str,
+    parent: opentelemetry::Context,
+) -> tracing::Span {
     let method = req.method().as_str();
     let route = req.match_pattern();
     let name = match &route {
@@ -149,6 +159,7 @@ fn traced_request_span(req: &ServiceRequest, id: &HeaderValue, listener: &str) -
         None => method.to_owned(),
     };
     let span = tracing::info_span!(
+        target: crate::telemetry::REQUEST_TARGET,
         "request",
         request_id = id.to_str().unwrap_or_default(),
         listener,
@@ -162,7 +173,7 @@ fn traced_request_span(req: &ServiceRequest, id: &HeaderValue, listener: &str) -
         http.response.status_code = tracing::field::Empty,
         url.path = req.path(),
     );
-    crate::telemetry::continue_remote_trace(&span, req.headers());
+    crate::telemetry::continue_remote_trace(&span, parent);
     span
 }
 

@@ -12,7 +12,9 @@
 
 mod traces;
 
-pub use traces::{continue_remote_trace, redis_span, traces_exported};
+pub use traces::{
+    REQUEST_TARGET, continue_remote_trace, redis_span, trace_request, traces_exported,
+};
 
 use tracing_subscriber::{EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -64,7 +66,7 @@ pub fn init(logging: &LogConfig, traces: Option<&TraceConfig>) -> Telemetry {
         }
     };
     // Each layer with its own filter: the log keeps `SESSION_LOG`, the exporter takes the
-    // service's own spans, the Redis spans (debug level) included.
+    // sampled requests' spans, the Redis spans (debug level) included.
     let log = fmt::layer().with_target(true);
     let log = if logging.json {
         log.json().flatten_event(true).with_filter(filter).boxed()

@@ -1,9 +1,12 @@
 //! Trace export through OpenTelemetry (OTLP over HTTP/protobuf), configured by the standard
 //! `OTEL_*` variables (see `config/traces.rs`).
 //!
-//! * The request span of `http/middleware.rs` is the server span. [`continue_remote_trace`]
-//!   makes it a child of the caller's span when the request carries a W3C `traceparent`, as
-//!   session-client sends it and as proxies pass it on from forward-auth.
+//! * The request span of `http/middleware.rs` is the server span. [`trace_request`] decides
+//!   whether a request is sampled, from its W3C `traceparent` (as session-client sends it and as
+//!   proxies pass it on to forward-auth) and the configured sampler, before any span exists: an
+//!   unsampled request gets the plain request span of the log, which the exporter's layer
+//!   filters out by its target, so that it costs next to nothing. A sampled one gets the server
+//!   span, a child of the caller's span ([`REQUEST_TARGET`]).
 //! * [`redis_span`]: one client span per Redis round trip, named after the script or command,
 //!   with OpenTelemetry's database attributes. It never records keys or arguments: those hold
 //!   token digests and password hashes.
@@ -17,32 +20,37 @@
 //! agent. The parent is taken from `traceparent` the way its OpenTelemetry feature does it, with
 //! OpenTelemetry's own W3C propagator.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use actix_web::http::header::HeaderMap;
 use opentelemetry::{
-    global,
+    Context, global,
     propagation::{Extractor, TextMapPropagator},
-    trace::TracerProvider as _,
+    trace::{SpanKind, TraceContextExt, TracerProvider as _},
 };
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::{
     Resource,
     propagation::TraceContextPropagator,
-    trace::{Sampler, SdkTracerProvider},
+    trace::{Sampler, SamplingDecision, SdkTracerProvider, ShouldSample},
 };
 use tracing::{Level, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{Layer, Registry, filter::Targets};
+use tracing_subscriber::{Layer, Registry, filter::filter_fn};
 
 use crate::config::{RootSampler, SamplerChoice, TraceConfig};
 
-/// Set once the exporter runs: the request path then builds its span for traces.
-static EXPORTING: AtomicBool = AtomicBool::new(false);
+/// The target of a sampled request's span: the only request spans the exporter sees.
+pub const REQUEST_TARGET: &str = "session_server::traced";
+/// The target of the Redis spans.
+const REDIS_TARGET: &str = "session_server::redis";
+
+/// The sampler, set once the exporter runs; unset, nothing is traced.
+static SAMPLER: OnceLock<SamplerChoice> = OnceLock::new();
 
 /// Whether spans are exported (an OTLP endpoint is configured).
 pub fn traces_exported() -> bool {
-    EXPORTING.load(Ordering::Relaxed)
+    SAMPLER.get().is_some()
 }
 
 /// The running exporter.
@@ -60,7 +68,9 @@ impl Exporter {
             .map_err(|e| e.to_string())?;
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_sampler(sampler(config.sampler))
+            // Sampling is decided per request, before its span exists (`trace_request`); what
+            // reaches the SDK is to be recorded, the Redis spans under it included.
+            .with_sampler(Sampler::AlwaysOn)
             .with_resource(
                 Resource::builder()
                     .with_service_name(config.service_name.clone())
@@ -69,16 +79,35 @@ impl Exporter {
             .build();
         global::set_text_map_propagator(TraceContextPropagator::new());
         global::set_tracer_provider(provider.clone());
-        EXPORTING.store(true, Ordering::Relaxed);
+        let _ = SAMPLER.set(config.sampler);
         Ok(Exporter { provider })
     }
 
-    /// The subscriber layer that turns the service's spans into OpenTelemetry spans.
+    /// The subscriber layer that turns the sampled requests' spans into OpenTelemetry spans,
+    /// with their events (the access log line, audit events) as span events.
     pub(super) fn layer(&self) -> Box<dyn Layer<Registry> + Send + Sync> {
         let tracer = self.provider.tracer("session-server");
+        // By callsite, so decided once per callsite: the spans of sampled requests and their
+        // Redis spans; the service's events and the audit events.
+        let exported = filter_fn(|meta| {
+            if meta.is_span() {
+                meta.target() == REQUEST_TARGET || meta.target() == REDIS_TARGET
+            } else {
+                meta.target().starts_with("session_server") || meta.target() == "audit"
+            }
+        });
+        // Measured per check (bench/traces.sh): the layer's defaults time every enter and exit
+        // of a span (busy/idle attributes), activate an OpenTelemetry context on each (nothing
+        // here reads it: children find their parent through tracing) and add thread and source
+        // location attributes to every span. Off, they cost nothing; the trace is the same.
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
-            .with_filter(Targets::new().with_target("session_server", Level::DEBUG))
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
+            .with_threads(false)
+            .with_location(false)
+            .with_target(false)
+            .with_filter(exported)
             .boxed()
     }
 
@@ -88,7 +117,6 @@ impl Exporter {
     }
 
     pub(super) fn shutdown(self) {
-        EXPORTING.store(false, Ordering::Relaxed);
         let provider = self.provider;
         off_the_runtime(move || provider.shutdown());
     }
@@ -101,20 +129,6 @@ fn off_the_runtime(
 ) {
     if let Ok(Err(e)) = std::thread::spawn(call).join() {
         eprintln!("session-server: spans were not exported: {e}");
-    }
-}
-
-fn sampler(choice: SamplerChoice) -> Sampler {
-    let root = |r: RootSampler| match r {
-        RootSampler::AlwaysOn => Sampler::AlwaysOn,
-        RootSampler::AlwaysOff => Sampler::AlwaysOff,
-        RootSampler::Ratio(r) => Sampler::TraceIdRatioBased(r),
-    };
-    match choice {
-        SamplerChoice::AlwaysOn => Sampler::AlwaysOn,
-        SamplerChoice::AlwaysOff => Sampler::AlwaysOff,
-        SamplerChoice::Ratio(r) => Sampler::TraceIdRatioBased(r),
-        SamplerChoice::ParentBased(r) => Sampler::ParentBased(Box::new(root(r))),
     }
 }
 
@@ -131,28 +145,63 @@ impl Extractor for Headers<'_> {
     }
 }
 
-/// Makes `span` a child of the caller's span named by the request's W3C `traceparent` (and
-/// `tracestate`), when there is one. A malformed header is ignored: the trace starts here.
-pub fn continue_remote_trace(span: &Span, headers: &HeaderMap) {
+/// Whether this request is traced, by the configured sampler and the caller's W3C `traceparent`
+/// (and `tracestate`): `Some` with the caller's context (empty when the trace starts here), or
+/// `None`. A malformed `traceparent` is ignored: the trace starts here.
+pub fn trace_request(headers: &HeaderMap) -> Option<Context> {
+    decide(*SAMPLER.get()?, headers)
+}
+
+fn decide(choice: SamplerChoice, headers: &HeaderMap) -> Option<Context> {
     let parent = TraceContextPropagator::new().extract(&Headers(headers));
+    let remote = parent.span().span_context().clone();
+    let by_ratio = |ratio: f64| {
+        if remote.is_valid() {
+            // By the trace id, as every service of the trace decides it.
+            let decision = Sampler::TraceIdRatioBased(ratio)
+                .should_sample(None, remote.trace_id(), "", &SpanKind::Server, &[], &[])
+                .decision;
+            decision == SamplingDecision::RecordAndSample
+        } else {
+            rand::random::<f64>() < ratio
+        }
+    };
+    let sampled = match choice {
+        SamplerChoice::AlwaysOn => true,
+        SamplerChoice::AlwaysOff => false,
+        SamplerChoice::Ratio(ratio) => by_ratio(ratio),
+        SamplerChoice::ParentBased(_) if remote.is_valid() => remote.is_sampled(),
+        SamplerChoice::ParentBased(RootSampler::AlwaysOn) => true,
+        SamplerChoice::ParentBased(RootSampler::AlwaysOff) => false,
+        SamplerChoice::ParentBased(RootSampler::Ratio(ratio)) => by_ratio(ratio),
+    };
+    sampled.then_some(parent)
+}
+
+/// Makes `span` a child of the caller's span (`parent`, from [`trace_request`]).
+pub fn continue_remote_trace(span: &Span, parent: Context) {
     let _ = span.set_parent(parent);
 }
 
 /// The span of one Redis round trip (a command, a script, or a pipeline such as a script with
-/// its `WAIT`); the caller records its operation. Disabled (and free) unless spans are exported
-/// and there is a request span to hang it under: background work (the feed, the clock) would
-/// otherwise start a trace per poll.
+/// its `WAIT`); the caller records its operation. Disabled (and free) unless the current span is
+/// a sampled request's: background work (the feed, the clock) belongs to no request.
 pub fn redis_span() -> Span {
     use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
     // The check `debug_span!` makes first, made here before the current span is looked up.
-    if Level::DEBUG > STATIC_MAX_LEVEL
-        || Level::DEBUG > LevelFilter::current()
-        || Span::current().is_none()
+    if Level::DEBUG > STATIC_MAX_LEVEL || Level::DEBUG > LevelFilter::current() {
+        return Span::none();
+    }
+    let current = Span::current();
+    if current
+        .metadata()
+        .is_none_or(|m| m.target() != REQUEST_TARGET)
     {
         return Span::none();
     }
     tracing::debug_span!(
         target: "session_server::redis",
+        parent: &current,
         "redis",
         otel.name = tracing::field::Empty,
         otel.kind = "client",
@@ -162,4 +211,99 @@ pub fn redis_span() -> Span {
         db.operation.batch.size = tracing::field::Empty,
         error.type = tracing::field::Empty,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    use super::*;
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    fn headers(traceparent: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = traceparent {
+            headers.insert(
+                HeaderName::from_static("traceparent"),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    fn sampled_parent(flag: &str) -> HeaderMap {
+        headers(Some(&format!("00-{TRACE}-00f067aa0ba902b7-{flag}")))
+    }
+
+    fn traced(choice: SamplerChoice, headers: &HeaderMap) -> bool {
+        decide(choice, headers).is_some()
+    }
+
+    #[test]
+    fn parent_based_samplers_follow_the_caller() {
+        for root in [
+            RootSampler::AlwaysOn,
+            RootSampler::AlwaysOff,
+            RootSampler::Ratio(0.5),
+        ] {
+            let choice = SamplerChoice::ParentBased(root);
+            assert!(traced(choice, &sampled_parent("01")), "{root:?}");
+            assert!(!traced(choice, &sampled_parent("00")), "{root:?}");
+        }
+        let on = SamplerChoice::ParentBased(RootSampler::AlwaysOn);
+        let parent = decide(on, &sampled_parent("01")).unwrap();
+        assert_eq!(parent.span().span_context().trace_id().to_string(), TRACE);
+    }
+
+    #[test]
+    fn without_a_caller_the_root_sampler_decides() {
+        let none = headers(None);
+        assert!(traced(
+            SamplerChoice::ParentBased(RootSampler::AlwaysOn),
+            &none
+        ));
+        assert!(!traced(
+            SamplerChoice::ParentBased(RootSampler::AlwaysOff),
+            &none
+        ));
+        assert!(!traced(
+            SamplerChoice::ParentBased(RootSampler::Ratio(0.0)),
+            &none
+        ));
+        assert!(traced(
+            SamplerChoice::ParentBased(RootSampler::Ratio(1.0)),
+            &none
+        ));
+        let kept = (0..2000)
+            .filter(|_| traced(SamplerChoice::ParentBased(RootSampler::Ratio(0.25)), &none))
+            .count();
+        assert!((350..650).contains(&kept), "{kept} of 2000 kept at 25%");
+        // A malformed traceparent is no caller: the trace starts here.
+        let bad = headers(Some("00-not-a-trace-01"));
+        assert!(traced(
+            SamplerChoice::ParentBased(RootSampler::AlwaysOn),
+            &bad
+        ));
+        assert!(!traced(
+            SamplerChoice::ParentBased(RootSampler::AlwaysOff),
+            &bad
+        ));
+    }
+
+    #[test]
+    fn samplers_that_are_not_parent_based_ignore_the_callers_flag() {
+        assert!(traced(SamplerChoice::AlwaysOn, &sampled_parent("00")));
+        assert!(!traced(SamplerChoice::AlwaysOff, &sampled_parent("01")));
+        assert!(traced(SamplerChoice::Ratio(1.0), &sampled_parent("00")));
+        assert!(!traced(SamplerChoice::Ratio(0.0), &sampled_parent("01")));
+        // By the trace id: the same answer every time for the same trace.
+        let first = traced(SamplerChoice::Ratio(0.5), &sampled_parent("01"));
+        for _ in 0..20 {
+            assert_eq!(
+                traced(SamplerChoice::Ratio(0.5), &sampled_parent("01")),
+                first
+            );
+        }
+    }
 }

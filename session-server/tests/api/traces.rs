@@ -166,6 +166,14 @@ async fn a_request_continues_the_callers_trace_down_to_redis() {
         .find(|s| s.kind == "server" && s.name == "POST /v1/login")
         .expect("the login's server span");
     assert!(login_span.parent_span_id.is_empty(), "a root span");
+    // Its log lines are its events: the audit event of the login among them.
+    assert!(
+        login_span
+            .events
+            .iter()
+            .any(|(_, fields)| fields.get("event").map(String::as_str) == Some("login")),
+        "{login_span:#?}"
+    );
     let scripts: Vec<_> = spans
         .iter()
         .filter(|s| s.parent_span_id == login_span.span_id)
