@@ -76,11 +76,13 @@ pub async fn telemetry(
         ),
     };
     // Inner middleware answers with responses, not `Err`, so every error passes through here.
-    let mut res = next
-        .call(req)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
+    let work = next.call(req).instrument(span.clone());
+    let mut res = if traced {
+        crate::telemetry::in_traced_request(work).await?
+    } else {
+        work.await?
+    }
+    .map_into_boxed_body();
     let status = res.status();
 
     if status.is_client_error() || status.is_server_error() {

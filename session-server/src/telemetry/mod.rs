@@ -13,7 +13,8 @@
 mod traces;
 
 pub use traces::{
-    REQUEST_TARGET, continue_remote_trace, redis_span, trace_request, traces_exported,
+    REQUEST_TARGET, continue_remote_trace, in_traced_request, redis_span, trace_request,
+    traces_exported,
 };
 
 use tracing_subscriber::{EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt};

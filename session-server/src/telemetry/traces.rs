@@ -183,25 +183,32 @@ pub fn continue_remote_trace(span: &Span, parent: Context) {
     let _ = span.set_parent(parent);
 }
 
+tokio::task_local! {
+    /// Set for the work of a sampled request (see [`in_traced_request`]).
+    static TRACED_REQUEST: ();
+}
+
+/// Runs a sampled request's work so that its Redis round trips make spans: under its server
+/// span, or under whatever span of the service's own it runs in (an admin action's audit span,
+/// say), which the exporter skips when it finds the parent.
+pub async fn in_traced_request<F: Future>(work: F) -> F::Output {
+    TRACED_REQUEST.scope((), work).await
+}
+
 /// The span of one Redis round trip (a command, a script, or a pipeline such as a script with
-/// its `WAIT`); the caller records its operation. Disabled (and free) unless the current span is
-/// a sampled request's: background work (the feed, the clock) belongs to no request.
+/// its `WAIT`); the caller records its operation. Disabled (and free) outside a sampled
+/// request's work: background work (the feed, the clock) belongs to no request.
 pub fn redis_span() -> Span {
     use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
-    // The check `debug_span!` makes first, made here before the current span is looked up.
-    if Level::DEBUG > STATIC_MAX_LEVEL || Level::DEBUG > LevelFilter::current() {
-        return Span::none();
-    }
-    let current = Span::current();
-    if current
-        .metadata()
-        .is_none_or(|m| m.target() != REQUEST_TARGET)
+    // The check `debug_span!` makes first, made here before the task's state is looked up.
+    if Level::DEBUG > STATIC_MAX_LEVEL
+        || Level::DEBUG > LevelFilter::current()
+        || TRACED_REQUEST.try_with(|_| ()).is_err()
     {
         return Span::none();
     }
     tracing::debug_span!(
         target: "session_server::redis",
-        parent: &current,
         "redis",
         otel.name = tracing::field::Empty,
         otel.kind = "client",
