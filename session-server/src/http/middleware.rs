@@ -7,10 +7,10 @@
 //! * [`csrf_guard`]: the origin check of the public listener (see `csrf.rs`).
 //! * [`require_api_key`]: bearer API keys of the admin listener.
 
-use std::time::Instant;
+use std::{net::IpAddr, time::Instant};
 
 use actix_web::{
-    Error, HttpResponse,
+    Error, HttpMessage, HttpRequest, HttpResponse,
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::header::{self, HeaderValue},
@@ -21,8 +21,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
-use super::{credentials, csrf, error::ApiError};
-use crate::state::AppState;
+use super::{client_ip::client_ip, credentials, csrf, error::ApiError};
+use crate::{
+    domain::console::{ip_text, key_id},
+    state::AppState,
+};
 
 /// Which listener a request arrived on (a label in logs and metrics).
 #[derive(Debug, Clone, Copy)]
@@ -74,11 +77,11 @@ pub async fn telemetry(
     let status = res.status();
 
     if status.is_client_error() || status.is_server_error() {
-        let is_json = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-        if !is_json {
+        // JSON bodies, and the console's HTML pages (which say what went wrong in words), stay.
+        let keeps_body = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+        if !keeps_body {
             let mut json = HttpResponse::build(status);
             for (name, value) in res.headers() {
                 if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
@@ -154,11 +157,49 @@ pub async fn csrf_guard(
 /// Whether `presented` hashes to one of the configured digests. Every digest is compared, in
 /// constant time, so the time taken says nothing about which or how much matched.
 pub fn api_key_matches(presented: &[u8], digests: &[[u8; 32]]) -> bool {
+    matching_key(presented, digests).is_some()
+}
+
+/// The id (see `domain::console::key_id`) of the configured key that `presented` is, if any.
+/// Every digest is compared in constant time, and which one matched is picked without a branch
+/// on the comparisons.
+pub fn matching_key(presented: &[u8], digests: &[[u8; 32]]) -> Option<String> {
+    use subtle::ConditionallySelectable;
     let digest: [u8; 32] = Sha256::digest(presented).into();
-    digests
-        .iter()
-        .fold(subtle::Choice::from(0), |found, d| found | d.ct_eq(&digest))
-        .into()
+    let mut found = subtle::Choice::from(0);
+    let mut index = 0u32;
+    for (i, d) in digests.iter().enumerate() {
+        let equal = d.ct_eq(&digest);
+        index.conditional_assign(&u32::try_from(i).unwrap_or(u32::MAX), equal);
+        found |= equal;
+    }
+    bool::from(found).then(|| key_id(&digests[index as usize]))
+}
+
+/// Who acts on the admin listener: the admin key's id (never the key) and the client address.
+/// Inserted into the request's extensions by [`require_api_key`] and by the console's sign-in
+/// check, and entered as a span around the request's work, so that every audit event the
+/// domain logs for it names both.
+#[derive(Debug, Clone)]
+pub struct AdminActor {
+    pub key_id: String,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl AdminActor {
+    pub fn new(req: &HttpRequest, state: &AppState, key_id: String) -> AdminActor {
+        AdminActor {
+            key_id,
+            client_ip: client_ip(req, &state.config.web.trusted_proxies),
+        }
+    }
+
+    /// The span the actor's work runs in: target `audit`, so that a filter keeping only the
+    /// audit trail (`SESSION_LOG=audit=info`) keeps these fields too. `via`: `api` or `console`.
+    pub fn span(&self, via: &'static str) -> tracing::Span {
+        let ip = ip_text(self.client_ip);
+        tracing::info_span!(target: "audit", "admin", admin_key = %self.key_id, client_ip = %ip, via)
+    }
 }
 
 pub async fn require_api_key(
@@ -171,18 +212,23 @@ pub async fn require_api_key(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let authorized = match (key, req.app_data::<web::Data<AppState>>()) {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let actor = match (key, &state) {
         (Some(key), Some(state)) => {
-            api_key_matches(key.as_bytes(), &state.config.web.admin_api_key_digests)
+            matching_key(key.as_bytes(), &state.config.web.admin_api_key_digests)
+                .map(|id| AdminActor::new(req.request(), state, id))
         }
-        _ => false,
+        _ => None,
     };
-    if authorized {
-        Ok(next.call(req).await?.map_into_left_body())
-    } else {
-        Ok(req
+    match actor {
+        Some(actor) => {
+            let span = actor.span("api");
+            req.extensions_mut().insert(actor);
+            Ok(next.call(req).instrument(span).await?.map_into_left_body())
+        }
+        None => Ok(req
             .error_response(ApiError::InvalidApiKey)
-            .map_into_right_body())
+            .map_into_right_body()),
     }
 }
 
@@ -196,5 +242,14 @@ mod tests {
         assert!(api_key_matches(b"key-one", &[[0; 32], digest]));
         assert!(!api_key_matches(b"key-two", &[digest]));
         assert!(!api_key_matches(b"key-one", &[]));
+    }
+
+    #[test]
+    fn the_matching_key_is_named_by_its_digests_id() {
+        let one: [u8; 32] = Sha256::digest(b"key-one").into();
+        let two: [u8; 32] = Sha256::digest(b"key-two").into();
+        assert_eq!(matching_key(b"key-two", &[one, two]), Some(key_id(&two)));
+        assert_eq!(matching_key(b"key-one", &[one, two]), Some(key_id(&one)));
+        assert_eq!(matching_key(b"key-three", &[one, two]), None);
     }
 }

@@ -45,6 +45,7 @@ use super::{
 };
 use crate::{
     domain::{
+        console::{ConsoleDigest, ConsoleSession},
         events::{EventKind, EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
         rate_limit::{RateCount, RateKey},
         record::authenticated_field,
@@ -949,6 +950,57 @@ impl Store for RedisStore {
                 "Redis did not answer in time".into(),
             )),
         }
+    }
+
+    async fn create_console_session(
+        &self,
+        digest: &ConsoleDigest,
+        session: &ConsoleSession,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = self.keys.console(digest);
+        let value = serde_json::to_string(session)
+            .map_err(|e| StoreError::Corrupt(format!("console session: {e}")))?;
+        // `NX`: a 256-bit token never collides, but nothing is ever overwritten either.
+        let stored: Option<String> = self
+            .with_conn(async |c| {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&value)
+                    .arg("PX")
+                    .arg(ms(ttl).max(1))
+                    .arg("NX")
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        match stored {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Corrupt("console session already exists".into())),
+        }
+    }
+
+    async fn console_session(
+        &self,
+        digest: &ConsoleDigest,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        let key = self.keys.console(digest);
+        let raw: Option<String> = self
+            .with_conn(async |c| redis::cmd("GET").arg(&key).query_async(c).await)
+            .await?;
+        raw.map(|text| {
+            serde_json::from_str::<ConsoleSession>(&text)
+                .ok()
+                .filter(|s| s.v == 1)
+                .ok_or_else(|| StoreError::Corrupt("console session".into()))
+        })
+        .transpose()
+    }
+
+    async fn end_console_session(&self, digest: &ConsoleDigest) -> Result<(), StoreError> {
+        let key = self.keys.console(digest);
+        self.with_conn(async |c| redis::cmd("DEL").arg(&key).query_async::<()>(c).await)
+            .await
     }
 }
 
