@@ -83,13 +83,19 @@ async fn console_forms_without_the_sessions_token_or_from_another_origin_change_
                 .unwrap();
             assert_eq!(r.status(), 403, "{action}: from {origin}");
         }
-        let r = post(action)
-            .header("sec-fetch-site", "cross-site")
-            .form(&[("csrf", token.as_str())])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 403, "{action}: cross-site fetch");
+        // Fetch metadata decides when there is no Origin, or only an opaque one.
+        for (origin, site) in [
+            (None, "cross-site"),
+            (Some("null"), "cross-site"),
+            (Some("null"), "same-site"),
+        ] {
+            let mut req = post(action).header("sec-fetch-site", site);
+            if let Some(origin) = origin {
+                req = req.header(header::ORIGIN, origin);
+            }
+            let r = req.form(&[("csrf", token.as_str())]).send().await.unwrap();
+            assert_eq!(r.status(), 403, "{action}: {origin:?} {site}");
+        }
     }
     // A sign-in posted from another site is refused too (login CSRF).
     let r = app

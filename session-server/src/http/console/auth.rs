@@ -7,7 +7,8 @@
 //! * Every page and action: the cookie must name a live console session opened with a key that
 //!   is still configured; otherwise 401 and the sign-in form.
 //! * Every form POST: same-origin by `Origin` (as the public API's CSRF check, with no other
-//!   origin allowed) and this session's synchronizer token in the `csrf` field.
+//!   origin allowed; `Origin: null` only with `Sec-Fetch-Site: same-origin`) and this session's
+//!   synchronizer token in the `csrf` field.
 
 use actix_web::{
     HttpRequest, HttpResponse, ResponseError,
@@ -152,6 +153,20 @@ pub async fn operator(req: &HttpRequest, state: &AppState) -> Result<Operator, P
     })
 }
 
+/// Whether a form POST comes from the console's own origin: the service's CSRF check with no
+/// other origin allowed, except for `Origin: null`. Browsers send that on a form POST from a
+/// page whose referrer policy is `no-referrer` (every console page's); the request's fetch
+/// metadata, which pages cannot forge, must then say `same-origin`.
+fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
+    let headers = req.headers();
+    if headers.get(header::ORIGIN).is_some_and(|o| o == "null") {
+        return headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v == "same-origin");
+    }
+    csrf::permits(req, &[], state.config.web.cookie.secure)
+}
+
 /// Refuses a form POST from another origin or without this session's CSRF token.
 pub fn check_form(
     req: &HttpRequest,
@@ -159,7 +174,7 @@ pub fn check_form(
     op: &Operator,
     csrf_field: &str,
 ) -> Result<(), PageError> {
-    let same_origin = csrf::permits(req, &[], state.config.web.cookie.secure);
+    let same_origin = same_origin(req, state);
     if !same_origin || !op.session.csrf_matches(csrf_field) {
         tracing::warn!(target: "audit", event = "console_form_refused", admin_key = %op.session.key_id, client_ip = %ip_text(op.actor.client_ip), same_origin);
         return Err(ApiError::ConsoleFormRefused.into());
@@ -190,7 +205,7 @@ pub async fn sign_in(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     // No session yet, so no synchronizer token: the origin check alone (login CSRF).
-    if !csrf::permits(&req, &[], state.config.web.cookie.secure) {
+    if !same_origin(&req, &state) {
         return Err(ApiError::ConsoleFormRefused.into());
     }
     let key = form.into_inner().key;

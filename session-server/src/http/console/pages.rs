@@ -39,7 +39,7 @@ fn layout(title: &str, header: Option<&Header<'_>>, body: Markup) -> Markup {
                         }
                         p.who {
                             "Signed in with key " code #key-id { (h.session.key_id) }
-                            " until " (rfc3339(h.session.expires_ms))
+                            " until " (when(h.session.expires_ms))
                         }
                         form method="post" action="/console/sign-out" {
                             (csrf(h.session))
@@ -51,6 +51,13 @@ fn layout(title: &str, header: Option<&Header<'_>>, body: Markup) -> Markup {
             }
         }
     }
+}
+
+/// A time for people (`2026-12-04 09:50:10 UTC`), with its exact RFC 3339 text for machines.
+fn when(ms: u64) -> Markup {
+    let exact = rfc3339(ms);
+    let shown = format!("{} {} UTC", &exact[..10], &exact[11..19]);
+    html! { time datetime=(exact) { (shown) } }
 }
 
 fn csrf(session: &ConsoleSession) -> Markup {
@@ -130,7 +137,7 @@ pub fn user(
                 dt { "User id" } dd { code #user-id { (user.id) } }
                 dt { "Status" }
                 dd #status { @if user.disabled { "Disabled" } @else { "Enabled" } }
-                dt { "Created" } dd { (rfc3339(user.created_ms)) }
+                dt { "Created" } dd { (when(user.created_ms)) }
             }
             @if user.disabled {
                 form method="post" action={ (base) "/enable" } {
@@ -169,8 +176,8 @@ pub fn user(
                                 }
                                 td { (d.kind) }
                                 td { @if d.remembered { "Yes" } @else { "No" } }
-                                td { (d.authenticated_at.to_string()) }
-                                td { (d.last_seen_at.to_string()) }
+                                td { (when(d.authenticated_at.0)) }
+                                td { (when(d.last_seen_at.0)) }
                                 td.ip { (d.ip.as_deref().unwrap_or("unknown")) }
                                 td {
                                     form method="post" action={ (base) "/sessions/" (d.handle) "/revoke" } {
@@ -223,6 +230,7 @@ pub fn events(header: &Header<'_>, events: &[EventView], last_id: &str) -> Marku
             noscript {
                 p { a href={ "/console/events?after=" (last_id) } { "Show newer events" } }
             }
+            p { a href="/console/events?after=0-0" { "Start from the oldest events the feed still holds" } }
             script src="/console/static/console.js" defer {}
         },
     )
@@ -231,7 +239,7 @@ pub fn events(header: &Header<'_>, events: &[EventView], last_id: &str) -> Marku
 fn event_row(e: &EventView) -> Markup {
     html! {
         tr.event {
-            td { (e.at) }
+            td { time datetime=(e.at) { (e.at.replace('T', " ").replace('Z', " UTC")) } }
             td.type { (e.kind.as_str()) }
             td { a href={ "/console/users/" (e.user_id) } { (e.user_id) } }
             td { (handles(&e.handles, e.all)) }

@@ -22,7 +22,11 @@
   function add(event) {
     var row = document.createElement("tr");
     row.className = "event";
-    cell(row, event.at);
+    var at = cell(row, "");
+    var time = document.createElement("time");
+    time.setAttribute("datetime", event.at);
+    time.textContent = event.at.replace("T", " ").replace("Z", " UTC");
+    at.appendChild(time);
     cell(row, event.type).className = "type";
     var user = cell(row, "");
     if (uuid.test(event.user_id)) {
