@@ -7,7 +7,7 @@
 //! * [`csrf_guard`]: the origin check of the public listener (see `csrf.rs`).
 //! * [`require_api_key`]: bearer API keys of the admin listener.
 
-use std::{net::IpAddr, time::Instant};
+use std::time::Instant;
 
 use actix_web::{
     Error, HttpMessage, HttpRequest, HttpResponse,
@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::{client_ip::client_ip, credentials, csrf, error::ApiError};
 use crate::{
-    domain::console::{ip_text, key_id},
+    domain::{console::key_id, events::Actor},
     state::AppState,
 };
 
@@ -160,10 +160,9 @@ pub fn api_key_matches(presented: &[u8], digests: &[[u8; 32]]) -> bool {
     matching_key(presented, digests).is_some()
 }
 
-/// The id (see `domain::console::key_id`) of the configured key that `presented` is, if any.
-/// Every digest is compared in constant time, and which one matched is picked without a branch
-/// on the comparisons.
-pub fn matching_key(presented: &[u8], digests: &[[u8; 32]]) -> Option<String> {
+/// Which configured digest `presented` hashes to, if any. Every digest is compared in constant
+/// time, and which one matched is picked without a branch on the comparisons.
+fn matching_index(presented: &[u8], digests: &[[u8; 32]]) -> Option<usize> {
     use subtle::ConditionallySelectable;
     let digest: [u8; 32] = Sha256::digest(presented).into();
     let mut found = subtle::Choice::from(0);
@@ -173,32 +172,46 @@ pub fn matching_key(presented: &[u8], digests: &[[u8; 32]]) -> Option<String> {
         index.conditional_assign(&u32::try_from(i).unwrap_or(u32::MAX), equal);
         found |= equal;
     }
-    bool::from(found).then(|| key_id(&digests[index as usize]))
+    bool::from(found).then_some(index as usize)
 }
 
-/// Who acts on the admin listener: the admin key's id (never the key) and the client address.
-/// Inserted into the request's extensions by [`require_api_key`] and by the console's sign-in
-/// check, and entered as a span around the request's work, so that every audit event the
-/// domain logs for it names both.
-#[derive(Debug, Clone)]
-pub struct AdminActor {
-    pub key_id: String,
-    pub client_ip: Option<IpAddr>,
+/// The id (see `domain::console::key_id`) of the configured key that `presented` is, if any.
+pub fn matching_key(presented: &[u8], digests: &[[u8; 32]]) -> Option<String> {
+    matching_index(presented, digests).map(|i| key_id(&digests[i]))
 }
 
-impl AdminActor {
-    pub fn new(req: &HttpRequest, state: &AppState, key_id: String) -> AdminActor {
-        AdminActor {
-            key_id,
-            client_ip: client_ip(req, &state.config.web.trusted_proxies),
-        }
+/// Which configured admin key a request that passed [`require_api_key`] presented (its index in
+/// `SESSION_ADMIN_API_KEYS`): kept as a number, so that the session checks, the hottest admin
+/// requests, pay for nothing more.
+#[derive(Debug, Clone, Copy)]
+struct PresentedKey(usize);
+
+/// Who acts on the admin listener (see [`Actor`]): the key with id `key_id`, from the request's
+/// client address.
+pub fn admin_actor(req: &HttpRequest, state: &AppState, key_id: String) -> Actor {
+    Actor {
+        admin_key: key_id,
+        client_ip: client_ip(req, &state.config.web.trusted_proxies),
     }
+}
 
-    /// The span the actor's work runs in: target `audit`, so that a filter keeping only the
-    /// audit trail (`SESSION_LOG=audit=info`) keeps these fields too. `via`: `api` or `console`.
-    pub fn span(&self, via: &'static str) -> tracing::Span {
-        let ip = ip_text(self.client_ip);
-        tracing::info_span!(target: "audit", "admin", admin_key = %self.key_id, client_ip = %ip, via)
+/// The admin behind a request that passed [`require_api_key`].
+pub fn acting_admin(req: &HttpRequest, state: &AppState) -> Option<Actor> {
+    let PresentedKey(i) = *req.extensions().get::<PresentedKey>()?;
+    let digest = state.config.web.admin_api_key_digests.get(i)?;
+    Some(admin_actor(req, state, key_id(digest)))
+}
+
+/// Runs an admin's `work` inside the admin's audit span (see [`Actor::span`]), so that every
+/// audit event it logs names the admin key and the client address. `via`: `api` or `console`.
+pub async fn as_admin<T>(
+    by: Option<&Actor>,
+    via: &'static str,
+    work: impl Future<Output = T>,
+) -> T {
+    match by {
+        Some(actor) => work.instrument(actor.span(via)).await,
+        None => work.await,
     }
 }
 
@@ -212,19 +225,16 @@ pub async fn require_api_key(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let actor = match (key, &state) {
+    let presented = match (key, req.app_data::<web::Data<AppState>>()) {
         (Some(key), Some(state)) => {
-            matching_key(key.as_bytes(), &state.config.web.admin_api_key_digests)
-                .map(|id| AdminActor::new(req.request(), state, id))
+            matching_index(key.as_bytes(), &state.config.web.admin_api_key_digests)
         }
         _ => None,
     };
-    match actor {
-        Some(actor) => {
-            let span = actor.span("api");
-            req.extensions_mut().insert(actor);
-            Ok(next.call(req).instrument(span).await?.map_into_left_body())
+    match presented {
+        Some(i) => {
+            req.extensions_mut().insert(PresentedKey(i));
+            Ok(next.call(req).await?.map_into_left_body())
         }
         None => Ok(req
             .error_response(ApiError::InvalidApiKey)

@@ -658,6 +658,7 @@ mod tests {
             all: false,
             kept: None,
             at_ms: store.now_ms(),
+            by: None,
         }
     }
 

@@ -46,7 +46,7 @@ use super::{
 use crate::{
     domain::{
         console::{ConsoleDigest, ConsoleSession},
-        events::{EventKind, EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
+        events::{Actor, EventKind, EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
         rate_limit::{RateCount, RateKey},
         record::authenticated_field,
         session::{LimitPolicy, SessionLimit, SessionRecord},
@@ -892,7 +892,16 @@ impl Store for RedisStore {
                     .map(|k| k.simple().to_string())
                     .unwrap_or_default(),
             )
-            .arg(event.at_ms);
+            .arg(event.at_ms)
+            .arg(event.by.as_ref().map_or("", |a| a.admin_key.as_str()))
+            .arg(
+                event
+                    .by
+                    .as_ref()
+                    .and_then(|a| a.client_ip)
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default(),
+            );
         // The event of an end is confirmed like the end (an `XADD` always writes, so its `WAIT`
         // confirms it); those of writes that are not confirmed (a login, a data write or a
         // re-authentication) are not either (see `replication.rs`).
@@ -1089,8 +1098,8 @@ fn decode_page(from: &FeedPosition, raw: &[String]) -> Result<EventPage, StoreEr
     }
     let uuid = |text: &str| Uuid::try_parse(text).map_err(|_| corrupt("bad uuid"));
     let mut events = Vec::new();
-    for e in entries.chunks(7) {
-        let [id, kind, user, handles, all, kept, at] = e else {
+    for e in entries.chunks(9) {
+        let [id, kind, user, handles, all, kept, at, admin_key, admin_ip] = e else {
             return Err(corrupt("truncated entry"));
         };
         // Types this version does not know are passed on (see `EventKind::Other`), never
@@ -1109,6 +1118,10 @@ fn decode_page(from: &FeedPosition, raw: &[String]) -> Result<EventPage, StoreEr
                 all: all == "1",
                 kept: (!kept.is_empty()).then(|| uuid(kept)).transpose()?,
                 at_ms: at.parse().unwrap_or(0),
+                by: (!admin_key.is_empty()).then(|| Actor {
+                    admin_key: admin_key.clone(),
+                    client_ip: admin_ip.parse().ok(),
+                }),
             },
         ));
     }

@@ -97,12 +97,63 @@ async fn an_operator_finds_a_user_and_signs_out_one_of_their_devices(backend: Ba
     assert!(page.contains("The device was signed out."), "{page}");
     assert!(page.contains("Devices (1)"), "{page}");
 
-    // In the feed exactly as the admin API's revocation would be.
+    // In the feed as the admin API's revocation would be, naming the key and the address.
     let feed = app.feed().await;
-    assert!(
+    let event = feed
+        .iter()
+        .find(|e| e["type"] == "revoked" && e["handles"][0] == handle.as_str())
+        .unwrap_or_else(|| panic!("{feed:?}"));
+    assert_eq!(
+        event["by"],
+        serde_json::json!({"admin_key": key_id(), "client_ip": "127.0.0.1"})
+    );
+}
+
+memory_and_redis!(feed_events_name_the_admin_who_caused_them_and_nobody_else);
+async fn feed_events_name_the_admin_who_caused_them_and_nobody_else(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let own = app.signed_in("dora").await;
+    let dora = user_id(&app, "dora").await;
+    assert_eq!(app.logout(&own).await.status(), 204);
+    let through_api = app.signed_in("dora").await;
+    let me: serde_json::Value = app.whoami(&through_api).await.json().await.unwrap();
+    let handle = me["session"]["handle"].as_str().unwrap().to_owned();
+    let r = app
+        .admin(
+            Method::DELETE,
+            &format!("/admin/v1/users/{dora}/sessions/{handle}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = app
+        .admin(Method::POST, &format!("/admin/v1/users/{dora}/disable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let feed = app.feed().await;
+    let by = |kind: &str| {
         feed.iter()
-            .any(|e| e["type"] == "revoked" && e["handles"][0] == handle.as_str()),
-        "{feed:?}"
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("{kind}: {feed:?}"))
+            .get("by")
+            .cloned()
+    };
+    let admin = Some(serde_json::json!({"admin_key": key_id(), "client_ip": "127.0.0.1"}));
+    assert_eq!(by("logout"), None, "the user's own logout names nobody");
+    assert_eq!(by("revoked"), admin);
+    assert_eq!(by("user_disabled"), admin);
+    // The console's feed page shows who.
+    let console = app.console().await;
+    let (_, page) = console.page("/console/events?after=0-0").await;
+    assert!(
+        page.contains(&format!(
+            r#"<td class="by">key {} from 127.0.0.1</td>"#,
+            key_id()
+        )),
+        "{page}"
     );
 }
 

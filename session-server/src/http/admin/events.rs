@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         clock::rfc3339,
-        events::{EventKind, EventPage, FeedPosition, parse_id},
+        events::{Actor, EventKind, EventPage, FeedPosition, parse_id},
         feed_watch::FALLBACK_EVERY,
     },
     http::{
@@ -75,6 +75,10 @@ pub struct EventView {
     pub kept: Option<Uuid>,
     #[schema(format = DateTime)]
     pub at: String,
+    /// Who caused the event through the admin API or the admin console; absent for the user's
+    /// own actions and the service's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<Actor>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -100,6 +104,7 @@ impl From<EventPage> for EventsPage {
                     all: e.all,
                     kept: e.kept,
                     at: rfc3339(e.at_ms),
+                    by: e.by,
                 })
                 .collect(),
             last_id: page.last_id,

@@ -17,15 +17,17 @@ use actix_web::{
 };
 use cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use serde::Deserialize;
-use tracing::Instrument;
 
 use super::pages::{self, Header};
 use crate::{
-    domain::console::{ConsoleSession, ConsoleToken, ip_text, key_id},
+    domain::{
+        console::{ConsoleSession, ConsoleToken, ip_text, key_id},
+        events::Actor,
+    },
     http::{
         csrf,
         error::ApiError,
-        middleware::{AdminActor, matching_key},
+        middleware::{admin_actor, as_admin, matching_key},
     },
     state::AppState,
 };
@@ -118,7 +120,7 @@ fn presented(req: &HttpRequest, state: &AppState) -> Option<ConsoleToken> {
 pub struct Operator {
     pub token: ConsoleToken,
     pub session: ConsoleSession,
-    pub actor: AdminActor,
+    pub actor: Actor,
 }
 
 impl Operator {
@@ -128,10 +130,10 @@ impl Operator {
         }
     }
 
-    /// Runs the work of a console action inside the actor's span, so the audit events it logs
-    /// name the admin key and the client address.
+    /// Runs the work of a console action inside the operator's audit span (see
+    /// `middleware::as_admin`).
     pub async fn acting<T>(&self, work: impl Future<Output = T>) -> T {
-        work.instrument(self.actor.span("console")).await
+        as_admin(Some(&self.actor), "console", work).await
     }
 }
 
@@ -145,7 +147,7 @@ pub async fn operator(req: &HttpRequest, state: &AppState) -> Result<Operator, P
         .check(&token, configured)
         .await?
         .ok_or(ApiError::ConsoleSignInRequired)?;
-    let actor = AdminActor::new(req, state, session.key_id.clone());
+    let actor = admin_actor(req, state, session.key_id.clone());
     Ok(Operator {
         token,
         session,
@@ -220,7 +222,7 @@ pub async fn sign_in(
             pages::sign_in(Some("That is not a valid admin API key.")),
         ));
     };
-    let actor = AdminActor::new(&req, &state, key_id.clone());
+    let actor = admin_actor(&req, &state, key_id.clone());
     let (token, _) = state.console.sign_in(key_id, actor.client_ip).await?;
     let mut response = see_other_builder("/console/");
     let mut cookie = cookie(&state, token.expose());

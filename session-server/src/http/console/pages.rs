@@ -219,6 +219,7 @@ pub fn events(header: &Header<'_>, events: &[EventView], last_id: &str) -> Marku
                         th scope="col" { "Event" }
                         th scope="col" { "User" }
                         th scope="col" { "Sessions" }
+                        th scope="col" { "By" }
                     }
                 }
                 tbody {
@@ -243,7 +244,19 @@ fn event_row(e: &EventView) -> Markup {
             td.type { (e.kind.as_str()) }
             td { a href={ "/console/users/" (e.user_id) } { (e.user_id) } }
             td { (handles(&e.handles, e.all)) }
+            td.by { (by(e)) }
         }
+    }
+}
+
+/// Who caused an event: an admin key from an address, or nobody named (the user, the service).
+fn by(e: &EventView) -> String {
+    match &e.by {
+        Some(actor) => match actor.client_ip {
+            Some(ip) => format!("key {} from {ip}", actor.admin_key),
+            None => format!("key {}", actor.admin_key),
+        },
+        None => String::new(),
     }
 }
 

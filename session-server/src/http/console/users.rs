@@ -106,7 +106,10 @@ pub async fn revoke(
     check_form(&req, &state, &op, &form.csrf)?;
     let (user, handle) = path.into_inner();
     let (user, handle) = (uuid(&user, "user")?, uuid(&handle, "session")?);
-    match op.acting(state.sessions.revoke_handle(user, handle)).await {
+    match op
+        .acting(state.sessions.revoke_handle(user, handle, Some(&op.actor)))
+        .await
+    {
         Ok(()) => Ok(back_to(user, "revoked")),
         // Ended meanwhile (it expired, or someone else was quicker): what was asked holds.
         Err(Error::NotFound(_)) => Ok(back_to(user, "gone")),
@@ -124,7 +127,8 @@ pub async fn revoke_all(
     let op = operator(&req, &state).await?;
     check_form(&req, &state, &op, &form.csrf)?;
     let user = uuid(&path, "user")?;
-    op.acting(state.sessions.revoke_all(user, None)).await?;
+    op.acting(state.sessions.revoke_all(user, None, Some(&op.actor)))
+        .await?;
     Ok(back_to(user, "revoked_all"))
 }
 
@@ -144,7 +148,7 @@ pub async fn set_disabled(
         "enable" => false,
         _ => return Err(Error::NotFound("action").into()),
     };
-    op.acting(state.accounts.set_disabled(user, disabled))
+    op.acting(state.accounts.set_disabled(user, disabled, Some(&op.actor)))
         .await?;
     Ok(back_to(user, if disabled { "disabled" } else { "enabled" }))
 }

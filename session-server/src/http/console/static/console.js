@@ -40,6 +40,11 @@
       handles = handles ? "all (" + handles + ")" : "all";
     }
     cell(row, handles);
+    var by = "";
+    if (event.by) {
+      by = "key " + event.by.admin_key + (event.by.client_ip ? " from " + event.by.client_ip : "");
+    }
+    cell(row, by).className = "by";
     body.insertBefore(row, body.firstChild);
   }
 
