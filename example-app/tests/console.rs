@@ -263,6 +263,10 @@ async fn an_operator_signs_out_a_device_in_the_console_and_the_apps_page_sees_it
     )
     .await;
     assert!(row.contains("revoked"), "{row}");
+    assert!(
+        row.contains("from 127.0.0.1"),
+        "the feed names who revoked it: {row}"
+    );
     screenshot(&operator, "console-events.png").await;
 
     // Sign out of the console: back to its sign-in form.

@@ -54,10 +54,15 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let request: CreateUserRequest = parse_json(&req, &body)?;
-    let user = state
-        .accounts
-        .register(&request.username, request.password, None)
-        .await?;
+    let by = acting_admin(&req, &state);
+    let user = as_admin(
+        by.as_ref(),
+        "api",
+        state
+            .accounts
+            .register(&request.username, request.password, None),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(AdminUserView::from(&user)))
 }
 
