@@ -31,8 +31,6 @@ use actix_web::{
     web,
 };
 
-pub use auth::cookie_name;
-
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
