@@ -120,7 +120,7 @@ pub async fn run_user_action(config: Config, action: UserAction) -> Result<(), S
                 .map_err(|e| e.to_string())?;
             let password = read_stdin_line("password")?;
             let n = accounts
-                .set_password(user.id, password)
+                .set_password(user.id, password, None)
                 .await
                 .map_err(|e| e.to_string())?;
             format!("password of {} set; {n} session(s) ended", user.username)
@@ -131,7 +131,7 @@ pub async fn run_user_action(config: Config, action: UserAction) -> Result<(), S
                 .await
                 .map_err(|e| e.to_string())?;
             let n = accounts
-                .set_disabled(user.id, true)
+                .set_disabled(user.id, true, None)
                 .await
                 .map_err(|e| e.to_string())?;
             format!("disabled {}; {n} session(s) ended", user.username)
@@ -142,7 +142,7 @@ pub async fn run_user_action(config: Config, action: UserAction) -> Result<(), S
                 .await
                 .map_err(|e| e.to_string())?;
             accounts
-                .set_disabled(user.id, false)
+                .set_disabled(user.id, false, None)
                 .await
                 .map_err(|e| e.to_string())?;
             format!("enabled {}", user.username)

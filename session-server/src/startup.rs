@@ -15,7 +15,7 @@ use actix_web::{
 use crate::{
     config::Config,
     http::{
-        admin, health,
+        admin, console, health,
         middleware::{Listener, telemetry},
         public,
     },
@@ -51,6 +51,12 @@ fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
 /// A listener's routes.
 type Routes = fn(&mut web::ServiceConfig);
 
+/// The admin listener: the admin API and the admin console.
+fn admin_and_console(cfg: &mut web::ServiceConfig) {
+    admin::routes(cfg);
+    console::routes(cfg);
+}
+
 fn server(
     state: web::Data<AppState>,
     listener: TcpListener,
@@ -65,7 +71,7 @@ fn server(
     let app_state = state.clone();
     Ok(HttpServer::new(move || {
         let (probes, api): (Routes, Routes) = match name {
-            "admin" => (health::routes, admin::routes),
+            "admin" => (health::routes, admin_and_console),
             "forward-auth" => (health::probes, admin::forward_auth_routes),
             _ => (health::routes, public::routes),
         };

@@ -12,6 +12,7 @@ use crate::{
     domain::{
         accounts::AccountService,
         clock::{Clock, SYNC_EVERY, WARN_OFFSET},
+        console::ConsoleService,
         feed_watch::FeedWatch,
         password::PasswordHasher,
         publisher::Publisher,
@@ -52,6 +53,8 @@ pub struct AppState {
     redis: Option<Arc<RedisStore>>,
     pub sessions: SessionService,
     pub accounts: AccountService,
+    /// Admin console sign-ins (see `domain::console`).
+    pub console: ConsoleService,
     pub publisher: Arc<Publisher>,
     /// Wakes waiting readers of the event feed (see `domain::feed_watch`).
     pub feed: FeedWatch,
@@ -113,6 +116,7 @@ impl AppState {
                 clock.clone(),
                 publisher.clone(),
             ),
+            console: ConsoleService::new(store.clone(), clock.clone(), config.web.console_ttl),
             publisher,
             clock,
             store,

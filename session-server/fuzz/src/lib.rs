@@ -283,6 +283,7 @@ pub fn config_invariants(c: &Config) {
         assert_eq!(parse_origin(o).as_deref(), Ok(o.as_str()));
     }
     assert!(is_safe_redirect(&c.web.login_page, &c.web.allowed_origins));
+    assert!(!c.web.console_ttl.is_zero() && c.web.console_ttl.as_secs() <= 12 * 3600);
 }
 
 /// A `Seconds` value is positive and at most ten years. A config file either fails to parse or

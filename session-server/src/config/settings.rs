@@ -157,6 +157,10 @@ pub struct Settings {
     /// refuses every request.
     #[arg(long, env = "SESSION_ADMIN_API_KEYS")]
     pub admin_api_keys: Option<String>,
+    /// Seconds an admin console sign-in lasts (at most 12 hours); it is never extended, the
+    /// operator signs in again. Default: 900 (15 minutes).
+    #[arg(long, env = "SESSION_CONSOLE_TTL")]
+    pub console_ttl: Option<Seconds>,
     /// Comma-separated proxy addresses or CIDR ranges whose X-Forwarded-For is trusted.
     /// Default: empty: the client's address is the connection's.
     #[arg(long, env = "SESSION_TRUSTED_PROXIES")]
@@ -251,6 +255,7 @@ impl Settings {
             registration,
             feed_logins,
             admin_api_keys,
+            console_ttl,
             trusted_proxies,
             argon2_memory_kib,
             argon2_iterations,

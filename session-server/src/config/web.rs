@@ -1,11 +1,13 @@
 //! The HTTP edge's part: the cookie, which origins and pages are ours, who may register, which
 //! proxies to believe and which admin API keys to accept.
 
+use std::time::Duration;
+
 use ipnet::IpNet;
 
 use super::{
     ConfigError, Settings, invalid,
-    values::{comma_list, is_plain_name},
+    values::{comma_list, is_plain_name, seconds_or},
 };
 use crate::http::{
     cookie::CookieConfig,
@@ -28,7 +30,13 @@ pub struct WebConfig {
     pub admin_api_key_digests: Vec<[u8; 32]>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// How long an admin console sign-in lasts (see `domain::console`).
+    pub console_ttl: Duration,
 }
+
+/// The longest console sign-in `SESSION_CONSOLE_TTL` accepts: a console session holds the
+/// powers of an admin key, so it stays short.
+const CONSOLE_TTL_MAX: Duration = Duration::from_secs(12 * 3600);
 
 pub(super) fn resolve(s: &Settings) -> Result<WebConfig, ConfigError> {
     let cookie = cookie(s)?;
@@ -57,7 +65,19 @@ pub(super) fn resolve(s: &Settings) -> Result<WebConfig, ConfigError> {
         registration: s.registration.unwrap_or(true),
         admin_api_key_digests: admin_api_key_digests(s)?,
         trusted_proxies: trusted_proxies(s)?,
+        console_ttl: console_ttl(s)?,
     })
+}
+
+fn console_ttl(s: &Settings) -> Result<Duration, ConfigError> {
+    let ttl = seconds_or(s.console_ttl, Duration::from_secs(15 * 60));
+    if ttl > CONSOLE_TTL_MAX {
+        return Err(invalid(
+            "SESSION_CONSOLE_TTL",
+            "must be at most 43200 (12 hours)",
+        ));
+    }
+    Ok(ttl)
 }
 
 /// The cookie's name and `Secure` flag. Without `Secure` a browser refuses a `__Host-` cookie,
@@ -164,6 +184,17 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn console_sign_ins_are_short() {
+        let web = resolve(&Settings::default()).unwrap();
+        assert_eq!(web.console_ttl, Duration::from_secs(900));
+        let long = Settings {
+            console_ttl: Some("43201".parse().unwrap()),
+            ..Settings::default()
+        };
+        assert!(resolve(&long).is_err());
     }
 
     #[test]

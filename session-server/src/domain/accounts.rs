@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{
     clock::Clock,
     error::Error,
-    events::EventKind,
+    events::{Actor, EventKind, SessionEvent},
     password::{Password, PasswordHasher, Verification},
     publisher::Publisher,
     rate_limit::{LoginThrottle, RateKey},
@@ -271,19 +271,25 @@ impl AccountService {
         .await?;
         let new_hash = self.hasher.hash(new).await?;
         let ended = self
-            .replace_hash(&user, &new_hash, RevokeScope::AllExcept(keep_session))
+            .replace_hash(&user, &new_hash, RevokeScope::AllExcept(keep_session), None)
             .await?;
         tracing::info!(target: "audit", event = "password_changed", user_id = %user.id, session = %keep_session, revoked = ended);
         Ok(ended)
     }
 
-    /// An operator sets a password: ends every session of the user.
-    pub async fn set_password(&self, user_id: Uuid, new: String) -> Result<usize, Error> {
+    /// An operator sets a password: ends every session of the user. `by`: the admin who did,
+    /// when through the admin listener.
+    pub async fn set_password(
+        &self,
+        user_id: Uuid,
+        new: String,
+        by: Option<&Actor>,
+    ) -> Result<usize, Error> {
         let new = Password::new_choice(new).map_err(|e| Error::invalid("password", e))?;
         let user = self.find(user_id).await?;
         let new_hash = self.hasher.hash(new).await?;
         let ended = self
-            .replace_hash(&user, &new_hash, RevokeScope::All)
+            .replace_hash(&user, &new_hash, RevokeScope::All, by)
             .await?;
         tracing::info!(target: "audit", event = "password_set_by_admin", user_id = %user.id, revoked = ended);
         Ok(ended)
@@ -296,6 +302,7 @@ impl AccountService {
         user: &UserRecord,
         new_hash: &str,
         scope: RevokeScope,
+        by: Option<&Actor>,
     ) -> Result<usize, Error> {
         let kept = match scope {
             RevokeScope::AllExcept(handle) => Some(handle),
@@ -309,13 +316,16 @@ impl AccountService {
                 |ended| match ended {
                     // Nothing changed: the credentials had changed meanwhile.
                     Some(None) => None,
-                    ended => Some(self.publisher.event(
-                        EventKind::PasswordChanged,
-                        user.id,
-                        ended.cloned().flatten().unwrap_or_default(),
-                        true,
-                        kept,
-                    )),
+                    ended => Some(SessionEvent {
+                        by: by.cloned(),
+                        ..self.publisher.event(
+                            EventKind::PasswordChanged,
+                            user.id,
+                            ended.cloned().flatten().unwrap_or_default(),
+                            true,
+                            kept,
+                        )
+                    }),
                 },
             )
             .await?
@@ -326,20 +336,28 @@ impl AccountService {
 
     /// Disables (ending every session) or re-enables a user. Either way the credential version
     /// advances, so a login that verified the password before cannot create a session after.
-    /// Returns the sessions ended.
-    pub async fn set_disabled(&self, user_id: Uuid, disabled: bool) -> Result<usize, Error> {
+    /// `by`: the admin who did, when through the admin listener. Returns the sessions ended.
+    pub async fn set_disabled(
+        &self,
+        user_id: Uuid,
+        disabled: bool,
+        by: Option<&Actor>,
+    ) -> Result<usize, Error> {
         let ended = self
             .publisher
             .ending(self.store.set_disabled(user_id, disabled), |ended| {
                 match (disabled, ended) {
                     (false, _) | (true, Some(None)) => None,
-                    (true, ended) => Some(self.publisher.event(
-                        EventKind::UserDisabled,
-                        user_id,
-                        ended.cloned().flatten().unwrap_or_default(),
-                        true,
-                        None,
-                    )),
+                    (true, ended) => Some(SessionEvent {
+                        by: by.cloned(),
+                        ..self.publisher.event(
+                            EventKind::UserDisabled,
+                            user_id,
+                            ended.cloned().flatten().unwrap_or_default(),
+                            true,
+                            None,
+                        )
+                    }),
                 }
             })
             .await?

@@ -12,6 +12,8 @@
 //! (e.g. a Redis restart without persistence), is told to `reset`: it cannot know what it missed
 //! and must forget what it derived from the feed.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -79,6 +81,28 @@ impl Serialize for EventKind {
     }
 }
 
+/// Who caused an event through the admin listener (the admin API or the admin console): the
+/// admin key by its id, never the key, and the client address. Events caused by the user or by
+/// the service itself have none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Actor {
+    /// The admin API key's id: the first 12 hex digits of its SHA-256 digest.
+    #[schema(example = "cb23b7cdae97")]
+    pub admin_key: String,
+    /// The client's address (behind trusted proxies, from `X-Forwarded-For`), when known.
+    #[schema(value_type = Option<String>, example = "192.0.2.10")]
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Actor {
+    /// The span an admin's work runs in: target `audit`, so that a filter keeping only the
+    /// audit trail (`SESSION_LOG=audit=info`) keeps these fields too. `via`: `api` or `console`.
+    pub fn span(&self, via: &'static str) -> tracing::Span {
+        let ip = super::console::ip_text(self.client_ip);
+        tracing::info_span!(target: "audit", "admin", admin_key = %self.admin_key, client_ip = %ip, via)
+    }
+}
+
 /// One event. `handles` are the sessions it concerns (for `login`, the new one); `all_except`
 /// is set when every session of the user ended except, possibly, the one named.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -92,6 +116,8 @@ pub struct SessionEvent {
     pub all: bool,
     pub kept: Option<Uuid>,
     pub at_ms: u64,
+    /// Who caused it through the admin listener, if anyone did.
+    pub by: Option<Actor>,
 }
 
 /// A position in the feed: the id of the last event read, or the feed's current end.

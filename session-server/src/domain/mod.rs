@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod clock;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod feed_watch;

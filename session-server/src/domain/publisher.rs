@@ -105,6 +105,7 @@ impl Publisher {
             all,
             kept,
             at_ms: self.clock.now_ms(),
+            by: None,
         }
     }
 

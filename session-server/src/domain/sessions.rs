@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{
     clock::Clock,
     error::Error,
-    events::EventKind,
+    events::{Actor, EventKind, SessionEvent},
     publisher::Publisher,
     session::{
         ClientInfo, LimitPolicy, SessionKind, SessionLimit, SessionPolicy, SessionRecord, Validity,
@@ -429,16 +429,24 @@ impl SessionService {
         Ok(self.store.list_sessions(user).await?)
     }
 
-    /// Ends one of the user's sessions by handle. Publishes its end even when no live session had
-    /// that handle: the call may be the retry of one whose reply was lost after the session ended.
-    pub async fn revoke_handle(&self, user: Uuid, handle: Uuid) -> Result<(), Error> {
+    /// Ends one of the user's sessions by handle, on the user's own request or an admin's (`by`).
+    /// Publishes its end even when no live session had that handle: the call may be the retry of
+    /// one whose reply was lost after the session ended.
+    pub async fn revoke_handle(
+        &self,
+        user: Uuid,
+        handle: Uuid,
+        by: Option<&Actor>,
+    ) -> Result<(), Error> {
         let ended = self
             .publisher
             .ending(self.store.revoke_session_by_handle(user, handle), |_| {
-                Some(
-                    self.publisher
-                        .event(EventKind::Revoked, user, vec![handle], false, None),
-                )
+                Some(SessionEvent {
+                    by: by.cloned(),
+                    ..self
+                        .publisher
+                        .event(EventKind::Revoked, user, vec![handle], false, None)
+                })
             })
             .await?;
         if ended {
@@ -450,18 +458,27 @@ impl SessionService {
         }
     }
 
-    /// Ends all of the user's sessions except `keep`.
-    pub async fn revoke_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize, Error> {
+    /// Ends all of the user's sessions except `keep`, on the user's own request or an admin's
+    /// (`by`).
+    pub async fn revoke_all(
+        &self,
+        user: Uuid,
+        keep: Option<Uuid>,
+        by: Option<&Actor>,
+    ) -> Result<usize, Error> {
         let ended = self
             .publisher
             .ending(self.store.revoke_all_sessions(user, keep), |ended| {
-                Some(self.publisher.event(
-                    EventKind::RevokedAll,
-                    user,
-                    ended.cloned().unwrap_or_default(),
-                    true,
-                    keep,
-                ))
+                Some(SessionEvent {
+                    by: by.cloned(),
+                    ..self.publisher.event(
+                        EventKind::RevokedAll,
+                        user,
+                        ended.cloned().unwrap_or_default(),
+                        true,
+                        keep,
+                    )
+                })
             })
             .await?;
         let count = ended.len();

@@ -39,6 +39,12 @@ pub enum ApiError {
     InvalidApiKey,
     #[error("redirect target is not allowed")]
     ForbiddenRedirect,
+    /// The admin console without a live console session (none, expired, or its key removed).
+    #[error("sign in to the admin console")]
+    ConsoleSignInRequired,
+    /// A console form without this console session's CSRF token, or from another origin.
+    #[error("the form is out of date or came from another site; reload the page and try again")]
+    ConsoleFormRefused,
 }
 
 impl From<StoreError> for ApiError {
@@ -76,10 +82,13 @@ impl ApiError {
             ApiError::CrossOrigin => "cross_origin_refused",
             ApiError::InvalidApiKey => "invalid_api_key",
             ApiError::ForbiddenRedirect => "forbidden_redirect",
+            ApiError::ConsoleSignInRequired => "console_sign_in_required",
+            ApiError::ConsoleFormRefused => "console_form_refused",
         }
     }
 
-    fn message(&self) -> String {
+    /// The message for the body (or, in the console, for the page).
+    pub fn message(&self) -> String {
         match self {
             ApiError::Domain(Error::Store(StoreError::Full)) => {
                 "the session store is full; new sessions cannot be created right now".into()
@@ -132,8 +141,10 @@ impl ResponseError for ApiError {
             },
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::CrossOrigin | ApiError::ForbiddenRedirect => StatusCode::FORBIDDEN,
-            ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::CrossOrigin | ApiError::ForbiddenRedirect | ApiError::ConsoleFormRefused => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::InvalidApiKey | ApiError::ConsoleSignInRequired => StatusCode::UNAUTHORIZED,
         }
     }
 

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use actix_web::{
-    Error, HttpResponse,
+    Error, HttpMessage, HttpRequest, HttpResponse,
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::header::{self, HeaderValue},
@@ -21,8 +21,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
-use super::{credentials, csrf, error::ApiError};
-use crate::state::AppState;
+use super::{client_ip::client_ip, credentials, csrf, error::ApiError};
+use crate::{
+    domain::{console::key_id, events::Actor},
+    state::AppState,
+};
 
 /// Which listener a request arrived on (a label in logs and metrics).
 #[derive(Debug, Clone, Copy)]
@@ -86,11 +89,11 @@ pub async fn telemetry(
     let status = res.status();
 
     if status.is_client_error() || status.is_server_error() {
-        let is_json = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-        if !is_json {
+        // JSON bodies, and the console's HTML pages (which say what went wrong in words), stay.
+        let keeps_body = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+        if !keeps_body {
             let mut json = HttpResponse::build(status);
             for (name, value) in res.headers() {
                 if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
@@ -213,11 +216,62 @@ pub async fn csrf_guard(
 /// Whether `presented` hashes to one of the configured digests. Every digest is compared, in
 /// constant time, so the time taken says nothing about which or how much matched.
 pub fn api_key_matches(presented: &[u8], digests: &[[u8; 32]]) -> bool {
+    matching_key(presented, digests).is_some()
+}
+
+/// Which configured digest `presented` hashes to, if any. Every digest is compared in constant
+/// time, and which one matched is picked without a branch on the comparisons.
+fn matching_index(presented: &[u8], digests: &[[u8; 32]]) -> Option<usize> {
+    use subtle::ConditionallySelectable;
     let digest: [u8; 32] = Sha256::digest(presented).into();
-    digests
-        .iter()
-        .fold(subtle::Choice::from(0), |found, d| found | d.ct_eq(&digest))
-        .into()
+    let mut found = subtle::Choice::from(0);
+    let mut index = 0u32;
+    for (i, d) in digests.iter().enumerate() {
+        let equal = d.ct_eq(&digest);
+        index.conditional_assign(&u32::try_from(i).unwrap_or(u32::MAX), equal);
+        found |= equal;
+    }
+    bool::from(found).then_some(index as usize)
+}
+
+/// The id (see `domain::console::key_id`) of the configured key that `presented` is, if any.
+pub fn matching_key(presented: &[u8], digests: &[[u8; 32]]) -> Option<String> {
+    matching_index(presented, digests).map(|i| key_id(&digests[i]))
+}
+
+/// Which configured admin key a request that passed [`require_api_key`] presented (its index in
+/// `SESSION_ADMIN_API_KEYS`): kept as a number, so that the session checks, the hottest admin
+/// requests, pay for nothing more.
+#[derive(Debug, Clone, Copy)]
+struct PresentedKey(usize);
+
+/// Who acts on the admin listener (see [`Actor`]): the key with id `key_id`, from the request's
+/// client address.
+pub fn admin_actor(req: &HttpRequest, state: &AppState, key_id: String) -> Actor {
+    Actor {
+        admin_key: key_id,
+        client_ip: client_ip(req, &state.config.web.trusted_proxies),
+    }
+}
+
+/// The admin behind a request that passed [`require_api_key`].
+pub fn acting_admin(req: &HttpRequest, state: &AppState) -> Option<Actor> {
+    let PresentedKey(i) = *req.extensions().get::<PresentedKey>()?;
+    let digest = state.config.web.admin_api_key_digests.get(i)?;
+    Some(admin_actor(req, state, key_id(digest)))
+}
+
+/// Runs an admin's `work` inside the admin's audit span (see [`Actor::span`]), so that every
+/// audit event it logs names the admin key and the client address. `via`: `api` or `console`.
+pub async fn as_admin<T>(
+    by: Option<&Actor>,
+    via: &'static str,
+    work: impl Future<Output = T>,
+) -> T {
+    match by {
+        Some(actor) => work.instrument(actor.span(via)).await,
+        None => work.await,
+    }
 }
 
 pub async fn require_api_key(
@@ -230,18 +284,20 @@ pub async fn require_api_key(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let authorized = match (key, req.app_data::<web::Data<AppState>>()) {
+    let presented = match (key, req.app_data::<web::Data<AppState>>()) {
         (Some(key), Some(state)) => {
-            api_key_matches(key.as_bytes(), &state.config.web.admin_api_key_digests)
+            matching_index(key.as_bytes(), &state.config.web.admin_api_key_digests)
         }
-        _ => false,
+        _ => None,
     };
-    if authorized {
-        Ok(next.call(req).await?.map_into_left_body())
-    } else {
-        Ok(req
+    match presented {
+        Some(i) => {
+            req.extensions_mut().insert(PresentedKey(i));
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        None => Ok(req
             .error_response(ApiError::InvalidApiKey)
-            .map_into_right_body())
+            .map_into_right_body()),
     }
 }
 
@@ -255,5 +311,14 @@ mod tests {
         assert!(api_key_matches(b"key-one", &[[0; 32], digest]));
         assert!(!api_key_matches(b"key-two", &[digest]));
         assert!(!api_key_matches(b"key-one", &[]));
+    }
+
+    #[test]
+    fn the_matching_key_is_named_by_its_digests_id() {
+        let one: [u8; 32] = Sha256::digest(b"key-one").into();
+        let two: [u8; 32] = Sha256::digest(b"key-two").into();
+        assert_eq!(matching_key(b"key-two", &[one, two]), Some(key_id(&two)));
+        assert_eq!(matching_key(b"key-one", &[one, two]), Some(key_id(&one)));
+        assert_eq!(matching_key(b"key-three", &[one, two]), None);
     }
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod body;
 pub mod check_body;
 pub mod client_ip;
+pub mod console;
 pub mod cookie;
 pub mod credentials;
 pub mod csrf;

@@ -69,6 +69,7 @@ struct PublicApi;
         ErrorBody,
         admin::EventsPage,
         admin::EventView,
+        crate::domain::events::Actor,
         views::CheckResult,
         views::SessionDataView,
         views::AdminUserView,

@@ -9,6 +9,7 @@
 //! | `<p>:rl:user:<hash>` | string | window | failed logins for one username (SHA-256 prefix, no user text) |
 //! | `<p>:rl:ip:<ip>` | string | window | login attempts from one client address (IPv6: `<network>/<prefix>`) |
 //! | `<p>:events` | stream | a week after the last event | the session event feed, ~100,000 entries |
+//! | `<p>:console:<digest>` | string | the console session's lifetime | an admin console session, versioned JSON ([`ConsoleSession`](crate::domain::console::ConsoleSession)); `<digest>` the base64url SHA-256 of its token |
 //!
 //! `<p>` is the configured prefix (default `sess`), `<uid>` the user id as 32 hex digits and
 //! `<digest>` the base64url SHA-256 (truncated to 128 bits, 22 characters) of the token's secret.
@@ -27,7 +28,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::{rate_limit::RateKey, user::Username};
+use crate::domain::{console::ConsoleDigest, rate_limit::RateKey, user::Username};
 
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -74,6 +75,12 @@ impl Keys {
     /// The session event feed (a stream; see `domain::events`).
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
+    }
+
+    /// An admin console session (see `domain::console`). One key, no hash tag: no script touches
+    /// it together with another key, so any Cluster slot will do.
+    pub fn console(&self, digest: &ConsoleDigest) -> String {
+        format!("{}:console:{}", self.prefix, digest.0)
     }
 
     pub fn rate(&self, key: &RateKey) -> String {

@@ -23,6 +23,7 @@ use super::{
 };
 use crate::domain::{
     clock::Clock,
+    console::{ConsoleDigest, ConsoleSession},
     events::{EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
     rate_limit::{RateCount, RateKey},
     session::{LimitPolicy, SessionLimit, SessionRecord},
@@ -46,6 +47,8 @@ struct Inner {
     /// The event feed: (sequence, event), ids are `<epoch>-<sequence>`.
     events: std::collections::VecDeque<(u64, SessionEvent)>,
     last_event: u64,
+    /// Admin console sessions by token digest; each expires at its own `expires_ms`.
+    console: HashMap<ConsoleDigest, ConsoleSession>,
 }
 
 /// [`TokenDigest`] with an order, for the index set.
@@ -138,6 +141,7 @@ impl Inner {
         let sessions = &self.sessions;
         self.data.retain(|k, _| sessions.contains_key(k));
         self.counters.retain(|_, (_, until)| *until > now);
+        self.console.retain(|_, s| s.expires_ms > now);
     }
 }
 
@@ -609,6 +613,34 @@ impl Store for MemoryStore {
             reset: false,
         })
     }
+
+    async fn create_console_session(
+        &self,
+        digest: &ConsoleDigest,
+        session: &ConsoleSession,
+        _ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.lock().console.insert(digest.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn console_session(
+        &self,
+        digest: &ConsoleDigest,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        let now = self.now_ms();
+        Ok(self
+            .lock()
+            .console
+            .get(digest)
+            .filter(|s| s.expires_ms > now)
+            .cloned())
+    }
+
+    async fn end_console_session(&self, digest: &ConsoleDigest) -> Result<(), StoreError> {
+        self.lock().console.remove(digest);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -626,6 +658,7 @@ mod tests {
             all: false,
             kept: None,
             at_ms: store.now_ms(),
+            by: None,
         }
     }
 

@@ -49,6 +49,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::domain::{
+    console::{ConsoleDigest, ConsoleSession},
     events::{EventPage, FeedPosition, SessionEvent},
     rate_limit::{RateCount, RateKey},
     session::{SessionLimit, SessionRecord},
@@ -258,4 +259,21 @@ pub trait Store: Send + Sync + 'static {
     /// follower calls it, once per replica (see `domain::feed_watch`); readers never do.
     async fn await_events(&self, after: &str, wait: Duration)
     -> Result<Option<String>, StoreError>;
+
+    // ---- admin console sessions (see `domain::console`) ----
+
+    /// Stores a new console session under its token's digest, expiring after `ttl`.
+    async fn create_console_session(
+        &self,
+        digest: &ConsoleDigest,
+        session: &ConsoleSession,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// The console session stored under `digest`, unless it expired.
+    async fn console_session(
+        &self,
+        digest: &ConsoleDigest,
+    ) -> Result<Option<ConsoleSession>, StoreError>;
+    /// Removes the console session stored under `digest` (nothing if there is none).
+    async fn end_console_session(&self, digest: &ConsoleDigest) -> Result<(), StoreError>;
 }

@@ -45,7 +45,8 @@ use super::{
 };
 use crate::{
     domain::{
-        events::{EventKind, EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
+        console::{ConsoleDigest, ConsoleSession},
+        events::{Actor, EventKind, EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
         rate_limit::{RateCount, RateKey},
         record::authenticated_field,
         session::{LimitPolicy, SessionLimit, SessionRecord},
@@ -929,7 +930,16 @@ impl Store for RedisStore {
                     .map(|k| k.simple().to_string())
                     .unwrap_or_default(),
             )
-            .arg(event.at_ms);
+            .arg(event.at_ms)
+            .arg(event.by.as_ref().map_or("", |a| a.admin_key.as_str()))
+            .arg(
+                event
+                    .by
+                    .as_ref()
+                    .and_then(|a| a.client_ip)
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default(),
+            );
         // The event of an end is confirmed like the end (an `XADD` always writes, so its `WAIT`
         // confirms it); those of writes that are not confirmed (a login, a data write or a
         // re-authentication) are not either (see `replication.rs`).
@@ -987,6 +997,57 @@ impl Store for RedisStore {
                 "Redis did not answer in time".into(),
             )),
         }
+    }
+
+    async fn create_console_session(
+        &self,
+        digest: &ConsoleDigest,
+        session: &ConsoleSession,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = self.keys.console(digest);
+        let value = serde_json::to_string(session)
+            .map_err(|e| StoreError::Corrupt(format!("console session: {e}")))?;
+        // `NX`: a 256-bit token never collides, but nothing is ever overwritten either.
+        let stored: Option<String> = self
+            .with_conn(async |c| {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&value)
+                    .arg("PX")
+                    .arg(ms(ttl).max(1))
+                    .arg("NX")
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        match stored {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Corrupt("console session already exists".into())),
+        }
+    }
+
+    async fn console_session(
+        &self,
+        digest: &ConsoleDigest,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        let key = self.keys.console(digest);
+        let raw: Option<String> = self
+            .with_conn(async |c| redis::cmd("GET").arg(&key).query_async(c).await)
+            .await?;
+        raw.map(|text| {
+            serde_json::from_str::<ConsoleSession>(&text)
+                .ok()
+                .filter(|s| s.v == 1)
+                .ok_or_else(|| StoreError::Corrupt("console session".into()))
+        })
+        .transpose()
+    }
+
+    async fn end_console_session(&self, digest: &ConsoleDigest) -> Result<(), StoreError> {
+        let key = self.keys.console(digest);
+        self.with_conn(async |c| redis::cmd("DEL").arg(&key).query_async::<()>(c).await)
+            .await
     }
 }
 
@@ -1075,8 +1136,8 @@ fn decode_page(from: &FeedPosition, raw: &[String]) -> Result<EventPage, StoreEr
     }
     let uuid = |text: &str| Uuid::try_parse(text).map_err(|_| corrupt("bad uuid"));
     let mut events = Vec::new();
-    for e in entries.chunks(7) {
-        let [id, kind, user, handles, all, kept, at] = e else {
+    for e in entries.chunks(9) {
+        let [id, kind, user, handles, all, kept, at, admin_key, admin_ip] = e else {
             return Err(corrupt("truncated entry"));
         };
         // Types this version does not know are passed on (see `EventKind::Other`), never
@@ -1095,6 +1156,10 @@ fn decode_page(from: &FeedPosition, raw: &[String]) -> Result<EventPage, StoreEr
                 all: all == "1",
                 kept: (!kept.is_empty()).then(|| uuid(kept)).transpose()?,
                 at_ms: at.parse().unwrap_or(0),
+                by: (!admin_key.is_empty()).then(|| Actor {
+                    admin_key: admin_key.clone(),
+                    client_ip: admin_ip.parse().ok(),
+                }),
             },
         ));
     }

@@ -539,6 +539,7 @@ async fn the_event_feed_replays_from_a_position_and_reports_lost_ones(backend: B
             handles: vec![Uuid::new_v4()],
             kept: None,
             at_ms: now_ms(),
+            by: None,
         };
         f.store.publish(&event).await.unwrap();
     }

@@ -379,3 +379,97 @@ pub async fn error_code(response: Response) -> String {
     assert!(body["message"].is_string(), "{body}");
     body["error"].as_str().expect("error code").to_owned()
 }
+
+/// The admin console's cookie (the test settings keep secure cookies, so it has the prefix).
+pub const CONSOLE_COOKIE: &str = "__Host-console";
+
+/// An operator's browser on the admin console: its console cookie, and the page last read.
+#[derive(Debug, Clone)]
+pub struct Console {
+    pub admin: String,
+    pub client: reqwest::Client,
+    /// `__Host-console=<token>`.
+    pub cookie: String,
+}
+
+/// The `name=value` pair of the console cookie a response set, if it set a non-empty one.
+pub fn console_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{CONSOLE_COOKIE}=")))
+        .and_then(|h| h.split(';').next().map(str::to_owned))
+        .filter(|pair| !pair.ends_with('='))
+}
+
+/// The CSRF token in a console page's forms.
+pub fn csrf_of(page: &str) -> String {
+    let start = page
+        .find(r#"name="csrf" value=""#)
+        .expect("a console form with its CSRF token")
+        + r#"name="csrf" value=""#.len();
+    page[start..][..page[start..].find('"').unwrap()].to_owned()
+}
+
+impl TestApp {
+    /// Posts the console's sign-in form with `key`, as a browser on the admin listener would.
+    pub async fn console_sign_in_with(&self, key: &str) -> Response {
+        self.client
+            .post(format!("{}/console/sign-in", self.admin))
+            .header(header::ORIGIN, &self.admin)
+            .form(&[("key", key)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in to the console with the test's admin key; panics unless it works.
+    pub async fn console(&self) -> Console {
+        let r = self.console_sign_in_with(API_KEY).await;
+        assert_eq!(r.status(), 303, "console sign-in");
+        Console {
+            admin: self.admin.clone(),
+            client: self.client.clone(),
+            cookie: console_cookie(&r).expect("sign-in sets the console cookie"),
+        }
+    }
+}
+
+impl Console {
+    /// A console page, with the console cookie.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.admin))
+            .header(header::COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A console page's status and HTML.
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let r = self.get(path).await;
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Posts a console form (same origin) with `csrf` and the console cookie.
+    pub async fn post(&self, path: &str, csrf: &str) -> Response {
+        self.client
+            .post(format!("{}{path}", self.admin))
+            .header(header::COOKIE, &self.cookie)
+            .header(header::ORIGIN, &self.admin)
+            .form(&[("csrf", csrf)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Reads the page at `path` for its CSRF token, then posts the form at `action`.
+    pub async fn submit(&self, page: &str, action: &str) -> Response {
+        let (status, html) = self.page(page).await;
+        assert_eq!(status, 200, "{html}");
+        self.post(action, &csrf_of(&html)).await
+    }
+}

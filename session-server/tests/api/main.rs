@@ -14,6 +14,7 @@ mod checker;
 mod cli;
 mod clock_skew;
 mod conformance;
+mod console;
 mod contract;
 mod docs;
 mod forward_auth;

@@ -555,6 +555,7 @@ async fn unknown_event_types_do_not_stall_the_feed(backend: Backend) {
             all: false,
             kept: None,
             at_ms: app.state.clock.now_ms(),
+            by: None,
         };
         app.state.store.publish(&event).await.unwrap();
     }

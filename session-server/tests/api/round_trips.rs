@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use reqwest::{Method, header};
 use session_server::{
     domain::{
+        console::{ConsoleDigest, ConsoleSession},
         events::{EventPage, FeedPosition, SessionEvent},
         rate_limit::{RateCount, RateKey},
         session::{SessionLimit, SessionRecord},
@@ -214,6 +215,32 @@ impl Store for Recorder {
         wait: Duration,
     ) -> Result<Option<String>, StoreError> {
         self.inner.await_events(after, wait).await
+    }
+    async fn create_console_session(
+        &self,
+        digest: &ConsoleDigest,
+        session: &ConsoleSession,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.note(
+            "create_console_session",
+            self.inner.create_console_session(digest, session, ttl),
+        )
+        .await
+    }
+    async fn console_session(
+        &self,
+        digest: &ConsoleDigest,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        self.note("console_session", self.inner.console_session(digest))
+            .await
+    }
+    async fn end_console_session(&self, digest: &ConsoleDigest) -> Result<(), StoreError> {
+        self.note(
+            "end_console_session",
+            self.inner.end_console_session(digest),
+        )
+        .await
     }
 }
 

@@ -13,7 +13,9 @@ use reqwest::{Client, header};
 use serde_json::json;
 use test_support::otlp::{OtlpReceiver, ReceivedSpan};
 
-use crate::helpers::{ORIGIN, RedisServer, session_cookie};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{API_KEY, ORIGIN, RedisServer, session_cookie};
 
 /// Spans are exported every 100 ms (`OTEL_BSP_SCHEDULE_DELAY`); this bounds the wait for them.
 const EXPORT_WAIT: Duration = Duration::from_secs(10);
@@ -27,6 +29,7 @@ fn free_addr() -> String {
 struct Server {
     child: Child,
     public: String,
+    admin: String,
 }
 
 impl Drop for Server {
@@ -37,13 +40,17 @@ impl Drop for Server {
 }
 
 async fn start(redis: &RedisServer, receiver: &OtlpReceiver, extra: &[(&str, &str)]) -> Server {
-    let public = free_addr();
+    let (public, admin) = (free_addr(), free_addr());
     let mut command = Command::new(env!("CARGO_BIN_EXE_session-server"));
     command
         .env_clear()
         .env("REDIS_URL", redis.url())
         .env("SESSION_PUBLIC_ADDR", &public)
-        .env("SESSION_ADMIN_ADDR", free_addr())
+        .env("SESSION_ADMIN_ADDR", &admin)
+        .env(
+            "SESSION_ADMIN_API_KEYS",
+            hex::encode(Sha256::digest(API_KEY)),
+        )
         .env("SESSION_LOG", "warn")
         .env("SESSION_ALLOWED_ORIGINS", ORIGIN)
         .env("SESSION_ARGON2_MEMORY_KIB", "256")
@@ -57,6 +64,7 @@ async fn start(redis: &RedisServer, receiver: &OtlpReceiver, extra: &[(&str, &st
     let server = Server {
         child: command.spawn().unwrap(),
         public: format!("http://{public}"),
+        admin: format!("http://{admin}"),
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while reqwest::get(format!("{}/readyz", server.public))
@@ -279,5 +287,63 @@ async fn forward_auth_continues_the_proxys_trace() {
         trace
             .iter()
             .any(|s| s.kind == "client" && s.parent_span_id == check.span_id)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_action_is_traced_down_to_redis() {
+    let redis = RedisServer::start();
+    let receiver = OtlpReceiver::start();
+    let server = start(&redis, &receiver, &[]).await;
+    let client = Client::new();
+    login(&client, &server.public, "revoked-user").await;
+    let user: serde_json::Value = client
+        .get(format!(
+            "{}/admin/v1/users?username=revoked-user",
+            server.admin
+        ))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = user["id"].as_str().expect("the user's id").to_owned();
+
+    // An admin action runs inside its audit span (key id, client address), which is not
+    // exported: its Redis round trips are still children of the request's server span.
+    let (trace_id, caller) = ("6e0c63257de34c926f9efcd03927272e", "1122334455667788");
+    let r = client
+        .delete(format!("{}/admin/v1/users/{id}/sessions", server.admin))
+        .bearer_auth(API_KEY)
+        .header("traceparent", traceparent(trace_id, caller, true))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let spans = receiver.wait_for(EXPORT_WAIT, |spans| {
+        in_trace(spans, trace_id)
+            .iter()
+            .any(|s| s.attribute("db.operation.name") == Some("revoke_all"))
+    });
+    let trace = in_trace(&spans, trace_id);
+    let request = trace
+        .iter()
+        .find(|s| s.kind == "server")
+        .unwrap_or_else(|| panic!("no server span in {trace:#?}"));
+    assert_eq!(request.parent_span_id, caller);
+    let revoke = trace
+        .iter()
+        .find(|s| s.attribute("db.operation.name") == Some("revoke_all"))
+        .unwrap_or_else(|| panic!("no revoke_all span in {trace:#?}"));
+    assert_eq!(revoke.parent_span_id, request.span_id);
+    // With no replica to wait for, the script goes alone; the audit event is the request's.
+    assert!(
+        request
+            .events
+            .iter()
+            .any(|(_, f)| f.get("event").map(String::as_str) == Some("sessions_revoked_all")),
+        "{request:#?}"
     );
 }

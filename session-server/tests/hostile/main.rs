@@ -35,6 +35,7 @@ mod helpers;
 mod oracles;
 
 mod bad_requests;
+mod console;
 mod enumeration;
 mod fuzz_props;
 mod hashing;

@@ -596,6 +596,7 @@ prop_compose! {
             registration: web.4,
             feed_logins: web.4,
             admin_api_keys: web.5,
+            console_ttl: rest.3,
             trusted_proxies: web.6,
             argon2_memory_kib: argon.0,
             argon2_iterations: argon.1,

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         clock::rfc3339,
-        events::{EventKind, FeedPosition, parse_id},
+        events::{Actor, EventKind, EventPage, FeedPosition, parse_id},
         feed_watch::FALLBACK_EVERY,
     },
     http::{
@@ -32,7 +32,7 @@ const MAX_WAIT_SECS: u64 = 30;
 const MAX_EVENTS: usize = 1000;
 
 /// Whether `id` is an event id as the document describes it: `<ms>-<seq>`, each 1-19 digits.
-fn is_event_id(id: &str) -> bool {
+pub fn is_event_id(id: &str) -> bool {
     let digits = |part: &str| {
         (1..=EVENT_ID_DIGITS).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit())
     };
@@ -75,6 +75,10 @@ pub struct EventView {
     pub kept: Option<Uuid>,
     #[schema(format = DateTime)]
     pub at: String,
+    /// Who caused the event through the admin API or the admin console; absent for the user's
+    /// own actions and the service's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<Actor>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -84,6 +88,56 @@ pub struct EventsPage {
     pub last_id: String,
     /// The position asked for is gone: drop everything derived from the feed.
     pub reset: bool,
+}
+
+impl From<EventPage> for EventsPage {
+    fn from(page: EventPage) -> EventsPage {
+        EventsPage {
+            events: page
+                .events
+                .into_iter()
+                .map(|(id, e)| EventView {
+                    id,
+                    kind: e.kind,
+                    user_id: e.user_id,
+                    handles: e.handles,
+                    all: e.all,
+                    kept: e.kept,
+                    at: rfc3339(e.at_ms),
+                    by: e.by,
+                })
+                .collect(),
+            last_id: page.last_id,
+            reset: page.reset,
+        }
+    }
+}
+
+/// Reads up to `max` events after `from`, waiting up to `wait` for one when there is none yet
+/// (never for [`FeedPosition::Latest`]): the feed's reader for the admin API and the console.
+pub async fn read_waiting(
+    state: &AppState,
+    from: &FeedPosition,
+    max: usize,
+    wait: Duration,
+) -> Result<EventPage, ApiError> {
+    let deadline = Instant::now() + wait;
+    // Subscribed before reading, so an event that lands between the read and the wait still
+    // wakes this reader.
+    let mut moved = state.feed.subscribe();
+    loop {
+        let page = state.store.read_events(from, max).await?;
+        let now = Instant::now();
+        if !page.events.is_empty() || page.reset || *from == FeedPosition::Latest || now >= deadline
+        {
+            return Ok(page);
+        }
+        let nap = (deadline - now).min(FALLBACK_EVERY);
+        // A closed channel (the follower is gone) only means the fallback timing applies.
+        if let Ok(Err(_)) = tokio::time::timeout(nap, moved.changed()).await {
+            tokio::time::sleep(nap).await;
+        }
+    }
 }
 
 /// Reads the session event feed (long polling).
@@ -127,38 +181,6 @@ pub async fn events(
             )));
         }
     };
-    let deadline = Instant::now() + wait;
-    // Subscribed before reading, so an event that lands between the read and the wait still
-    // wakes this reader.
-    let mut moved = state.feed.subscribe();
-    let page = loop {
-        let page = state.store.read_events(&from, max).await?;
-        let now = Instant::now();
-        if !page.events.is_empty() || page.reset || from == FeedPosition::Latest || now >= deadline
-        {
-            break page;
-        }
-        let nap = (deadline - now).min(FALLBACK_EVERY);
-        // A closed channel (the follower is gone) only means the fallback timing applies.
-        if let Ok(Err(_)) = tokio::time::timeout(nap, moved.changed()).await {
-            tokio::time::sleep(nap).await;
-        }
-    };
-    Ok(web::Json(EventsPage {
-        events: page
-            .events
-            .into_iter()
-            .map(|(id, e)| EventView {
-                id,
-                kind: e.kind,
-                user_id: e.user_id,
-                handles: e.handles,
-                all: e.all,
-                kept: e.kept,
-                at: rfc3339(e.at_ms),
-            })
-            .collect(),
-        last_id: page.last_id,
-        reset: page.reset,
-    }))
+    let page = read_waiting(&state, &from, max, wait).await?;
+    Ok(web::Json(EventsPage::from(page)))
 }

@@ -13,6 +13,7 @@ use crate::{
     http::{
         body::parse_json,
         error::{ApiError, ErrorBody},
+        middleware::{acting_admin, as_admin},
         views::{AdminUserView, Revoked, SessionList, SessionView},
     },
     state::AppState,
@@ -53,10 +54,15 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let request: CreateUserRequest = parse_json(&req, &body)?;
-    let user = state
-        .accounts
-        .register(&request.username, request.password, None)
-        .await?;
+    let by = acting_admin(&req, &state);
+    let user = as_admin(
+        by.as_ref(),
+        "api",
+        state
+            .accounts
+            .register(&request.username, request.password, None),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(AdminUserView::from(&user)))
 }
 
@@ -116,13 +122,18 @@ pub async fn get(
     responses((status = 200, description = "Disabled; all the user's sessions are ended", body = Revoked), (status = 404, description = "`not_found`: no such user", body = ErrorBody))
 )]
 pub async fn disable(
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<Revoked>, ApiError> {
-    let revoked = state
-        .accounts
-        .set_disabled(uuid(&path, "user")?, true)
-        .await?;
+    let by = acting_admin(&req, &state);
+    let id = uuid(&path, "user")?;
+    let revoked = as_admin(
+        by.as_ref(),
+        "api",
+        state.accounts.set_disabled(id, true, by.as_ref()),
+    )
+    .await?;
     Ok(web::Json(Revoked { revoked }))
 }
 
@@ -133,13 +144,18 @@ pub async fn disable(
     responses((status = 204, description = "Enabled"), (status = 404, description = "`not_found`: no such user", body = ErrorBody))
 )]
 pub async fn enable(
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .accounts
-        .set_disabled(uuid(&path, "user")?, false)
-        .await?;
+    let by = acting_admin(&req, &state);
+    let id = uuid(&path, "user")?;
+    as_admin(
+        by.as_ref(),
+        "api",
+        state.accounts.set_disabled(id, false, by.as_ref()),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -167,7 +183,15 @@ pub async fn set_password(
 ) -> Result<web::Json<Revoked>, ApiError> {
     let id = uuid(&path, "user")?;
     let request: SetPasswordRequest = parse_json(&req, &body)?;
-    let revoked = state.accounts.set_password(id, request.password).await?;
+    let by = acting_admin(&req, &state);
+    let revoked = as_admin(
+        by.as_ref(),
+        "api",
+        state
+            .accounts
+            .set_password(id, request.password, by.as_ref()),
+    )
+    .await?;
     Ok(web::Json(Revoked { revoked }))
 }
 
@@ -200,13 +224,18 @@ pub async fn sessions(
     responses((status = 200, description = "Ended", body = Revoked), (status = 404, description = "`not_found`: no such user", body = ErrorBody))
 )]
 pub async fn revoke_sessions(
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<Revoked>, ApiError> {
-    let revoked = state
-        .sessions
-        .revoke_all(uuid(&path, "user")?, None)
-        .await?;
+    let by = acting_admin(&req, &state);
+    let id = uuid(&path, "user")?;
+    let revoked = as_admin(
+        by.as_ref(),
+        "api",
+        state.sessions.revoke_all(id, None, by.as_ref()),
+    )
+    .await?;
     Ok(web::Json(Revoked { revoked }))
 }
 
@@ -220,13 +249,18 @@ pub async fn revoke_sessions(
     )
 )]
 pub async fn revoke_session(
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, handle) = path.into_inner();
-    state
-        .sessions
-        .revoke_handle(uuid(&user, "user")?, uuid(&handle, "session")?)
-        .await?;
+    let (user, handle) = (uuid(&user, "user")?, uuid(&handle, "session")?);
+    let by = acting_admin(&req, &state);
+    as_admin(
+        by.as_ref(),
+        "api",
+        state.sessions.revoke_handle(user, handle, by.as_ref()),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

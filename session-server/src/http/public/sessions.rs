@@ -73,7 +73,7 @@ pub async fn revoke_one(
     let handle = Uuid::try_parse(&path).map_err(|_| Error::NotFound("session"))?;
     state
         .sessions
-        .revoke_handle(session.record.user_id, handle)
+        .revoke_handle(session.record.user_id, handle, None)
         .await?;
     let mut response = HttpResponse::NoContent();
     if handle == session.record.handle {
@@ -114,7 +114,7 @@ pub async fn revoke_all(
     let keep = (!query.include_current).then_some(session.record.handle);
     let revoked = state
         .sessions
-        .revoke_all(session.record.user_id, keep)
+        .revoke_all(session.record.user_id, keep, None)
         .await?;
     let mut response = HttpResponse::Ok();
     if query.include_current {

@@ -2,7 +2,7 @@
 -- KEYS: 1 stream
 -- ARGV: 1 position ('$' for the current end), 2 count
 -- Returns {'missing'} when there is no feed, else {'ok', last-generated-id, first retained id ('' when
--- empty), then for each entry: id, type, user, handles, all, kept, time}.
+-- empty), then for each entry: id, type, user, handles, all, kept, time, admin key id, admin address}.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'missing'}
 end
@@ -24,7 +24,8 @@ for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT
   for i = 1, #fields, 2 do
     f[fields[i]] = fields[i + 1]
   end
-  for _, v in ipairs({entry[1], f['t'] or '', f['u'] or '', f['h'] or '', f['a'] or '0', f['k'] or '', f['ms'] or '0'}) do
+  for _, v in ipairs({entry[1], f['t'] or '', f['u'] or '', f['h'] or '', f['a'] or '0', f['k'] or '', f['ms'] or '0',
+      f['bk'] or '', f['bi'] or ''}) do
     table.insert(out, v)
   end
 end
