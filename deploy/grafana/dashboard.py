@@ -21,6 +21,7 @@ $__range --range.
 
 import argparse
 import json
+import math
 import re
 import sys
 import time
@@ -135,43 +136,54 @@ def render(args):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import EngFormatter
+    from matplotlib.patches import Rectangle
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     dashboard = load(args.dashboard)
     end = time.time() if args.end is None else args.end
     start = end - args.seconds
     step = max(1, int(args.seconds / 240))
-    bg, panel_bg, text, grid = "#111217", "#181b1f", "#ccccdc", "#2c3235"
+    bg, panel_bg, text, muted, grid = "#111217", "#181b1f", "#ccccdc", "#8e8e8e", "#2c3235"
     palette = ["#73bf69", "#f2cc0c", "#5794f2", "#ff780a", "#f2495c", "#b877d9", "#8ab8ff", "#fade2a"]
+    colors = {"green": "#73bf69", "red": "#f2495c", "orange": "#ff9830"}
+    columns, col_w, row_h, header = 24, 0.68, 0.36, 0.7  # inches
     rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in dashboard["panels"])
-    unit_h, unit_w, width = 0.34, 0.62, 24
-    fig = plt.figure(figsize=(width * unit_w, rows * unit_h + 0.9), facecolor=bg)
-    total_h = rows * unit_h + 0.9
+    fig_w, fig_h = columns * col_w, rows * row_h + header
+    fig = plt.figure(figsize=(fig_w, fig_h), facecolor=bg)
 
-    def box(grid_pos, pad=0.05):
-        x, y, w, h = (grid_pos[k] for k in ("x", "y", "w", "h"))
-        return [
-            x / width + pad / (width * unit_w),
-            1 - (0.9 + (y + h) * unit_h) / total_h + pad / total_h,
-            w / width - 2 * pad / (width * unit_w),
-            h * unit_h / total_h - 2 * pad / total_h,
-        ]
+    def rect(x, y, w, h):
+        """Figure fraction of a box given in inches from the top-left corner."""
+        return [x / fig_w, 1 - (y + h) / fig_h, w / fig_w, h / fig_h]
 
-    fig.text(0.01, 1 - 0.35 / total_h, dashboard["title"], color=text, fontsize=16, weight="bold", va="center")
-    fig.text(0.99, 1 - 0.35 / total_h, args.caption, color="#8e8e8e", fontsize=9, ha="right", va="center")
+    def cell(gp, gap=0.06):
+        return (gp["x"] * col_w + gap, header + gp["y"] * row_h + gap,
+                gp["w"] * col_w - 2 * gap, gp["h"] * row_h - 2 * gap)
+
+    fig.text(0.12 / fig_w, 1 - 0.35 / fig_h, dashboard["title"], color=text, fontsize=15, weight="bold", va="center")
+    fig.text(1 - 0.12 / fig_w, 1 - 0.35 / fig_h, args.caption, color=muted, fontsize=9, ha="right", va="center")
+
+    def fmt(unit):
+        def f(v, _pos=None):
+            if unit == "s":
+                return f"{v * 1e3:g} ms" if 0 < abs(v) < 1 else f"{v:g} s"
+            suffix = {"reqps": " req/s", "ops": "/s"}.get(unit, "")
+            return f"{v:g}{suffix}"
+        return FuncFormatter(f)
+
     for panel in dashboard["panels"]:
+        x, y, w, h = cell(panel["gridPos"])
         if panel["type"] == "row":
-            gp = panel["gridPos"]
-            fig.text(0.005, 1 - (0.9 + (gp["y"] + 0.6) * unit_h) / total_h, panel["title"],
-                     color=text, fontsize=12, weight="bold", va="center")
+            fig.text((x + 0.05) / fig_w, 1 - (y + h / 2) / fig_h, panel["title"], color=text,
+                     fontsize=12, weight="bold", va="center")
             continue
+        frame = fig.add_axes(rect(x, y, w, h))
+        frame.set_axis_off()
+        frame.add_patch(Rectangle((0, 0), 1, 1, transform=frame.transAxes, facecolor=panel_bg,
+                                  edgecolor=grid, lw=0.8))
+        frame.text(0.12 / w, 1 - 0.2 / h, panel["title"], transform=frame.transAxes, color=text,
+                   fontsize=10, weight="bold", va="center")
         defaults = panel["fieldConfig"]["defaults"]
         unit = defaults.get("unit", "short")
-        ax = fig.add_axes(box(panel["gridPos"]), facecolor=panel_bg)
-        for side in ax.spines.values():
-            side.set_color(grid)
-        ax.set_title(panel["title"], color=text, fontsize=10, loc="left", pad=4)
-        ax.tick_params(colors="#8e8e8e", labelsize=7)
         lines = []
         for target in panel["targets"]:
             expr = substitute(target["expr"], args)
@@ -184,56 +196,65 @@ def render(args):
                 ys = [float(v) for _, v in s["values"]]
                 lines.append((legend, xs, ys))
         if panel["type"] == "stat":
-            ax.set_xticks([])
-            ax.set_yticks([])
-            value = lines[0][2][-1] if lines and lines[0][2] else None
+            values = lines[0][2] if lines else []
+            value = values[-1] if values and not math.isnan(values[-1]) else None
+            color = text
             if value is None:
                 shown = defaults.get("noValue", "No data")
-                color = text
             else:
                 shown = format_value(value, unit, defaults.get("decimals"))
-                color = "#73bf69"
-                for step_ in defaults.get("thresholds", {}).get("steps", []):
-                    if step_["value"] is None or value >= step_["value"]:
-                        color = {"green": "#73bf69", "red": "#f2495c", "orange": "#ff9830"}.get(step_["color"], step_["color"])
+                for threshold in defaults.get("thresholds", {}).get("steps", []):
+                    if threshold["value"] is None or value >= threshold["value"]:
+                        color = colors.get(threshold["color"], threshold["color"])
+            spark = fig.add_axes(rect(x + 0.05, y + h * 0.45, w - 0.1, h * 0.55 - 0.05))
+            spark.set_axis_off()
             if lines and len(lines[0][1]) > 1:
-                ax.fill_between(lines[0][1], lines[0][2], color=color, alpha=0.12, lw=0)
-                ax.plot(lines[0][1], lines[0][2], color=color, alpha=0.5, lw=1)
-            ax.text(0.5, 0.42, shown, transform=ax.transAxes, ha="center", va="center",
-                    color=color, fontsize=22, weight="bold")
+                spark.fill_between(lines[0][1], lines[0][2], color=color, alpha=0.15, lw=0)
+                spark.plot(lines[0][1], lines[0][2], color=color, alpha=0.6, lw=1)
+                spark.set_xlim(-args.seconds, 0)
+                spark.set_ylim(bottom=0)
+            # A figure text: drawn above the sparkline's axes.
+            fig.text((x + w / 2) / fig_w, 1 - (y + h / 2 + 0.1) / fig_h, shown, ha="center", va="center",
+                     color=color, fontsize=24, weight="bold")
             continue
-        ax.grid(True, color=grid, lw=0.5)
+        legend_h = 0.3
+        ax = fig.add_axes(rect(x + 0.75, y + 0.4, w - 0.9, h - 0.4 - 0.3 - legend_h), facecolor=panel_bg)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        ax.tick_params(colors=muted, labelsize=7, length=0)
+        ax.grid(True, color=grid, lw=0.6)
         ax.set_xlim(-args.seconds, 0)
-        ticks = [-args.seconds + i * args.seconds / 4 for i in range(5)]
+        ticks = [-args.seconds + i * args.seconds / 5 for i in range(6)]
         ax.set_xticks(ticks)
         ax.set_xticklabels([time.strftime("%H:%M", time.gmtime(end + t)) for t in ticks])
-        if unit == "s":
-            ax.yaxis.set_major_formatter(EngFormatter(unit="s", places=0))
-        elif unit in ("reqps", "ops"):
-            ax.yaxis.set_major_formatter(EngFormatter(unit="/s" if unit == "ops" else " req/s", places=1))
-        stacked = panel["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "normal"
+        ax.yaxis.set_major_formatter(fmt(unit))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+        lines.sort()
         if not lines:
             ax.text(0.5, 0.5, defaults.get("noValue", "No data"), transform=ax.transAxes,
-                    ha="center", va="center", color="#8e8e8e", fontsize=11)
-        if stacked and lines:
-            xs = sorted({x for _, lx, _ in lines for x in lx})
+                    ha="center", va="center", color=muted, fontsize=11)
+        handles = []
+        if defaults["custom"]["stacking"]["mode"] == "normal" and lines:
+            xs = sorted({t for _, lx, _ in lines for t in lx})
             base = [0.0] * len(xs)
-            for i, (legend, lx, ly) in enumerate(sorted(lines)):
+            for i, (legend, lx, ly) in enumerate(lines):
                 values = dict(zip(lx, ly))
-                top = [b + values.get(x, 0.0) for b, x in zip(base, xs)]
+                top = [b + values.get(t, 0.0) for b, t in zip(base, xs)]
                 c = palette[i % len(palette)]
                 ax.fill_between(xs, base, top, color=c, alpha=0.25, lw=0)
-                ax.plot(xs, top, color=c, lw=1, label=legend)
+                handles.append(ax.plot(xs, top, color=c, lw=1.2, label=legend)[0])
                 base = top
         else:
-            for i, (legend, lx, ly) in enumerate(sorted(lines)):
-                ax.plot(lx, ly, color=palette[i % len(palette)], lw=1.2, label=legend)
+            for i, (legend, lx, ly) in enumerate(lines):
+                c = palette[i % len(palette)]
+                ax.fill_between(lx, ly, color=c, alpha=0.06, lw=0)
+                handles.append(ax.plot(lx, ly, color=c, lw=1.2, label=legend)[0])
         if "min" in defaults:
-            ax.set_ylim(bottom=defaults["min"])
-            if all(max(ly, default=0) == 0 for _, _, ly in lines):
-                ax.set_ylim(0, 1)
-        if lines:
-            ax.legend(loc="upper left", fontsize=7, frameon=False, labelcolor=text, ncol=4)
+            finite = [v for _, _, ly in lines for v in ly if not math.isnan(v)]
+            ax.set_ylim(bottom=defaults["min"], top=None if finite and max(finite) > 0 else 1)
+        if handles:
+            fig.legend(handles=handles, loc="lower left", bbox_to_anchor=rect(x + 0.7, y + h - legend_h, w - 0.8, legend_h),
+                       fontsize=7.5, frameon=False, labelcolor=text, ncol=6, handlelength=1.2, borderaxespad=0)
     fig.savefig(args.out, dpi=args.dpi, facecolor=bg)
     print(f"wrote {args.out}")
     return 0

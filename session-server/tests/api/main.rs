@@ -15,6 +15,7 @@ mod cli;
 mod clock_skew;
 mod conformance;
 mod contract;
+mod dashboard;
 mod docs;
 mod forward_auth;
 mod login;
