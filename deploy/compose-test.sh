@@ -330,7 +330,7 @@ back() { [ "$(code -b "$jar" "$api/v1/session")" = 200 ]; }
 wait_for "the session after a Redis restart" 120 back
 restarts_after="$(for s in session-1 session-2 session-3; do podman inspect --format '{{.RestartCount}}' "$(ctr "$s")"; done | tr '\n' ' ')"
 [ "$restarts_before" = "$restarts_after" ] || die "replicas restarted along with Redis"
-pass "Redis restarted: the session is still valid, service back in $((SECONDS - t0))s with no replica restarted"
+pass "Redis stopped (a check answered 503 meanwhile) and started: the session is still valid, service back in $((SECONDS - t0))s with no replica restarted"
 t0=$SECONDS
 wait_for "every replica ready again after the Redis restart" 120 haproxy_all_up
 pass "every replica ready again (UP in HAProxy) $((SECONDS - t0))s later"
