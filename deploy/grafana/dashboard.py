@@ -16,7 +16,7 @@ Only the standard library otherwise.
 
 Template variables are given the values Grafana would use with the job's first value and every
 instance selected: $job the job (--job), $instance `.*`, $__rate_interval --rate-interval,
-$__range --range.
+$__range --range (for render, the range drawn).
 """
 
 import argparse
@@ -276,7 +276,7 @@ def main():
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090")
     parser.add_argument("--job", default="session-server")
     parser.add_argument("--rate-interval", default="1m", help="$__rate_interval (default 1m)")
-    parser.add_argument("--range", default="1h", help="$__range (default 1h)")
+    parser.add_argument("--range", help="$__range (default 1h; render: --seconds)")
     parser.add_argument("--timeout", type=float, default=60, help="check: seconds to wait for data")
     parser.add_argument("--expect", action="append", default=[], help="check: a query that must return a series")
     parser.add_argument("--out", default="dashboard.png", help="render: the PNG to write")
@@ -285,6 +285,8 @@ def main():
     parser.add_argument("--dpi", type=int, default=110)
     parser.add_argument("--caption", default="")
     args = parser.parse_args()
+    if args.range is None:
+        args.range = f"{args.seconds}s" if args.command == "render" else "1h"
     if args.command == "queries":
         for what, expr in queries(load(args.dashboard), args):
             print(f"{what}: {expr}")
