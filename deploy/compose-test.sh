@@ -22,6 +22,9 @@
 #      certificate directory; waits for every healthcheck (podman runs healthchecks from systemd
 #      timers, and there is no systemd here, so this script runs them every 2 s);
 #   4. the checks (HTTPS with a client that trusts the generated CA), then docker-compose down -v.
+#      The last of them: traffic for every panel of the Grafana dashboard, then every query of
+#      deploy/grafana/session-service.json evaluated against the stack's Prometheus, each
+#      returning data (deploy/grafana/dashboard.py check).
 #
 # Only 127.0.0.1's published ports, the containers it started and the networks it created are
 # spoken to. Environment: COMPOSE_TEST_TIMEOUT (whole run, default 3600 s), KEEP=1.
@@ -156,10 +159,10 @@ log "images built in $((SECONDS - t0))s"
 
 # --- 3. up -------------------------------------------------------------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-EDGE_API_PORT=$(free_port) EDGE_APP_PORT=$(free_port) EDGE_FRONT_PORT=$(free_port)
+EDGE_API_PORT=$(free_port) EDGE_APP_PORT=$(free_port) EDGE_FRONT_PORT=$(free_port) PROMETHEUS_PORT=$(free_port)
 EDGE_TLS_DIR=$state/edge-tls
 SESSION_ALLOWED_ORIGINS=https://127.0.0.1:$EDGE_APP_PORT,https://127.0.0.1:$EDGE_FRONT_PORT
-export EDGE_API_PORT EDGE_APP_PORT EDGE_FRONT_PORT EDGE_TLS_DIR SESSION_ALLOWED_ORIGINS
+export EDGE_API_PORT EDGE_APP_PORT EDGE_FRONT_PORT PROMETHEUS_PORT EDGE_TLS_DIR SESSION_ALLOWED_ORIGINS
 mkdir -p "$EDGE_TLS_DIR"
 
 # Healthchecks, as podman's systemd timers would run them.
@@ -178,7 +181,7 @@ t0=$SECONDS
 log "docker-compose up (project $project)"
 compose up -d --no-build >"$state/up.log" 2>&1 || { cat "$state/up.log" >&2; die "docker-compose up"; }
 
-services=(redis session-1 session-2 session-3 edge-tls haproxy example-app python-app nginx-front)
+services=(redis session-1 session-2 session-3 edge-tls haproxy example-app python-app nginx-front prometheus)
 healthy() { # every container with a healthcheck healthy, every other one running
   local s status
   for s in "${services[@]}"; do
@@ -311,23 +314,69 @@ t0=$SECONDS
 wait_for "session-2 UP in HAProxy" 120 haproxy_all_up
 pass "session-2 started again: UP in HAProxy after $((SECONDS - t0))s"
 
-# Redis restarted: sessions survive (AOF volume) and the service recovers by itself.
+# Redis restarted: sessions survive (AOF volume) and the service recovers by itself. While it is
+# down, a check is a 503 (never a valid session), counted as a store error (the dashboard's
+# store-error panels show it).
 tls -c "$jar" -o /dev/null "$api/v1/login" -H 'Content-Type: application/json' -d "$body"
 sleep 1.5 # appendfsync everysec: the login's writes reach the AOF within a second
 restarts_before="$(for s in session-1 session-2 session-3; do podman inspect --format '{{.RestartCount}}' "$(ctr "$s")"; done | tr '\n' ' ')"
 t0=$SECONDS
-podman restart -t 10 "$(ctr redis)" >/dev/null
+podman stop -t 10 "$(ctr redis)" >/dev/null
+cookie="$(awk -F'\t' '$6 == "__Host-session" {print $6"="$7}' "$jar")"
+down_503() { [ "$(direct "http://$(replica_ip session-1):8080/v1/session")" = 503 ]; }
+wait_for "a 503 from session-1 while Redis is stopped" 20 down_503
+podman start "$(ctr redis)" >/dev/null
 back() { [ "$(code -b "$jar" "$api/v1/session")" = 200 ]; }
 wait_for "the session after a Redis restart" 120 back
 restarts_after="$(for s in session-1 session-2 session-3; do podman inspect --format '{{.RestartCount}}' "$(ctr "$s")"; done | tr '\n' ' ')"
 [ "$restarts_before" = "$restarts_after" ] || die "replicas restarted along with Redis"
-pass "Redis restarted: the session is still valid, service back in $((SECONDS - t0))s with no replica restarted"
+pass "Redis stopped (a check answered 503 meanwhile) and started: the session is still valid, service back in $((SECONDS - t0))s with no replica restarted"
 t0=$SECONDS
 wait_for "every replica ready again after the Redis restart" 120 haproxy_all_up
 pass "every replica ready again (UP in HAProxy) $((SECONDS - t0))s later"
 
+# Prometheus and the dashboard: traffic for every panel, then every query of the dashboard
+# evaluated against the stack's Prometheus (published on the host's loopback), each returning at
+# least one series; polled until then (scrapes every 5 s), bounded.
+t0=$SECONDS
+prom=http://127.0.0.1:$PROMETHEUS_PORT
+login() { tls -c "$1" -o /dev/null -w '%{http_code}' "$api/v1/login" -H 'Content-Type: application/json' -d "$body"; }
+[ "$(login "$jar")" = 200 ] && [ "$(login "$state/jar2")" = 200 ] || die "logins for the dashboard's traffic"
+cookie="$(awk -F'\t' '$6 == "__Host-session" {print $6"="$7}' "$jar")"
+for _ in $(seq 10); do # checks on every check route: public, admin (example app), forward auth (nginx)
+  [ "$(code -b "$jar" "$api/v1/session")" = 200 ] || die "a check for the dashboard's traffic"
+  [ "$(code -b "$app_jar" "$app/")" = 200 ] || die "an example-app page for the dashboard's traffic"
+  [ "$(code -b "$app_jar" "$front/")" = 200 ] || die "a forward-auth page for the dashboard's traffic"
+done
+[ "$(code "$api/v1/session")" = 401 ] || die "a check without a session"
+# Failed logins for one (unknown) name until it is throttled (429 after 10 by default).
+bad="{\"username\":\"nobody-$$\",\"password\":\"wrong password\"}"
+throttled=
+for _ in $(seq 15); do
+  status="$(code "$api/v1/login" -H 'Content-Type: application/json' -d "$bad")"
+  case "$status" in 401) ;; 429) throttled=1 && break ;; *) die "a failed login answered $status" ;; esac
+done
+[ -n "$throttled" ] || die "15 failed logins for one name were never throttled"
+# Ends: one session revoked from another, then a logout.
+handle="$(tls -b "$state/jar2" "$api/v1/session" | python3 -c 'import json,sys; print(json.load(sys.stdin)["session"]["handle"])')"
+[ "$(code -b "$jar" -X DELETE "$api/v1/sessions/$handle")" = 204 ] || die "revoking a session by handle"
+[ "$(code -b "$jar" -c "$jar" -X POST "$api/v1/logout")" = 204 ] || die "logout"
+pass "traffic for the dashboard: logins, checks on every route, failed and throttled logins, a revocation, a logout"
+timeout 180 python3 deploy/grafana/dashboard.py check --prometheus "$prom" --timeout 120 \
+  --expect 'count(up{job="session-server"} == 1) == 3' \
+  --expect 'sum(session_logins_total{result="ok"}) > 0' \
+  --expect 'sum(session_logins_total{result="failed"}) > 0' \
+  --expect 'sum(session_logins_total{result="limited"}) > 0' \
+  --expect 'sum(session_sessions_revoked_total{reason="logout"}) > 0' \
+  --expect 'sum(session_sessions_revoked_total{reason="revoked"}) > 0' \
+  --expect 'sum(session_store_errors_total{kind="unavailable"}) > 0' \
+  --expect 'sum by (route) (session_http_requests_total{route=~"/v1/session|/admin/v1/sessions/check|/admin/v1/forward-auth.*"}) > 0' \
+  >"$state/dashboard-check.log" 2>&1 || { cat "$state/dashboard-check.log" >&2; die "the dashboard's queries against Prometheus"; }
+sed 's/^/  /' "$state/dashboard-check.log" >&2
+pass "Prometheus scrapes all three replicas; every query of the Grafana dashboard returns data ($((SECONDS - t0))s)"
+
 # Non-root, and sizes.
-for s in session-1 example-app haproxy redis python-app nginx-front; do
+for s in session-1 example-app haproxy redis python-app nginx-front prometheus; do
   users="$(podman top "$(ctr "$s")" user huser 2>/dev/null | tail -n +2 | sort -u | tr -s ' \n' ' ')"
   log "processes of $s run as (user, host uid): $users"
 done
@@ -335,12 +384,13 @@ runs_as_root() { podman top "$(ctr "$1")" huser | tail -n +2 | grep -Eqx ' *(roo
 for s in session-1 example-app; do
   [ "$(podman inspect --format '{{.Config.User}}' "$(ctr "$s")")" = 10001:10001 ] || die "$s does not run as 10001"
 done
-for s in session-1 session-2 session-3 example-app haproxy redis; do
+for s in session-1 session-2 session-3 example-app haproxy redis prometheus; do
   ! runs_as_root "$s" || die "$s has a process running as root"
 done
-pass "session-server, example-app, HAProxy and Redis run as non-root users"
+pass "session-server, example-app, HAProxy, Redis and Prometheus run as non-root users"
 for image in session-server:local example-app:local session-nginx-front:local session-edge-tls:local \
   docker.io/library/redis:7.0 docker.io/library/haproxy:2.6 docker.io/library/python:3.11-slim \
+  docker.io/prom/prometheus:v2.42.0 \
   docker.io/library/debian:bookworm-slim; do
   size=$(podman image inspect --format '{{.Size}}' "$image")
   log "image size: $image $((size / 1000000)) MB"

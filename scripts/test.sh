@@ -60,13 +60,28 @@ if [ ! -x "$hadolint" ]; then
 fi
 "$hadolint" session-server/Dockerfile deploy/nginx/Dockerfile deploy/edge-tls/Dockerfile deploy/standins/*/Containerfile
 docker-compose -f docker-compose.yml -f docker-compose.dev.yml config -q
+docker-compose -f docker-compose.yml -f docker-compose.grafana.yml config -q
+# Prometheus's configuration and the Grafana dashboard's queries (as recording rules), checked by
+# promtool from Debian's prometheus package (the stand-in's version), unpacked into target/tools
+# on first use, not installed (installing would start a Prometheus service).
+promtool=target/tools/prometheus/usr/bin/promtool
+if [ ! -x "$promtool" ]; then
+  deb_dir="$(mktemp -d)"
+  (cd "$deb_dir" && { apt-get download -qq prometheus 2>/dev/null || { as_root apt-get update -qq && apt-get download -qq prometheus; }; })
+  dpkg-deb -x "$deb_dir"/prometheus_*.deb target/tools/prometheus
+  rm -rf "$deb_dir"
+fi
+"$promtool" check config --syntax-only deploy/prometheus/prometheus.yml >/dev/null
+mkdir -p target/tmp
+python3 deploy/grafana/dashboard.py rules >target/tmp/dashboard-rules.yml
+"$promtool" check rules target/tmp/dashboard-rules.yml >/dev/null
 # The Kubernetes manifests against the API's schemas (offline, unknown fields refused).
 k8s=target/tools/kubernetes-validate
 if [ ! -x "$k8s/bin/kubernetes-validate" ]; then
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target "$k8s" 'kubernetes-validate==1.37.0'
 fi
 PYTHONPATH="$k8s" "$k8s/bin/kubernetes-validate" --strict --quiet deploy/kubernetes/*.yaml
-echo "deployment files: docker-compose.yml (+ .dev), deploy/haproxy.cfg, deploy/nginx, deploy/caddy, deploy/kubernetes, the Dockerfiles valid" >&2
+echo "deployment files: docker-compose.yml (+ .dev, + .grafana), deploy/haproxy.cfg, deploy/nginx, deploy/caddy, deploy/kubernetes, deploy/prometheus, the dashboard's queries, the Dockerfiles valid" >&2
 # The compose stack built, started, checked over HTTPS and removed (bounded: COMPOSE_TEST_TIMEOUT).
 deploy/compose-test.sh
 

@@ -6,6 +6,7 @@
 #   redis:7.0                 redis/Containerfile    (Debian's redis-server 7.0.15)
 #   haproxy:2.6               haproxy/Containerfile  (Debian's haproxy 2.6.12)
 #   python:3.11-slim          python/Containerfile   (Debian's python3 3.11.2)
+#   prom/prometheus:v2.42.0   prometheus/Containerfile (Debian's prometheus 2.42.0)
 #   rust:<v>-slim-bookworm    rust/Containerfile     (this machine's Rust toolchain, version <v>)
 #
 # Only missing or changed ones are built (FORCE=1 rebuilds all). Each keeps what the compose file relies
@@ -56,18 +57,20 @@ digest() { cat "$1"/* | sha256sum | cut -c1-16; }
 current() { # current NAME DIGEST: the image exists and was built from these files
   have "$1" && [ "$(podman image inspect --format '{{index .Labels "standin.digest"}}' "$1")" = "$2" ]
 }
-build() { # name context [podman build options]
-  local name="$1" context="$2" sum
+build() { # name context [podman build options]; a name without an owner is an official image
+  local name="$1" context="$2" sum ref
   shift 2
+  case "$name" in */*) ref="docker.io/$name" ;; *) ref="docker.io/library/$name" ;; esac
   sum="$(digest "$context")"
-  if ! current "docker.io/library/$name" "$sum"; then
+  if ! current "$ref" "$sum"; then
     log "$name"
-    podman build --quiet --pull=never --label "standin.digest=$sum" -t "docker.io/library/$name" "$@" "$context" >/dev/null
+    podman build --quiet --pull=never --label "standin.digest=$sum" -t "$ref" "$@" "$context" >/dev/null
   fi
 }
 build redis:7.0 "$here/redis"
 build haproxy:2.6 "$here/haproxy"
 build python:3.11-slim "$here/python"
+build prom/prometheus:v2.42.0 "$here/prometheus"
 
 rust_image="rust:${rust_version}-slim-bookworm"
 if ! current "docker.io/library/$rust_image" "$(digest "$here/rust")"; then

@@ -11,6 +11,21 @@ use prometheus::{
 /// Prefix of every metric name.
 const NAMESPACE: &str = "session";
 
+/// The `result` values of `session_logins_total` (besides `error`, an unexpected failure).
+pub const LOGIN_RESULTS: [&str; 4] = ["ok", "failed", "limited", "busy"];
+/// The `reason` values of `session_sessions_revoked_total`.
+pub const END_REASONS: [&str; 7] = [
+    "logout",
+    "replaced",
+    "revoked",
+    "revoke_all",
+    "password_change",
+    "user_disabled",
+    "limit",
+];
+/// The `kind` values of `session_store_errors_total`.
+pub const STORE_ERROR_KINDS: [&str; 4] = ["unavailable", "full", "unconfirmed", "corrupt"];
+
 /// What a metric is, for its documentation (the reference page is generated from this).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricDoc {
@@ -188,6 +203,18 @@ impl Metrics {
                 }));
             m.registry.register(c).expect("metric names are unique");
         }
+        // Every known outcome starts at 0, so that its series exists before the first event:
+        // otherwise `rate()` and `increase()` miss that first event (a series that appears at 1
+        // has no earlier sample to count from) and dashboards show no data instead of 0.
+        for (counter, values) in [
+            (&m.logins, &LOGIN_RESULTS[..]),
+            (&m.sessions_revoked, &END_REASONS[..]),
+            (&m.store_errors, &STORE_ERROR_KINDS[..]),
+        ] {
+            for value in values {
+                counter.with_label_values(&[value]);
+            }
+        }
         m
     }
 
@@ -211,5 +238,35 @@ impl Metrics {
         // Encoding gathered metric families into a Vec does not fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_outcome_is_exported_at_zero_and_named_in_the_help() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        for (name, label, values) in [
+            ("session_logins_total", "result", &LOGIN_RESULTS[..]),
+            ("session_sessions_revoked_total", "reason", &END_REASONS[..]),
+            ("session_store_errors_total", "kind", &STORE_ERROR_KINDS[..]),
+        ] {
+            let help = &metrics
+                .catalogue()
+                .iter()
+                .find(|m| m.name == name)
+                .unwrap()
+                .help;
+            for value in values {
+                assert!(
+                    text.contains(&format!("{name}{{{label}=\"{value}\"}} 0\n")),
+                    "{name} {value}"
+                );
+                assert!(help.contains(value), "{name}'s help names {value}");
+            }
+        }
     }
 }

@@ -16,6 +16,7 @@ mod clock_skew;
 mod conformance;
 mod console;
 mod contract;
+mod dashboard;
 mod docs;
 mod forward_auth;
 mod login;
