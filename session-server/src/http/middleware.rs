@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use actix_web::{
-    Error, HttpMessage, HttpRequest, HttpResponse,
+    Error, HttpRequest, HttpResponse,
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::header::{self, HeaderValue},
@@ -239,11 +239,14 @@ pub fn matching_key(presented: &[u8], digests: &[[u8; 32]]) -> Option<String> {
     matching_index(presented, digests).map(|i| key_id(&digests[i]))
 }
 
-/// Which configured admin key a request that passed [`require_api_key`] presented (its index in
-/// `SESSION_ADMIN_API_KEYS`): kept as a number, so that the session checks, the hottest admin
-/// requests, pay for nothing more.
-#[derive(Debug, Clone, Copy)]
-struct PresentedKey(usize);
+/// The key a request presents to the admin listener: `Authorization: Bearer <key>`.
+fn bearer_key(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
 
 /// Who acts on the admin listener (see [`Actor`]): the key with id `key_id`, from the request's
 /// client address.
@@ -254,11 +257,13 @@ pub fn admin_actor(req: &HttpRequest, state: &AppState, key_id: String) -> Actor
     }
 }
 
-/// The admin behind a request that passed [`require_api_key`].
+/// The admin behind a request that passed [`require_api_key`]. The key is matched again here,
+/// by the few handlers that record who acted, rather than remembered by the middleware for every
+/// request: the session checks, the hottest admin requests, carry nothing for it.
 pub fn acting_admin(req: &HttpRequest, state: &AppState) -> Option<Actor> {
-    let PresentedKey(i) = *req.extensions().get::<PresentedKey>()?;
-    let digest = state.config.web.admin_api_key_digests.get(i)?;
-    Some(admin_actor(req, state, key_id(digest)))
+    let key = bearer_key(req)?;
+    let key_id = matching_key(key.as_bytes(), &state.config.web.admin_api_key_digests)?;
+    Some(admin_actor(req, state, key_id))
 }
 
 /// Runs an admin's `work` inside the admin's audit span (see [`Actor::span`]), so that every
@@ -278,26 +283,21 @@ pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let key = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let presented = match (key, req.app_data::<web::Data<AppState>>()) {
+    let authorized = match (
+        bearer_key(req.request()),
+        req.app_data::<web::Data<AppState>>(),
+    ) {
         (Some(key), Some(state)) => {
-            matching_index(key.as_bytes(), &state.config.web.admin_api_key_digests)
+            api_key_matches(key.as_bytes(), &state.config.web.admin_api_key_digests)
         }
-        _ => None,
+        _ => false,
     };
-    match presented {
-        Some(i) => {
-            req.extensions_mut().insert(PresentedKey(i));
-            Ok(next.call(req).await?.map_into_left_body())
-        }
-        None => Ok(req
+    if authorized {
+        Ok(next.call(req).await?.map_into_left_body())
+    } else {
+        Ok(req
             .error_response(ApiError::InvalidApiKey)
-            .map_into_right_body()),
+            .map_into_right_body())
     }
 }
 

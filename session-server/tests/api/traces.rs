@@ -107,6 +107,27 @@ fn in_trace<'a>(spans: &'a [ReceivedSpan], trace_id: &str) -> Vec<&'a ReceivedSp
     spans.iter().filter(|s| s.trace_id == trace_id).collect()
 }
 
+/// Waits for the trace's server span and for a span of it that `also` picks. The server span
+/// ends after its Redis spans, so it may come in a later batch than they do. Returns every span
+/// received and the server span.
+fn wait_for_server_span(
+    receiver: &OtlpReceiver,
+    trace_id: &str,
+    also: impl Fn(&ReceivedSpan) -> bool,
+) -> (Vec<ReceivedSpan>, ReceivedSpan) {
+    let spans = receiver.wait_for(EXPORT_WAIT, |spans| {
+        let trace = in_trace(spans, trace_id);
+        trace.iter().any(|s| s.kind == "server") && trace.iter().any(|s| also(s))
+    });
+    let trace = in_trace(&spans, trace_id);
+    let server = (*trace
+        .iter()
+        .find(|s| s.kind == "server")
+        .unwrap_or_else(|| panic!("no server span in {trace:#?}")))
+    .clone();
+    (spans, server)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_continues_the_callers_trace_down_to_redis() {
     let redis = RedisServer::start();
@@ -130,15 +151,8 @@ async fn a_request_continues_the_callers_trace_down_to_redis() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let spans = receiver.wait_for(EXPORT_WAIT, |spans| {
-        let trace = in_trace(spans, trace_id);
-        trace.iter().any(|s| s.kind == "server") && trace.iter().any(|s| s.kind == "client")
-    });
+    let (spans, server_span) = wait_for_server_span(&receiver, trace_id, |s| s.kind == "client");
     let trace = in_trace(&spans, trace_id);
-    let server_span = trace
-        .iter()
-        .find(|s| s.kind == "server")
-        .unwrap_or_else(|| panic!("no server span in {trace:#?}"));
     assert_eq!(server_span.name, "GET /v1/session");
     assert_eq!(
         server_span.parent_span_id, caller,
@@ -273,16 +287,8 @@ async fn forward_auth_continues_the_proxys_trace() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    // The server span ends after its Redis spans, possibly in a later batch: wait for both.
-    let spans = receiver.wait_for(EXPORT_WAIT, |spans| {
-        let trace = in_trace(spans, trace_id);
-        trace.iter().any(|s| s.kind == "server") && trace.iter().any(|s| s.kind == "client")
-    });
+    let (spans, check) = wait_for_server_span(&receiver, trace_id, |s| s.kind == "client");
     let trace = in_trace(&spans, trace_id);
-    let check = trace
-        .iter()
-        .find(|s| s.kind == "server")
-        .unwrap_or_else(|| panic!("no server span in {trace:#?}"));
     assert_eq!(check.name, "GET /forward-auth");
     assert_eq!(check.parent_span_id, proxy);
     assert!(
@@ -324,18 +330,10 @@ async fn an_admin_action_is_traced_down_to_redis() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
-    let spans = receiver.wait_for(EXPORT_WAIT, |spans| {
-        let trace = in_trace(spans, trace_id);
-        trace.iter().any(|s| s.kind == "server")
-            && trace
-                .iter()
-                .any(|s| s.attribute("db.operation.name") == Some("revoke_all"))
+    let (spans, request) = wait_for_server_span(&receiver, trace_id, |s| {
+        s.attribute("db.operation.name") == Some("revoke_all")
     });
     let trace = in_trace(&spans, trace_id);
-    let request = trace
-        .iter()
-        .find(|s| s.kind == "server")
-        .unwrap_or_else(|| panic!("no server span in {trace:#?}"));
     assert_eq!(request.parent_span_id, caller);
     let revoke = trace
         .iter()
