@@ -14,7 +14,7 @@ const NAMESPACE: &str = "session";
 /// The `result` values of `session_logins_total` (besides `error`, an unexpected failure).
 pub const LOGIN_RESULTS: [&str; 4] = ["ok", "failed", "limited", "busy"];
 /// The `reason` values of `session_sessions_revoked_total`.
-pub const END_REASONS: [&str; 7] = [
+pub const END_REASONS: [&str; 8] = [
     "logout",
     "replaced",
     "revoked",
@@ -22,7 +22,10 @@ pub const END_REASONS: [&str; 7] = [
     "password_change",
     "user_disabled",
     "limit",
+    "factors_changed",
 ];
+/// The `result` values of `session_second_factors_total`.
+pub const SECOND_FACTOR_RESULTS: [&str; 4] = ["ok", "wrong", "reused", "refused"];
 /// The `kind` values of `session_store_errors_total`.
 pub const STORE_ERROR_KINDS: [&str; 4] = ["unavailable", "full", "unconfirmed", "corrupt"];
 
@@ -44,6 +47,7 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub logins: IntCounterVec,
+    pub second_factors: IntCounterVec,
     pub sessions_created: IntCounter,
     pub sessions_revoked: IntCounterVec,
     pub store_errors: IntCounterVec,
@@ -94,12 +98,20 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
+        let second_factors = IntCounterVec::new(
+            Opts::new(
+                "second_factors_total",
+                "Second-factor proofs (TOTP and recovery codes, at login, step-up or enrolment) by result: ok, wrong (a wrong code), reused (a TOTP step already used), refused (the session ended, the factors changed or the enrolment expired meanwhile)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         let sessions_created =
             IntCounter::new("sessions_created_total", "Sessions created").expect("valid metric");
         let sessions_revoked = IntCounterVec::new(
             Opts::new(
                 "sessions_revoked_total",
-                "Sessions ended before expiry, by reason: logout, replaced (a session presented at a new login), revoked, revoke_all, password_change, user_disabled, limit (evicted by the per-user cap)",
+                "Sessions ended before expiry, by reason: logout, replaced (a session presented at a new login), revoked, revoke_all, password_change, user_disabled, limit (evicted by the per-user cap), factors_changed (a second factor removed or reset, recovery codes regenerated)",
             ),
             &["reason"],
         )
@@ -163,6 +175,7 @@ impl Metrics {
             http_requests,
             http_duration,
             logins,
+            second_factors,
             sessions_created,
             sessions_revoked,
             store_errors,
@@ -176,10 +189,11 @@ impl Metrics {
             store_ends_unconfirmed,
             store_replicas_required,
         };
-        let collectors: [(Box<dyn prometheus::core::Collector>, &'static str); 15] = [
+        let collectors: [(Box<dyn prometheus::core::Collector>, &'static str); 16] = [
             (Box::new(m.http_requests.clone()), "counter"),
             (Box::new(m.http_duration.clone()), "histogram"),
             (Box::new(m.logins.clone()), "counter"),
+            (Box::new(m.second_factors.clone()), "counter"),
             (Box::new(m.sessions_created.clone()), "counter"),
             (Box::new(m.sessions_revoked.clone()), "counter"),
             (Box::new(m.store_errors.clone()), "counter"),
@@ -208,6 +222,7 @@ impl Metrics {
         // has no earlier sample to count from) and dashboards show no data instead of 0.
         for (counter, values) in [
             (&m.logins, &LOGIN_RESULTS[..]),
+            (&m.second_factors, &SECOND_FACTOR_RESULTS[..]),
             (&m.sessions_revoked, &END_REASONS[..]),
             (&m.store_errors, &STORE_ERROR_KINDS[..]),
         ] {
@@ -225,6 +240,11 @@ impl Metrics {
                 .with_label_values(&[reason])
                 .inc_by(n as u64);
         }
+    }
+
+    /// Counts a second factor's proof by its result (see [`SECOND_FACTOR_RESULTS`]).
+    pub fn second_factor(&self, result: &str) {
+        self.second_factors.with_label_values(&[result]).inc();
     }
 
     /// Every metric this process exports, in registration order.
@@ -251,6 +271,11 @@ mod tests {
         let text = metrics.render();
         for (name, label, values) in [
             ("session_logins_total", "result", &LOGIN_RESULTS[..]),
+            (
+                "session_second_factors_total",
+                "result",
+                &SECOND_FACTOR_RESULTS[..],
+            ),
             ("session_sessions_revoked_total", "reason", &END_REASONS[..]),
             ("session_store_errors_total", "kind", &STORE_ERROR_KINDS[..]),
         ] {

@@ -14,6 +14,7 @@ use crate::{
         clock::{Clock, SYNC_EVERY, WARN_OFFSET},
         console::ConsoleService,
         feed_watch::FeedWatch,
+        mfa::MfaService,
         password::PasswordHasher,
         publisher::Publisher,
         sessions::SessionService,
@@ -33,6 +34,8 @@ pub type Hook = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 pub struct Hooks {
     /// Runs after a login verified the password and before its session is created.
     pub after_password_verified: Option<Hook>,
+    /// Runs after a second factor's code was verified and before its proof is recorded.
+    pub after_code_verified: Option<Hook>,
 }
 
 /// Wraps the store every service uses (tests record the calls to count round trips).
@@ -53,6 +56,8 @@ pub struct AppState {
     redis: Option<Arc<RedisStore>>,
     pub sessions: SessionService,
     pub accounts: AccountService,
+    /// Second factors: enrolment, proofs, changes (see `domain::mfa`).
+    pub mfa: MfaService,
     /// Admin console sign-ins (see `domain::console`).
     pub console: ConsoleService,
     pub publisher: Arc<Publisher>,
@@ -107,6 +112,7 @@ impl AppState {
                 clock.clone(),
                 publisher.clone(),
                 config.sessions.feed_logins,
+                config.factors.required_aal,
             ),
             accounts: AccountService::new(
                 store.clone(),
@@ -115,6 +121,14 @@ impl AppState {
                 metrics.clone(),
                 clock.clone(),
                 publisher.clone(),
+            ),
+            mfa: MfaService::new(
+                store.clone(),
+                config.factors.clone(),
+                clock.clone(),
+                publisher.clone(),
+                metrics.clone(),
+                overrides.hooks.after_code_verified.clone(),
             ),
             console: ConsoleService::new(store.clone(), clock.clone(), config.web.console_ttl),
             publisher,

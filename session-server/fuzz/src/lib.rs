@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use session_server::{
     config::{Config, Seconds, Settings},
     domain::{
+        assurance::{FactorProof, SecondFactor},
         events::parse_id,
         session::{RecordError, SessionKind, SessionRecord},
         token::{SessionToken, TOKEN_CHARS, TokenDigest, TokenError},
@@ -158,6 +159,14 @@ pub fn record_from(mut data: &[u8]) -> SessionRecord {
             SessionKind::Cookie
         },
         remembered: flags & 2 == 2,
+        factor_enrolled: flags & 4 == 4,
+        // A proof's method from two bits, its time whole seconds after creation, as stored.
+        second_factor: SecondFactor::from_code((flags >> 3) & 3).map(|method| FactorProof {
+            method,
+            at_ms: nums[0]
+                .checked_add(u64::from(auth_secs >> 8) * 1000)
+                .unwrap_or(nums[0]),
+        }),
     }
 }
 

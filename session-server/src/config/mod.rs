@@ -16,11 +16,13 @@
 //! * `values.rs`: values parsed from text ([`Seconds`]) and the checks the parts share.
 //! * `redis.rs`, `listeners.rs`, `sessions.rs`, `web.rs`, `accounts.rs`, `logging.rs`: one
 //!   part's defaults and validation each.
+//! * `factors.rs`: second factors (the required assurance level, TOTP's keys and timings).
 //! * `traces.rs`: trace export, from OpenTelemetry's standard `OTEL_*` variables rather than
 //!   settings of this service's own.
 //! * `reference.rs`: the configuration reference page, generated from [`Settings`].
 
 mod accounts;
+mod factors;
 mod listeners;
 mod logging;
 mod redis;
@@ -32,6 +34,7 @@ mod values;
 mod web;
 
 pub use accounts::PasswordConfig;
+pub use factors::FactorConfig;
 pub use listeners::ListenerConfig;
 pub use logging::LogConfig;
 pub use sessions::SessionConfig;
@@ -84,6 +87,8 @@ pub struct Config {
     /// `None`: the embedded in-process store.
     pub redis: Option<RedisConfig>,
     pub sessions: SessionConfig,
+    /// Second factors: the required level, TOTP's keys and timings.
+    pub factors: FactorConfig,
     /// What the HTTP edge enforces: cookie, origins, pages, registration, proxies, API keys.
     pub web: WebConfig,
     pub passwords: PasswordConfig,
@@ -100,15 +105,17 @@ impl Config {
     /// the error.
     pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
         // Fields are evaluated in the order written: the order in which settings are checked.
+        let redis = redis::resolve(&s)?;
         Ok(Config {
-            redis: redis::resolve(&s)?,
             sessions: sessions::resolve(&s)?,
+            factors: factors::resolve(&s, redis.is_none())?,
             web: web::resolve(&s)?,
             passwords: accounts::passwords(&s)?,
             throttle: accounts::throttle(&s)?,
             logging: logging::resolve(&s)?,
             traces: traces::resolve(|name| std::env::var(name).ok())?,
             listeners: listeners::resolve(&s)?,
+            redis,
             ignored_settings: ignored_settings(&s),
         })
     }

@@ -145,6 +145,11 @@ pub struct Settings {
     /// form's `return_to`); a path or an allowed origin's URL. Default: `/reauthenticate`.
     #[arg(long, env = "SESSION_REAUTH_PAGE")]
     pub reauth_page: Option<String>,
+    /// Where a form login that needs a second factor goes (with `return_to`), and where a failed
+    /// form second-factor step goes back to (with `error` and `return_to`): a path or a URL on
+    /// an allowed origin. Default: `/second-factor`.
+    #[arg(long, env = "SESSION_SECOND_FACTOR_PAGE")]
+    pub second_factor_page: Option<String>,
     /// Whether `POST /v1/users` (self-service registration) is open. Default: `true`.
     #[arg(long, env = "SESSION_REGISTRATION", value_parser = BoolishValueParser::new())]
     pub registration: Option<bool>,
@@ -152,6 +157,31 @@ pub struct Settings {
     /// is all a cache needs; every login is in the audit log either way). Default: `false`.
     #[arg(long, env = "SESSION_FEED_LOGINS", value_parser = BoolishValueParser::new())]
     pub feed_logins: Option<bool>,
+    /// Which sessions of users with a second factor enrolled are accepted: `highest_available`
+    /// (a password alone leaves a pending login, which only the second-factor step and logout
+    /// accept) or `aal1` (any session: apps ask for a step-up to `aal2` where they need one).
+    /// Default: `highest_available`.
+    #[arg(long, env = "SESSION_REQUIRED_AAL")]
+    pub required_aal: Option<String>,
+    /// The keys that encrypt TOTP secrets at rest: comma-separated `<id>:<key>` entries, the id
+    /// a number 1-255 and the key 32 random bytes in base64 (`session-server factor-key new`
+    /// prints an entry). The first key encrypts; every key decrypts, and a secret found under an
+    /// older key is encrypted again with the first when next used. Default: unset: with Redis,
+    /// TOTP cannot be enrolled; with the embedded store, a key is drawn at start (its data ends
+    /// with the process anyway).
+    #[arg(long, env = "SESSION_FACTOR_KEYS", hide_env_values = true)]
+    pub factor_keys: Option<String>,
+    /// The issuer an authenticator app shows with the account (1-64 characters, no `:`).
+    /// Default: `Sessions`.
+    #[arg(long, env = "SESSION_TOTP_ISSUER")]
+    pub totp_issuer: Option<String>,
+    /// Seconds a TOTP enrolment waits for its first code. Default: 600.
+    #[arg(long, env = "SESSION_TOTP_ENROLL_TIMEOUT")]
+    pub totp_enroll_timeout: Option<Seconds>,
+    /// How recent a second factor must be, in seconds, to remove a factor or regenerate the
+    /// recovery codes. Default: 600.
+    #[arg(long, env = "SESSION_FACTOR_FRESH_MAX_AGE")]
+    pub factor_fresh_max_age: Option<Seconds>,
     /// Comma-separated SHA-256 hex digests of the admin API keys, never the keys themselves
     /// (`session-server api-key new` prints a key and its digest). Default: empty: the admin API
     /// refuses every request.
@@ -252,8 +282,14 @@ impl Settings {
             allowed_origins,
             login_page,
             reauth_page,
+            second_factor_page,
             registration,
             feed_logins,
+            required_aal,
+            factor_keys,
+            totp_issuer,
+            totp_enroll_timeout,
+            factor_fresh_max_age,
             admin_api_keys,
             console_ttl,
             trusted_proxies,

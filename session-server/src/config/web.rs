@@ -24,6 +24,8 @@ pub struct WebConfig {
     pub login_page: String,
     /// Where a failed form re-authentication goes.
     pub reauth_page: String,
+    /// Where a form login that needs a second factor goes, and a failed form step goes back to.
+    pub second_factor_page: String,
     /// Whether self-service registration is open.
     pub registration: bool,
     /// SHA-256 digests of the admin API keys; empty: the admin API refuses every request.
@@ -57,11 +59,18 @@ pub(super) fn resolve(s: &Settings) -> Result<WebConfig, ConfigError> {
         "/reauthenticate",
         &allowed_origins,
     )?;
+    let second_factor_page = page(
+        "SESSION_SECOND_FACTOR_PAGE",
+        &s.second_factor_page,
+        "/second-factor",
+        &allowed_origins,
+    )?;
     Ok(WebConfig {
         cookie,
         allowed_origins,
         login_page,
         reauth_page,
+        second_factor_page,
         registration: s.registration.unwrap_or(true),
         admin_api_key_digests: admin_api_key_digests(s)?,
         trusted_proxies: trusted_proxies(s)?,

@@ -12,7 +12,7 @@ use super::{
     password::{Password, PasswordHasher, Verification},
     publisher::Publisher,
     rate_limit::{LoginThrottle, RateKey},
-    user::{UserRecord, Username},
+    user::{UserFactors, UserRecord, Username},
 };
 use crate::{
     metrics::Metrics,
@@ -97,11 +97,29 @@ impl AccountService {
         };
         if !matches!(
             result,
-            Err(Error::InvalidCredentials | Error::WrongPassword)
+            Err(Error::InvalidCredentials
+                | Error::WrongPassword
+                | Error::WrongCode
+                | Error::CodeReused)
         ) {
             self.give_back(key).await;
         }
         result
+    }
+
+    /// Runs the check of a second factor's code under the budgets a password meets: one attempt
+    /// of the client address's, and a reservation of the username's failure budget that only a
+    /// wrong or reused code keeps (see [`Self::under_reservation`]). Guessing codes is thus as
+    /// slow as guessing passwords, and spends the same budget.
+    pub async fn under_code_budget<T>(
+        &self,
+        username: &Username,
+        ip: Option<IpAddr>,
+        check: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        self.charge_ip(ip).await?;
+        self.under_reservation(&RateKey::user_failures(username), check)
+            .await
     }
 
     /// Creates a user. `ip` is charged against the same budget as logins.
@@ -125,6 +143,7 @@ impl AccountService {
             disabled: false,
             created_ms: self.clock.now_ms(),
             credential_version: 0,
+            factors: UserFactors::default(),
         };
         match self.store.create_user(&user).await? {
             CreateUser::Created => {

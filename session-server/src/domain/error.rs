@@ -34,6 +34,29 @@ pub enum Error {
     /// The action needs a recent proof of the password in this session ("sudo mode").
     #[error("this action needs the password again")]
     ReauthenticationRequired,
+    /// The session's user has a second factor enrolled, and the session has not proved it (a
+    /// pending login, with `SESSION_REQUIRED_AAL=highest_available`).
+    #[error("this session must prove a second factor first")]
+    SecondFactorRequired,
+    /// The action needs a recent second factor in this session.
+    #[error("this action needs a second factor proved again")]
+    FreshSecondFactorRequired,
+    /// A TOTP or recovery code that is well-formed but not valid.
+    #[error("the code is wrong")]
+    WrongCode,
+    /// A TOTP code of a time step already used.
+    #[error("this code was already used; wait for the next one")]
+    CodeReused,
+    /// Confirming a TOTP enrolment that expired, was replaced, or was started by another session.
+    #[error("no TOTP enrolment is waiting for this session; start again")]
+    EnrollmentExpired,
+    #[error("the user has no {0}")]
+    FactorNotEnrolled(&'static str),
+    #[error("the user has a {0} already; remove it first")]
+    FactorAlreadyEnrolled(&'static str),
+    /// TOTP without keys to seal its secrets (Redis without `SESSION_FACTOR_KEYS`).
+    #[error("TOTP is not enabled on this server")]
+    TotpUnavailable,
     /// A session data write named a version that is no longer current.
     #[error("the session data changed since version {expected}; it is now at version {current}")]
     DataVersionMismatch { expected: u64, current: u64 },

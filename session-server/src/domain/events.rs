@@ -35,12 +35,19 @@ pub enum EventKind {
     /// The session lives on, but what a check returns changed: its app data was written or its
     /// user re-authenticated. Caches drop it, so that the next check reads it afresh.
     Updated,
+    /// The user's second factors changed (enrolled, removed, recovery codes regenerated, reset by
+    /// an administrator). `handles` are the sessions that ended with it; with `all`, every
+    /// session of the user changed what its check returns (its level requirement), so caches
+    /// drop them all.
+    FactorsChanged,
+    /// A recovery code was used in the session named (which is also `session_updated`).
+    RecoveryCodeUsed,
     /// A type unknown to this version. Consumers should treat anything but `login` as an end of
     /// the sessions the event names.
     Other(String),
 }
 
-const KNOWN: [EventKind; 8] = [
+const KNOWN: [EventKind; 10] = [
     EventKind::Login,
     EventKind::Logout,
     EventKind::Revoked,
@@ -49,6 +56,8 @@ const KNOWN: [EventKind; 8] = [
     EventKind::UserDisabled,
     EventKind::Evicted,
     EventKind::Updated,
+    EventKind::FactorsChanged,
+    EventKind::RecoveryCodeUsed,
 ];
 
 impl EventKind {
@@ -62,6 +71,8 @@ impl EventKind {
             EventKind::UserDisabled => "user_disabled",
             EventKind::Evicted => "evicted",
             EventKind::Updated => "session_updated",
+            EventKind::FactorsChanged => "factors_changed",
+            EventKind::RecoveryCodeUsed => "recovery_code_used",
             EventKind::Other(text) => text,
         }
     }

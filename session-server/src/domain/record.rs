@@ -21,6 +21,15 @@
 //! A session of "alice" from a desktop Chrome and an IPv4 address takes 58 bytes (60 once renewed
 //! late in its life; an IPv6 address adds 12).
 //!
+//! The last byte holds flags: bearer (1), remembered (2), the user has a second factor enrolled
+//! (8), and in bits 4-5 the second factor proved in the session ([`SecondFactor::code`]; 0 for
+//! none). When that is set, the three bytes before the flags hold when it was proved: whole
+//! seconds after creation, 24-bit big-endian (see [`assurance_trailer`]). A session without a
+//! second factor is thus the same bytes as before second factors existed, and an `aal2` one is
+//! three bytes longer: 61 bytes for the session above (63 renewed late). The scripts keep the
+//! stored trailer (flags and proof) when a renewal rewrites a record, and rewrite it alone when
+//! a factor is proved, so neither undoes the other when both race.
+//!
 //! **Version 2** (read): version 3 without bytes 23-26 and without the flags; its sessions are
 //! cookie sessions, not remembered, last authenticated when created. A renewal or
 //! re-authentication rewrites them as version 3.
@@ -31,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
+    assurance::{FactorProof, SECOND_FACTOR_SECS_MAX, SecondFactor},
     session::{SessionKind, SessionRecord},
     user_agent,
 };
@@ -70,9 +80,14 @@ struct Tail {
     user_agent: Vec<u8>,
 }
 
-/// Version 3's flags, after the tail of version 2.
+/// Version 3's flags, the last byte (see the module documentation).
 const FLAG_BEARER: u8 = 1;
 const FLAG_REMEMBERED: u8 = 2;
+const FLAG_FACTOR_ENROLLED: u8 = 8;
+/// Bits 4-5: the second factor proved in the session.
+const SECOND_FACTOR_SHIFT: u8 = 4;
+const SECOND_FACTOR_MASK: u8 = 0b11 << SECOND_FACTOR_SHIFT;
+const KNOWN_FLAGS: u8 = FLAG_BEARER | FLAG_REMEMBERED | FLAG_FACTOR_ENROLLED | SECOND_FACTOR_MASK;
 
 /// The client address with a one-byte tag.
 #[derive(Serialize, Deserialize)]
@@ -123,6 +138,31 @@ pub fn authenticated_field(record: &SessionRecord) -> [u8; 4] {
     u32::try_from(secs).unwrap_or(u32::MAX).to_be_bytes()
 }
 
+/// The record's assurance trailer, as version 3 ends: the second factor's time (when one was
+/// proved) and the flags byte. A script that records a factor proof replaces the stored trailer
+/// with this one and keeps every other byte.
+pub fn assurance_trailer(record: &SessionRecord) -> Vec<u8> {
+    let mut flags = 0;
+    if record.kind == SessionKind::Bearer {
+        flags |= FLAG_BEARER;
+    }
+    if record.remembered {
+        flags |= FLAG_REMEMBERED;
+    }
+    if record.factor_enrolled {
+        flags |= FLAG_FACTOR_ENROLLED;
+    }
+    let mut out = Vec::with_capacity(4);
+    if let Some(proof) = record.second_factor {
+        flags |= proof.method.code() << SECOND_FACTOR_SHIFT;
+        let secs =
+            (proof.at_ms.saturating_sub(record.created_ms) / 1000).min(SECOND_FACTOR_SECS_MAX);
+        out.extend_from_slice(&(secs as u32).to_be_bytes()[1..]);
+    }
+    out.push(flags);
+    out
+}
+
 impl SessionRecord {
     /// The version 3 encoding (see the module documentation).
     pub fn encode(&self) -> Vec<u8> {
@@ -141,16 +181,9 @@ impl SessionRecord {
             ip: self.ip.into(),
             user_agent: user_agent::compact(&self.user_agent),
         };
-        let mut flags = 0;
-        if self.kind == SessionKind::Bearer {
-            flags |= FLAG_BEARER;
-        }
-        if self.remembered {
-            flags |= FLAG_REMEMBERED;
-        }
         // Serialising plain data into a Vec cannot fail.
         let mut out = postcard::to_extend(&tail, out).unwrap_or_default();
-        out.push(flags);
+        out.extend_from_slice(&assurance_trailer(self));
         out
     }
 
@@ -179,9 +212,16 @@ fn decode_fixed(user_id: Uuid, bytes: &[u8], v3: bool) -> Result<SessionRecord, 
     let expiry = u64::from_be_bytes(wide);
     let (tail, left): (Tail, _) =
         postcard::take_from_bytes(rest).map_err(|_| RecordError::Corrupt)?;
-    let flags = match (v3, left) {
-        (true, [flags]) if flags & !(FLAG_BEARER | FLAG_REMEMBERED) == 0 => *flags,
-        (false, []) => 0,
+    let (flags, proof_secs) = match (v3, left) {
+        (true, [flags]) if flags & !KNOWN_FLAGS == 0 && flags & SECOND_FACTOR_MASK == 0 => {
+            (*flags, None)
+        }
+        (true, [a, b, c, flags])
+            if flags & !KNOWN_FLAGS == 0 && flags & SECOND_FACTOR_MASK != 0 =>
+        {
+            (*flags, Some(u64::from(u32::from_be_bytes([0, *a, *b, *c]))))
+        }
+        (false, []) => (0, None),
         _ => return Err(RecordError::Corrupt),
     };
     let last_seen_ms = less(expiry, tail.seen);
@@ -203,6 +243,17 @@ fn decode_fixed(user_id: Uuid, bytes: &[u8], v3: bool) -> Result<SessionRecord, 
             SessionKind::Cookie
         },
         remembered: flags & FLAG_REMEMBERED != 0,
+        second_factor: match proof_secs {
+            Some(secs) => Some(FactorProof {
+                method: SecondFactor::from_code(
+                    (flags & SECOND_FACTOR_MASK) >> SECOND_FACTOR_SHIFT,
+                )
+                .ok_or(RecordError::Corrupt)?,
+                at_ms: created_ms.saturating_add(secs * 1000),
+            }),
+            None => None,
+        },
+        factor_enrolled: flags & FLAG_FACTOR_ENROLLED != 0,
     };
     // The scripts act on the stored expiry: it must be the record's.
     if record.expires_ms().min(EXPIRY_MAX) != expiry {
@@ -271,6 +322,69 @@ mod tests {
         let bytes = month.encode();
         assert_eq!(SessionRecord::decode(r.user_id, &bytes), Ok(month));
         assert!(bytes.len() <= 64, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn an_aal2_session_still_fits_a_listpack_value() {
+        let r = alice("203.0.113.9");
+        // A session without a second factor is the same bytes as before factors existed.
+        let plain = r.encode();
+        assert_eq!(plain.len(), 58);
+        let enrolled = SessionRecord {
+            factor_enrolled: true,
+            ..r.clone()
+        };
+        assert_eq!(enrolled.encode().len(), 58);
+        for method in [
+            SecondFactor::Totp,
+            SecondFactor::Passkey,
+            SecondFactor::RecoveryCode,
+        ] {
+            let proved = enrolled.with_second_factor(method, r.created_ms + 42_999);
+            let bytes = proved.encode();
+            assert_eq!(bytes.len(), 61, "{method:?}");
+            let read = SessionRecord::decode(r.user_id, &bytes).unwrap();
+            assert_eq!(read, proved);
+            assert_eq!(read.aal(), crate::domain::assurance::Aal::Aal2);
+            assert_eq!(read.second_factor.unwrap().at_ms, r.created_ms + 42_000);
+            // Renewed late in its life, still at most 64 bytes.
+            let late = policy().renewed(&proved, r.absolute_expires_ms - 60_000);
+            let bytes = late.encode();
+            assert!(bytes.len() <= 64, "{} bytes", bytes.len());
+            assert_eq!(SessionRecord::decode(r.user_id, &bytes), Ok(late));
+        }
+    }
+
+    #[test]
+    fn the_assurance_trailer_ends_the_record() {
+        let r = alice("203.0.113.9");
+        let proved = SessionRecord {
+            factor_enrolled: true,
+            ..r.with_second_factor(SecondFactor::RecoveryCode, r.created_ms + 5_000)
+        };
+        let bytes = proved.encode();
+        let trailer = assurance_trailer(&proved);
+        assert_eq!(trailer, [0, 0, 5, 8 | (3 << 4)]);
+        assert!(bytes.ends_with(&trailer));
+        // What a script does to record a proof: the plain record's trailer replaced.
+        let mut spliced = r.encode();
+        spliced.truncate(spliced.len() - 1);
+        spliced.extend_from_slice(&trailer);
+        assert_eq!(SessionRecord::decode(r.user_id, &spliced), Ok(proved));
+        // A proof's time beyond 24 bits is kept as the largest one (earlier than the truth).
+        let far = r.with_second_factor(SecondFactor::Totp, r.created_ms + (1 << 30) * 1000);
+        let read = SessionRecord::decode(r.user_id, &far.encode()).unwrap();
+        assert_eq!(
+            read.second_factor.unwrap().at_ms,
+            r.created_ms + SECOND_FACTOR_SECS_MAX * 1000
+        );
+        // A method code of 0 with a time, or bits for a proof without its time, are corrupt.
+        let mut bad = bytes.clone();
+        *bad.last_mut().unwrap() = 8;
+        assert_eq!(
+            SessionRecord::decode(r.user_id, &bad),
+            Err(RecordError::Corrupt)
+        );
     }
 
     #[test]

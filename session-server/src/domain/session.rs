@@ -9,7 +9,7 @@ use std::{net::IpAddr, time::Duration};
 use uuid::Uuid;
 
 pub use super::record::RecordError;
-use super::user_agent;
+use super::{assurance::FactorProof, user_agent};
 
 /// What is kept per session. Encoded with [`SessionRecord::encode`] (see `domain::record`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,13 @@ pub struct SessionRecord {
     pub kind: SessionKind,
     /// Whether the user asked to stay signed in: a persistent cookie, and the remember timeouts.
     pub remembered: bool,
+    /// The second factor proved in this session, if any: the session is then `aal2` (see
+    /// `domain::assurance`).
+    pub second_factor: Option<FactorProof>,
+    /// Whether the user has a second factor enrolled: set at login from the user's factors, and
+    /// on every session of the user when a factor is enrolled (see
+    /// [`RequiredAal`](super::assurance::RequiredAal)).
+    pub factor_enrolled: bool,
 }
 
 /// How the session's token travels, fixed at login. A token is accepted only the way it was
@@ -146,6 +153,8 @@ impl SessionPolicy {
             authenticated_ms: now_ms,
             kind: client.kind,
             remembered: client.remember,
+            second_factor: None,
+            factor_enrolled: false,
         }
     }
 

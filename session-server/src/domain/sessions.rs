@@ -8,6 +8,7 @@ use std::{sync::Arc, time::Duration};
 use uuid::Uuid;
 
 use super::{
+    assurance::RequiredAal,
     clock::Clock,
     error::Error,
     events::{Actor, EventKind, SessionEvent},
@@ -65,6 +66,7 @@ pub struct SessionService {
     clock: Clock,
     publisher: Arc<Publisher>,
     feed_logins: bool,
+    required_aal: RequiredAal,
 }
 
 impl SessionService {
@@ -76,6 +78,7 @@ impl SessionService {
         clock: Clock,
         publisher: Arc<Publisher>,
         feed_logins: bool,
+        required_aal: RequiredAal,
     ) -> SessionService {
         SessionService {
             store,
@@ -85,7 +88,14 @@ impl SessionService {
             clock,
             publisher,
             feed_logins,
+            required_aal,
         }
+    }
+
+    /// Whether a live session is accepted as signed in (see [`RequiredAal`]): not a pending login
+    /// waiting for its second factor. Only the second-factor step and logout take those.
+    pub fn accepts(&self, record: &SessionRecord) -> bool {
+        self.required_aal.accepts(record)
     }
 
     /// Checks a token presented `via` a channel: one store read (the record with its app data),
@@ -178,9 +188,12 @@ impl SessionService {
         let now = self.clock.now_ms();
         let token = SessionToken::generate(user.id);
         let digest = token.digest();
-        let record = self
-            .policy
-            .new_record(user.id, user.username.as_str(), client, now);
+        let record = SessionRecord {
+            factor_enrolled: user.factors.enrolled(),
+            ..self
+                .policy
+                .new_record(user.id, user.username.as_str(), client, now)
+        };
         let evicting = self
             .limit
             .is_some_and(|l| l.policy == LimitPolicy::EvictOldest);

@@ -78,6 +78,46 @@ pub struct UserRecord {
     /// old password (or a disabled account) yields a session after the change. Re-hashing the same
     /// password with new parameters does not change it.
     pub credential_version: u64,
+    /// The second factors enrolled (see `domain::factors`).
+    pub factors: UserFactors,
+}
+
+/// A user's second factors, as stored. Enrolling, removing or resetting one is a change of
+/// credentials: it increases [`UserRecord::credential_version`] in the same atomic step.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct UserFactors {
+    pub totp: Option<StoredTotp>,
+    /// Digests of the recovery codes not yet used (`factors::recovery`), 16 bytes each.
+    pub recovery_codes: Vec<[u8; 16]>,
+}
+
+impl UserFactors {
+    /// Whether the user has a second factor enrolled. Recovery codes alone are not one: they
+    /// stand in for a factor, and go with the last one.
+    pub fn enrolled(&self) -> bool {
+        self.totp.is_some()
+    }
+}
+
+/// An enrolled TOTP factor.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredTotp {
+    /// The secret, sealed with the factor key ring (`factors::secret_box`).
+    pub sealed: Vec<u8>,
+    /// The latest time step a code was accepted for: no code of that step or an earlier one is
+    /// accepted again.
+    pub last_step: u64,
+    /// When it was enrolled, ms since the epoch.
+    pub enrolled_ms: u64,
+}
+
+impl fmt::Debug for UserFactors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserFactors")
+            .field("totp", &self.totp.as_ref().map(|t| t.enrolled_ms))
+            .field("recovery_codes", &self.recovery_codes.len())
+            .finish()
+    }
 }
 
 impl fmt::Debug for UserRecord {
@@ -89,6 +129,7 @@ impl fmt::Debug for UserRecord {
             .field("disabled", &self.disabled)
             .field("created_ms", &self.created_ms)
             .field("credential_version", &self.credential_version)
+            .field("factors", &self.factors)
             .finish()
     }
 }

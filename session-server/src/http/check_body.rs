@@ -123,6 +123,17 @@ impl Body {
         self.time(r.absolute_expires_ms);
         self.raw(b",\"authenticated_at\":");
         self.time(r.authenticated_ms);
+        self.raw(b",\"aal\":");
+        self.quoted(r.aal().as_str().as_bytes());
+        self.raw(b",\"methods\":[{\"method\":\"password\",\"at\":");
+        self.time(r.authenticated_ms);
+        if let Some(proof) = r.second_factor {
+            self.raw(b"},{\"method\":");
+            self.quoted(proof.method.as_str().as_bytes());
+            self.raw(b",\"at\":");
+            self.time(proof.at_ms);
+        }
+        self.raw(b"}]");
         self.raw(b",\"kind\":");
         self.quoted(r.kind.as_str().as_bytes());
         self.raw(b",\"remembered\":");
@@ -158,7 +169,12 @@ mod tests {
 
     use super::*;
     use crate::{
-        domain::{session::SessionKind, session_data::SessionData, token::SessionToken},
+        domain::{
+            assurance::{FactorProof, SecondFactor},
+            session::SessionKind,
+            session_data::SessionData,
+            token::SessionToken,
+        },
         http::views::{CheckResult, SessionView, UserView, WhoAmI},
     };
 
@@ -199,6 +215,11 @@ mod tests {
                             SessionKind::Cookie
                         },
                         remembered: j % 2 == 1,
+                        second_factor: (k == 2).then(|| FactorProof {
+                            method: SecondFactor::RecoveryCode,
+                            at_ms: base + 61_000,
+                        }),
+                        factor_enrolled: k >= 2,
                     });
                 }
             }

@@ -68,6 +68,14 @@ impl ApiError {
                 Error::SessionLimitReached => "session_limit_reached",
                 Error::Conflict => "conflict",
                 Error::ReauthenticationRequired => "reauthentication_required",
+                Error::SecondFactorRequired => "aal2_required",
+                Error::FreshSecondFactorRequired => "second_factor_required",
+                Error::WrongCode => "wrong_code",
+                Error::CodeReused => "code_reused",
+                Error::EnrollmentExpired => "enrollment_expired",
+                Error::FactorNotEnrolled(_) => "factor_not_enrolled",
+                Error::FactorAlreadyEnrolled(_) => "factor_already_enrolled",
+                Error::TotpUnavailable => "totp_unavailable",
                 Error::DataVersionMismatch { .. } => "version_mismatch",
                 Error::DataTooLarge { .. } => "payload_too_large",
                 Error::Throttled { .. } => "too_many_attempts",
@@ -129,7 +137,15 @@ impl ResponseError for ApiError {
                 Error::WrongPassword
                 | Error::RegistrationClosed
                 | Error::SessionLimitReached
-                | Error::ReauthenticationRequired => StatusCode::FORBIDDEN,
+                | Error::ReauthenticationRequired
+                | Error::SecondFactorRequired
+                | Error::FreshSecondFactorRequired
+                | Error::WrongCode
+                | Error::CodeReused
+                | Error::TotpUnavailable => StatusCode::FORBIDDEN,
+                Error::EnrollmentExpired
+                | Error::FactorNotEnrolled(_)
+                | Error::FactorAlreadyEnrolled(_) => StatusCode::CONFLICT,
                 Error::DataVersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
                 Error::DataTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 Error::NotFound(_) => StatusCode::NOT_FOUND,

@@ -43,6 +43,13 @@ pub struct SessionView {
     /// `POST /v1/session/reauthenticate` (whole seconds).
     #[schema(value_type = String, format = DateTime)]
     pub authenticated_at: Rfc3339,
+    /// The authenticator assurance level: `aal1` after a password, `aal2` once a second factor
+    /// was proved in this session.
+    #[schema(value_type = String, example = "aal1")]
+    pub aal: &'static str,
+    /// The methods proved in this session, first factor first, each with when it was last
+    /// proved (whole seconds).
+    pub methods: Vec<MethodView>,
     /// `cookie` (the browser's session cookie) or `bearer` (`Authorization: Bearer`).
     #[schema(value_type = String, example = "cookie")]
     pub kind: &'static str,
@@ -59,6 +66,16 @@ pub struct SessionView {
     pub current: Option<bool>,
 }
 
+/// An authentication method used in a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MethodView {
+    /// `password`, `totp`, `passkey` or `recovery_code`.
+    #[schema(value_type = String, example = "password")]
+    pub method: &'static str,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Rfc3339,
+}
+
 impl SessionView {
     pub fn new(record: &SessionRecord, current: Option<Uuid>) -> SessionView {
         SessionView {
@@ -68,6 +85,15 @@ impl SessionView {
             idle_expires_at: Rfc3339(record.idle_expires_ms),
             absolute_expires_at: Rfc3339(record.absolute_expires_ms),
             authenticated_at: Rfc3339(record.authenticated_ms),
+            aal: record.aal().as_str(),
+            methods: record
+                .methods()
+                .into_iter()
+                .map(|m| MethodView {
+                    method: m.method,
+                    at: Rfc3339(m.at_ms),
+                })
+                .collect(),
             kind: record.kind.as_str(),
             remembered: record.remembered,
             ip: record.ip.map(|ip| ip.to_string()),
@@ -91,6 +117,32 @@ impl SessionView {
 pub struct WhoAmI {
     pub user: UserView,
     pub session: SessionView,
+    /// Logins only: present when the session is a pending login, which must prove a second
+    /// factor (`POST /v1/session/second-factor`) before anything but that step and logout
+    /// accepts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_second_factor: Option<PendingSecondFactor>,
+}
+
+/// What a pending login must do next.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingSecondFactor {
+    /// The methods the second-factor step accepts for this user: `totp`, `recovery_code`.
+    #[schema(value_type = Vec<String>, example = json!(["totp", "recovery_code"]))]
+    pub methods: Vec<&'static str>,
+}
+
+impl PendingSecondFactor {
+    pub fn for_user(user: &UserRecord) -> PendingSecondFactor {
+        let mut methods = Vec::new();
+        if user.factors.totp.is_some() {
+            methods.push("totp");
+        }
+        if !user.factors.recovery_codes.is_empty() {
+            methods.push("recovery_code");
+        }
+        PendingSecondFactor { methods }
+    }
 }
 
 impl WhoAmI {
@@ -101,6 +153,7 @@ impl WhoAmI {
                 username: record.username.clone(),
             },
             session: SessionView::new(record, None),
+            pending_second_factor: None,
         }
     }
 }
@@ -115,16 +168,20 @@ pub struct BearerLogin {
     pub token_type: &'static str,
     pub user: UserView,
     pub session: SessionView,
+    /// Present when the session is a pending login (see `WhoAmI`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_second_factor: Option<PendingSecondFactor>,
 }
 
 impl BearerLogin {
     pub fn new(token: &SessionToken, record: &SessionRecord) -> BearerLogin {
-        let WhoAmI { user, session } = WhoAmI::new(record);
+        let WhoAmI { user, session, .. } = WhoAmI::new(record);
         BearerLogin {
             token: token.expose(),
             token_type: "Bearer",
             user,
             session,
+            pending_second_factor: None,
         }
     }
 }

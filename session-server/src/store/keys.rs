@@ -2,7 +2,8 @@
 //!
 //! | key | type | TTL | holds |
 //! |---|---|---|---|
-//! | `<p>:{<uid>}:user` | hash `n h d c v` | none | username, argon2id PHC hash, disabled flag, created (ms), credential version (absent: 0) |
+//! | `<p>:{<uid>}:user` | hash `n h d c v t ts tc r` | none | username, argon2id PHC hash, disabled flag, created (ms), credential version (absent: 0); with a TOTP factor its sealed secret, the last time step used and when it was enrolled (ms); the unused recovery codes' digests (16 bytes each) |
+//! | `<p>:{<uid>}:totp` | string | the enrolment's lifetime | a pending TOTP enrolment: the session's handle (16 bytes) and the sealed secret ([`PendingTotp`](super::PendingTotp)) |
 //! | `<p>:{<uid>}:sessions` | hash | the latest session expiry | field `<digest>`, value the encoded [`SessionRecord`](crate::domain::session::SessionRecord) (version 2, `domain::record`) |
 //! | `<p>:{<uid>}:w` | string | never stored | the replication barrier: written and deleted again by every script whose `WAIT` must confirm it (see `replication.rs`) |
 //! | `<p>:name:<username>` | string | none | user id (claims the username) |
@@ -63,6 +64,11 @@ impl Keys {
         key
     }
 
+    /// The user's pending TOTP enrolment.
+    pub fn totp_enrollment(&self, user: Uuid) -> String {
+        format!("{}:totp", self.user_slot(user))
+    }
+
     /// The user's replication barrier (see `lua/lib.lua`): in the user's slot, never stored.
     pub fn barrier(&self, user: Uuid) -> String {
         format!("{}:w", self.user_slot(user))
@@ -97,7 +103,12 @@ mod tests {
         let keys = Keys::new("sess");
         let user = Uuid::now_v7();
         let tag = format!("{{{}}}", user.simple());
-        for key in [keys.user(user), keys.sessions(user), keys.barrier(user)] {
+        for key in [
+            keys.user(user),
+            keys.sessions(user),
+            keys.barrier(user),
+            keys.totp_enrollment(user),
+        ] {
             assert!(key.starts_with(&format!("sess:{tag}:")), "{key}");
             assert_eq!(key.matches('{').count(), 1);
         }

@@ -19,7 +19,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{
-    CreateOutcome, CreateUser, ReauthOutcome, RevokeScope, Store, StoreError, StoredSession,
+    CreateOutcome, CreateUser, FactorChange, FactorOutcome, FactorUse, PendingTotp, ReauthOutcome,
+    RevokeScope, Store, StoreError, StoredSession,
 };
 use crate::domain::{
     clock::Clock,
@@ -29,7 +30,7 @@ use crate::domain::{
     session::{LimitPolicy, SessionLimit, SessionRecord},
     session_data::{DataWrite, SessionData},
     token::TokenDigest,
-    user::{UserRecord, Username},
+    user::{StoredTotp, UserFactors, UserRecord, Username},
 };
 
 #[derive(Default)]
@@ -49,6 +50,8 @@ struct Inner {
     last_event: u64,
     /// Admin console sessions by token digest; each expires at its own `expires_ms`.
     console: HashMap<ConsoleDigest, ConsoleSession>,
+    /// Pending TOTP enrolments by user, with their expiry.
+    enrollments: HashMap<Uuid, (PendingTotp, u64)>,
 }
 
 /// [`TokenDigest`] with an order, for the index set.
@@ -142,6 +145,16 @@ impl Inner {
         self.data.retain(|k, _| sessions.contains_key(k));
         self.counters.retain(|_, (_, until)| *until > now);
         self.console.retain(|_, s| s.expires_ms > now);
+        self.enrollments.retain(|_, (_, until)| *until > now);
+    }
+
+    /// Sets or clears the "second factor enrolled" flag on every session of the user.
+    fn set_enrolled(&mut self, user: Uuid, enrolled: bool) {
+        for ((owner, _), record) in self.sessions.iter_mut() {
+            if *owner == user {
+                record.factor_enrolled = enrolled;
+            }
+        }
     }
 }
 
@@ -380,9 +393,11 @@ impl Store for MemoryStore {
         if old.expires_ms() <= now_ms {
             return Ok(false);
         }
-        // A re-authentication that landed after this renewal's read stays.
+        // A re-authentication or a factor proof that landed after this renewal's read stays.
         let renewed = SessionRecord {
             authenticated_ms: old.authenticated_ms,
+            second_factor: old.second_factor,
+            factor_enrolled: old.factor_enrolled,
             ..record.clone()
         };
         inner.sessions.insert((user, *digest), renewed);
@@ -612,6 +627,140 @@ impl Store for MemoryStore {
             last_id,
             reset: false,
         })
+    }
+
+    async fn begin_totp_enrollment(
+        &self,
+        user: Uuid,
+        pending: &PendingTotp,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let until = until(self.now_ms(), ttl);
+        self.lock()
+            .enrollments
+            .insert(user, (pending.clone(), until));
+        Ok(())
+    }
+
+    async fn totp_enrollment(&self, user: Uuid) -> Result<Option<PendingTotp>, StoreError> {
+        let now = self.now_ms();
+        Ok(self
+            .lock()
+            .enrollments
+            .get(&user)
+            .filter(|(_, until)| *until > now)
+            .map(|(pending, _)| pending.clone()))
+    }
+
+    async fn prove_second_factor(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        credential_version: u64,
+        proof: &FactorUse,
+    ) -> Result<FactorOutcome, StoreError> {
+        let user = record.user_id;
+        let now_ms = self.now_ms();
+        let mut inner = self.lock();
+        if !inner
+            .sessions
+            .get(&(user, *digest))
+            .is_some_and(|s| s.expires_ms() > now_ms)
+        {
+            return Ok(FactorOutcome::SessionGone);
+        }
+        if !inner.user_at(user, credential_version) {
+            return Ok(FactorOutcome::UserUnavailable);
+        }
+        let enrollment = inner.enrollments.get(&user).cloned();
+        let Some(account) = inner.users.get_mut(&user) else {
+            return Ok(FactorOutcome::UserUnavailable);
+        };
+        let factors = &mut account.factors;
+        match proof {
+            FactorUse::Totp {
+                step,
+                sealed,
+                resealed,
+            } => {
+                let Some(totp) = factors.totp.as_mut().filter(|t| t.sealed == *sealed) else {
+                    return Ok(FactorOutcome::UserUnavailable);
+                };
+                if *step <= totp.last_step {
+                    return Ok(FactorOutcome::Replayed);
+                }
+                totp.last_step = *step;
+                if let Some(resealed) = resealed {
+                    totp.sealed.clone_from(resealed);
+                }
+            }
+            FactorUse::RecoveryCode(code) => {
+                let Some(at) = factors.recovery_codes.iter().position(|c| c == code) else {
+                    return Ok(FactorOutcome::WrongCode);
+                };
+                factors.recovery_codes.remove(at);
+            }
+            FactorUse::EnrollTotp {
+                pending,
+                step,
+                enrolled_ms,
+            } => {
+                if !enrollment.is_some_and(|(p, until)| p == *pending && until > now_ms) {
+                    return Ok(FactorOutcome::EnrollmentGone);
+                }
+                factors.totp = Some(StoredTotp {
+                    sealed: pending.sealed.clone(),
+                    last_step: *step,
+                    enrolled_ms: *enrolled_ms,
+                });
+                account.credential_version += 1;
+                inner.enrollments.remove(&user);
+                inner.set_enrolled(user, true);
+            }
+        }
+        let left = inner
+            .users
+            .get(&user)
+            .map_or(0, |u| u.factors.recovery_codes.len());
+        if let Some(stored) = inner.sessions.get_mut(&(user, *digest)) {
+            stored.second_factor = record.second_factor;
+            stored.factor_enrolled = record.factor_enrolled;
+        }
+        Ok(FactorOutcome::Recorded {
+            recovery_codes_left: left,
+        })
+    }
+
+    async fn change_factors(
+        &self,
+        user: Uuid,
+        credential_version: Option<u64>,
+        change: &FactorChange,
+        keep: Option<Uuid>,
+    ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        let mut inner = self.lock();
+        let Some(account) = inner.users.get_mut(&user) else {
+            return Ok(None);
+        };
+        if credential_version.is_some_and(|v| v != account.credential_version) {
+            return Ok(None);
+        }
+        let factors = &mut account.factors;
+        match change {
+            FactorChange::SetRecoveryCodes(codes) => factors.recovery_codes.clone_from(codes),
+            FactorChange::RemoveTotp | FactorChange::Reset => {
+                *factors = UserFactors::default();
+            }
+        }
+        account.credential_version += 1;
+        if !matches!(change, FactorChange::SetRecoveryCodes(_)) {
+            inner.enrollments.remove(&user);
+        }
+        let ended = inner.end_all(user, keep);
+        if !matches!(change, FactorChange::SetRecoveryCodes(_)) {
+            inner.set_enrolled(user, false);
+        }
+        Ok(Some(ended))
     }
 
     async fn create_console_session(

@@ -122,6 +122,90 @@ pub enum CreateUser {
     UsernameTaken,
 }
 
+/// A TOTP enrolment waiting for its first code: the sealed secret, bound to the session that
+/// started it (only that session may confirm it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingTotp {
+    pub session: Uuid,
+    pub sealed: Vec<u8>,
+}
+
+impl PendingTotp {
+    /// As stored: the handle's 16 bytes, then the sealed secret.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.session.as_bytes().to_vec();
+        out.extend_from_slice(&self.sealed);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<PendingTotp> {
+        let (handle, sealed) = bytes.split_first_chunk::<16>()?;
+        Some(PendingTotp {
+            session: Uuid::from_bytes(*handle),
+            sealed: sealed.to_vec(),
+        })
+    }
+}
+
+impl std::fmt::Debug for PendingTotp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingTotp")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a second factor's proof consumes (see [`Store::prove_second_factor`]).
+#[derive(Debug, Clone)]
+pub enum FactorUse {
+    /// A code of the enrolled TOTP secret `sealed` matched time `step`: that step and every
+    /// earlier one are used up. `resealed`: the secret sealed with the current key, stored in
+    /// its place (lazy key rotation).
+    Totp {
+        step: u64,
+        sealed: Vec<u8>,
+        resealed: Option<Vec<u8>>,
+    },
+    /// A recovery code by its digest: used up.
+    RecoveryCode([u8; 16]),
+    /// The first code of a pending TOTP enrolment matched `step`: the secret becomes the user's
+    /// factor.
+    EnrollTotp {
+        pending: PendingTotp,
+        step: u64,
+        enrolled_ms: u64,
+    },
+}
+
+/// The result of [`Store::prove_second_factor`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum FactorOutcome {
+    /// Recorded on the session; the user has this many recovery codes left.
+    Recorded { recovery_codes_left: usize },
+    /// The session ended meanwhile.
+    SessionGone,
+    /// The user's credentials (factors included) changed, or the user was disabled, since the
+    /// proof was checked.
+    UserUnavailable,
+    /// The TOTP code's time step was already used.
+    Replayed,
+    /// No such recovery code (never issued, or used already).
+    WrongCode,
+    /// The TOTP enrolment expired, or was replaced by a newer one.
+    EnrollmentGone,
+}
+
+/// A change of a user's second factors (see [`Store::change_factors`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactorChange {
+    /// Removes the TOTP factor (and the recovery codes, which go with the last factor).
+    RemoveTotp,
+    /// Replaces the recovery codes with these digests.
+    SetRecoveryCodes(Vec<[u8; 16]>),
+    /// Removes every factor and recovery code (an administrator's reset).
+    Reset,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness probe for `/readyz`.
@@ -259,6 +343,38 @@ pub trait Store: Send + Sync + 'static {
     /// follower calls it, once per replica (see `domain::feed_watch`); readers never do.
     async fn await_events(&self, after: &str, wait: Duration)
     -> Result<Option<String>, StoreError>;
+
+    // ---- second factors (see `domain::factors`) ----
+
+    /// Keeps a TOTP enrolment for `ttl`, replacing any earlier one of the user.
+    async fn begin_totp_enrollment(
+        &self,
+        user: Uuid,
+        pending: &PendingTotp,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// The user's pending TOTP enrolment, unless it expired.
+    async fn totp_enrollment(&self, user: Uuid) -> Result<Option<PendingTotp>, StoreError>;
+    /// Records a second factor's proof in a live session (`record`'s proof and flags, see
+    /// `domain::record`; nothing else of the stored record changes) and consumes what it used, in
+    /// one atomic step, if the user is enabled and still at `credential_version`.
+    async fn prove_second_factor(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        credential_version: u64,
+        proof: &FactorUse,
+    ) -> Result<FactorOutcome, StoreError>;
+    /// Applies `change` if the user is still at `credential_version` (`None`: whatever it is),
+    /// increases the version and ends every session of the user but `keep`, atomically. Returns
+    /// the ended handles; `None`: the user is gone or the version changed.
+    async fn change_factors(
+        &self,
+        user: Uuid,
+        credential_version: Option<u64>,
+        change: &FactorChange,
+        keep: Option<Uuid>,
+    ) -> Result<Option<Vec<Uuid>>, StoreError>;
 
     // ---- admin console sessions (see `domain::console`) ----
 

@@ -35,7 +35,8 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::{
-    CreateOutcome, CreateUser, ReauthOutcome, RevokeScope, Store, StoreError, StoredSession,
+    CreateOutcome, CreateUser, FactorChange, FactorOutcome, FactorUse, PendingTotp, ReauthOutcome,
+    RevokeScope, Store, StoreError, StoredSession,
     connections::{AnyConnection, Connector, ThreadConnections},
     keys::Keys,
     replication::{
@@ -48,11 +49,11 @@ use crate::{
         console::{ConsoleDigest, ConsoleSession},
         events::{Actor, EventKind, EventPage, FEED_MAX_LEN, FeedPosition, SessionEvent, parse_id},
         rate_limit::{RateCount, RateKey},
-        record::authenticated_field,
+        record::{assurance_trailer, authenticated_field},
         session::{LimitPolicy, SessionLimit, SessionRecord},
         session_data::{DataWrite, SessionData},
         token::{DIGEST_CHARS, TokenDigest},
-        user::{UserRecord, Username},
+        user::{StoredTotp, UserFactors, UserRecord, Username},
     },
     metrics::Metrics,
 };
@@ -87,6 +88,8 @@ static DATA_GET: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/d
 static DATA_SET: LazyLock<Script> = script!("", "lua/data_set.lua");
 static LIST: LazyLock<Script> = script!(" flags=allow-oom", "lua/list.lua");
 const PASSWORD: &str = lua!(" flags=allow-oom", "lua/password.lua");
+const SECOND_FACTOR: &str = lua!("", "lua/second_factor.lua");
+const FACTORS: &str = lua!(" flags=allow-oom", "lua/factors.lua");
 const DISABLE: &str = lua!(" flags=allow-oom", "lua/disable.lua");
 static HIT: LazyLock<Script> = script!("", "lua/hit.lua");
 const PUBLISH: &str = lua!(" flags=allow-oom", "lua/publish.lua");
@@ -118,6 +121,8 @@ static SCRIPT_NAMES: LazyLock<Vec<(String, &'static str)>> = LazyLock::new(|| {
         (REVOKE_HANDLE, "revoke_handle"),
         (REVOKE_ALL, "revoke_all"),
         (PASSWORD, "password"),
+        (SECOND_FACTOR, "second_factor"),
+        (FACTORS, "factors"),
         (DISABLE, "disable"),
         (PUBLISH, "publish"),
         (CONFIRM_CREATE, "confirm_create"),
@@ -598,19 +603,28 @@ impl Store for RedisStore {
             Option<String>,
             Option<u64>,
             Option<u64>,
+            (Option<Vec<u8>>, Option<u64>, Option<u64>, Option<Vec<u8>>),
         );
         let fields: Fields = self
             .with_conn(async |c| {
-                redis::cmd("HMGET")
+                let (n, h, d, c_, v, t, ts, tc, r) = redis::cmd("HMGET")
                     .arg(&key)
-                    .arg(&["n", "h", "d", "c", "v"])
+                    .arg(&["n", "h", "d", "c", "v", "t", "ts", "tc", "r"])
                     .query_async(c)
-                    .await
+                    .await?;
+                Ok((n, h, d, c_, v, (t, ts, tc, r)))
             })
             .await?;
         match fields {
-            (None, None, None, None, _) => Ok(None),
-            (Some(name), Some(hash), Some(disabled), Some(created), version) => {
+            (None, None, None, None, _, _) => Ok(None),
+            (Some(name), Some(hash), Some(disabled), Some(created), version, factors) => {
+                let (totp, last_step, enrolled, recovery) = factors;
+                let recovery_codes = recovery
+                    .unwrap_or_default()
+                    .chunks(16)
+                    .map(|c| <[u8; 16]>::try_from(c))
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| StoreError::Corrupt(format!("recovery codes in {key}")))?;
                 Ok(Some(UserRecord {
                     id,
                     username: Username::parse(&name)
@@ -620,6 +634,14 @@ impl Store for RedisStore {
                     created_ms: created,
                     // Records written before credential versions existed have none: version 0.
                     credential_version: version.unwrap_or(0),
+                    factors: UserFactors {
+                        totp: totp.map(|sealed| StoredTotp {
+                            sealed,
+                            last_step: last_step.unwrap_or(0),
+                            enrolled_ms: enrolled.unwrap_or(0),
+                        }),
+                        recovery_codes,
+                    },
                 }))
             }
             _ => Err(StoreError::Corrupt(format!("incomplete user record {key}"))),
@@ -997,6 +1019,123 @@ impl Store for RedisStore {
                 "Redis did not answer in time".into(),
             )),
         }
+    }
+
+    async fn begin_totp_enrollment(
+        &self,
+        user: Uuid,
+        pending: &PendingTotp,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = self.keys.totp_enrollment(user);
+        self.with_conn(async |c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(pending.encode())
+                .arg("PX")
+                .arg(ms(ttl).max(1))
+                .query_async::<()>(c)
+                .await
+        })
+        .await
+    }
+
+    async fn totp_enrollment(&self, user: Uuid) -> Result<Option<PendingTotp>, StoreError> {
+        let key = self.keys.totp_enrollment(user);
+        let raw: Option<Vec<u8>> = self
+            .with_conn(async |c| redis::cmd("GET").arg(&key).query_async(c).await)
+            .await?;
+        raw.map(|r| PendingTotp::decode(&r).ok_or_else(|| corrupt("TOTP enrolment")))
+            .transpose()
+    }
+
+    async fn prove_second_factor(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        credential_version: u64,
+        proof: &FactorUse,
+    ) -> Result<FactorOutcome, StoreError> {
+        let user = record.user_id;
+        let mut call = Eval::new(SECOND_FACTOR);
+        call.key(self.keys.user(user))
+            .key(self.keys.sessions(user))
+            .key(self.keys.totp_enrollment(user))
+            .arg(credential_version)
+            .arg(digest.encode())
+            .arg(assurance_trailer(record))
+            .arg(record.encode());
+        match proof {
+            FactorUse::Totp {
+                step,
+                sealed,
+                resealed,
+            } => call
+                .arg("totp")
+                .arg(*step)
+                .arg(&sealed[..])
+                .arg(resealed.as_deref().unwrap_or_default()),
+            FactorUse::RecoveryCode(code) => call.arg("recovery").arg(&code[..]),
+            FactorUse::EnrollTotp {
+                pending,
+                step,
+                enrolled_ms,
+            } => call
+                .arg("enroll")
+                .arg(*step)
+                .arg(pending.encode())
+                .arg(&pending.sealed[..])
+                .arg(*enrolled_ms),
+        };
+        // Confirmed: a used code or step that a failover brought back could be used again, and
+        // a lost enrolment would leave the account without the factor its user just set up.
+        let reply: Vec<Vec<u8>> = self.confirmed(&call).await?;
+        let left = || {
+            reply
+                .get(1)
+                .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
+                .ok_or_else(|| corrupt("second factor reply"))
+        };
+        match reply.first().map(Vec::as_slice) {
+            Some(b"ok") => Ok(FactorOutcome::Recorded {
+                recovery_codes_left: left()?,
+            }),
+            Some(b"gone") => Ok(FactorOutcome::SessionGone),
+            Some(b"unavailable") => Ok(FactorOutcome::UserUnavailable),
+            Some(b"replayed") => Ok(FactorOutcome::Replayed),
+            Some(b"wrong") => Ok(FactorOutcome::WrongCode),
+            Some(b"expired") => Ok(FactorOutcome::EnrollmentGone),
+            _ => Err(corrupt("second factor reply")),
+        }
+    }
+
+    async fn change_factors(
+        &self,
+        user: Uuid,
+        credential_version: Option<u64>,
+        change: &FactorChange,
+        keep: Option<Uuid>,
+    ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        let (mode, codes) = match change {
+            FactorChange::RemoveTotp => ("remove_totp", Vec::new()),
+            FactorChange::SetRecoveryCodes(codes) => ("recovery", codes.concat()),
+            FactorChange::Reset => ("reset", Vec::new()),
+        };
+        let mut call = Eval::new(FACTORS);
+        call.key(self.keys.user(user))
+            .key(self.keys.sessions(user))
+            .key(self.keys.barrier(user))
+            .key(self.keys.totp_enrollment(user))
+            .arg(
+                credential_version
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(mode)
+            .arg(raw_handle(keep))
+            .arg(codes);
+        let raw: Option<Vec<Vec<u8>>> = self.confirmed(&call).await?;
+        raw.as_deref().map(handles).transpose()
     }
 
     async fn create_console_session(

@@ -796,6 +796,7 @@ async fn run(backend: Backend, failover: Option<Arc<Cluster>>) {
         clock: Some(Clock::with_wall_skew(ms)),
         hooks: Hooks {
             after_password_verified: Some(widen.clone()),
+            ..Hooks::default()
         },
         ..Default::default()
     };

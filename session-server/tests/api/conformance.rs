@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use session_server::{
     config::{RedisConfig, RedisMode, WaitReplicas},
     domain::{
+        assurance::SecondFactor,
         clock::Clock,
         rate_limit::RateKey,
         session::{ClientInfo, LimitPolicy, SessionLimit, SessionPolicy, SessionRecord},
@@ -14,8 +15,8 @@ use session_server::{
         user::{UserRecord, Username},
     },
     store::{
-        CreateOutcome, CreateUser, ReauthOutcome, RevokeScope, Store, StoredSession,
-        memory::MemoryStore, redis::RedisStore,
+        CreateOutcome, CreateUser, FactorChange, FactorOutcome, FactorUse, PendingTotp,
+        ReauthOutcome, RevokeScope, Store, StoredSession, memory::MemoryStore, redis::RedisStore,
     },
 };
 use uuid::Uuid;
@@ -111,6 +112,7 @@ fn user(name: &str) -> UserRecord {
         disabled: false,
         created_ms: now_ms(),
         credential_version: 0,
+        factors: Default::default(),
     }
 }
 
@@ -784,3 +786,230 @@ async fn session_data_is_compare_and_set_and_ends_with_its_session_by_every_path
     }
 }
 crate::each_backend!(session_data_is_compare_and_set_and_ends_with_its_session_by_every_path);
+
+/// A TOTP enrolment pending for `record`'s session, with a stand-in sealed secret.
+async fn pending_totp(store: &dyn Store, user: &UserRecord, record: &SessionRecord) -> PendingTotp {
+    let pending = PendingTotp {
+        session: record.handle,
+        sealed: vec![7; 49],
+    };
+    store
+        .begin_totp_enrollment(user.id, &pending, Duration::from_secs(60))
+        .await
+        .unwrap();
+    pending
+}
+
+async fn a_factor_proof_and_a_renewal_racing_it_keep_both(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let (token, record) = new_session(&*f.store, &alice).await;
+    let (other_token, other) = new_session(&*f.store, &alice).await;
+    let digest = token.digest();
+    // A check read the record and will renew it; meanwhile the user enrols TOTP in the session.
+    let renewal = POLICY.renewed(&record, now_ms() + 5_000);
+    let pending = pending_totp(&*f.store, &alice, &record).await;
+    let proved = SessionRecord {
+        factor_enrolled: true,
+        ..record.with_second_factor(SecondFactor::Totp, record.created_ms + 3_000)
+    };
+    let enroll = FactorUse::EnrollTotp {
+        pending: pending.clone(),
+        step: 100,
+        enrolled_ms: now_ms(),
+    };
+    assert_eq!(
+        f.store
+            .prove_second_factor(&digest, &proved, 0, &enroll)
+            .await
+            .unwrap(),
+        FactorOutcome::Recorded {
+            recovery_codes_left: 0
+        }
+    );
+    assert!(f.store.touch_session(&digest, &renewal).await.unwrap());
+    let stored = f.store.session(alice.id, &digest).await.unwrap().unwrap();
+    assert_eq!(stored.record.second_factor, proved.second_factor);
+    assert!(stored.record.factor_enrolled);
+    assert_eq!(stored.record.idle_expires_ms, renewal.idle_expires_ms);
+    // The enrolment marked the user's other session, and raised the credential version.
+    let other_stored = f
+        .store
+        .session(alice.id, &other_token.digest())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(other_stored.record.factor_enrolled);
+    assert_eq!(other_stored.record.second_factor, None);
+    let stored_user = f.store.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(stored_user.credential_version, 1);
+    let totp = stored_user.factors.totp.expect("TOTP enrolled");
+    assert_eq!((totp.sealed, totp.last_step), (pending.sealed.clone(), 100));
+    // The enrolment is used up.
+    assert_eq!(f.store.totp_enrollment(alice.id).await.unwrap(), None);
+    assert_eq!(
+        f.store
+            .prove_second_factor(&digest, &proved, 1, &enroll)
+            .await
+            .unwrap(),
+        FactorOutcome::EnrollmentGone
+    );
+    // A step-up of the other session with a later code; the same step again is a replay, in
+    // either session.
+    let totp_use = |step| FactorUse::Totp {
+        step,
+        sealed: pending.sealed.clone(),
+        resealed: None,
+    };
+    let other_proved = other.with_second_factor(SecondFactor::Totp, other.created_ms + 1_000);
+    for (step, expected) in [
+        (100, FactorOutcome::Replayed),
+        (
+            101,
+            FactorOutcome::Recorded {
+                recovery_codes_left: 0,
+            },
+        ),
+        (101, FactorOutcome::Replayed),
+    ] {
+        assert_eq!(
+            f.store
+                .prove_second_factor(&other_token.digest(), &other_proved, 1, &totp_use(step))
+                .await
+                .unwrap(),
+            expected,
+            "step {step}"
+        );
+    }
+    // A proof checked against an older credential version is refused, whatever it is.
+    assert_eq!(
+        f.store
+            .prove_second_factor(&digest, &proved, 0, &totp_use(102))
+            .await
+            .unwrap(),
+        FactorOutcome::UserUnavailable
+    );
+}
+crate::each_backend!(a_factor_proof_and_a_renewal_racing_it_keep_both);
+
+async fn recovery_codes_are_used_once_and_factor_changes_end_other_sessions(backend: Backend) {
+    let f = fixture(backend);
+    let alice = user("alice");
+    f.store.create_user(&alice).await.unwrap();
+    let (token, record) = new_session(&*f.store, &alice).await;
+    let pending = pending_totp(&*f.store, &alice, &record).await;
+    let enrolled = SessionRecord {
+        factor_enrolled: true,
+        ..record.with_second_factor(SecondFactor::Totp, record.created_ms)
+    };
+    let enroll = FactorUse::EnrollTotp {
+        pending,
+        step: 1,
+        enrolled_ms: now_ms(),
+    };
+    f.store
+        .prove_second_factor(&token.digest(), &enrolled, 0, &enroll)
+        .await
+        .unwrap();
+    let codes: Vec<[u8; 16]> = (1..=10).map(|i| [i; 16]).collect();
+    // The enrolment raised the credential version: logins verify against the new one.
+    let alice = f.store.user_by_id(alice.id).await.unwrap().unwrap();
+    let (pending_token, pending_login) = new_session(&*f.store, &alice).await;
+    // Setting codes ends the user's other sessions, and needs the version read.
+    assert_eq!(
+        f.store
+            .change_factors(
+                alice.id,
+                Some(0),
+                &FactorChange::SetRecoveryCodes(codes.clone()),
+                Some(record.handle)
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    let ended = f
+        .store
+        .change_factors(
+            alice.id,
+            Some(1),
+            &FactorChange::SetRecoveryCodes(codes.clone()),
+            Some(record.handle),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended, vec![pending_login.handle]);
+    assert!(
+        f.store
+            .session(alice.id, &pending_token.digest())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let alice = f.store.user_by_id(alice.id).await.unwrap().unwrap();
+    let (login_token, login) = new_session(&*f.store, &alice).await;
+    let proved = login.with_second_factor(SecondFactor::RecoveryCode, login.created_ms);
+    let code = FactorUse::RecoveryCode(codes[3]);
+    assert_eq!(
+        f.store
+            .prove_second_factor(&login_token.digest(), &proved, 2, &code)
+            .await
+            .unwrap(),
+        FactorOutcome::Recorded {
+            recovery_codes_left: 9
+        }
+    );
+    assert_eq!(
+        f.store
+            .prove_second_factor(&login_token.digest(), &proved, 2, &code)
+            .await
+            .unwrap(),
+        FactorOutcome::WrongCode
+    );
+    let stored = f.store.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(stored.factors.recovery_codes.len(), 9);
+    assert!(!stored.factors.recovery_codes.contains(&codes[3]));
+    // Removing TOTP takes the recovery codes with it, ends every other session, and leaves the
+    // kept one without the enrolled mark.
+    let ended = f
+        .store
+        .change_factors(
+            alice.id,
+            Some(2),
+            &FactorChange::RemoveTotp,
+            Some(record.handle),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended, vec![login.handle]);
+    let stored = f.store.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(stored.factors, Default::default());
+    assert_eq!(stored.credential_version, 3);
+    let kept = f
+        .store
+        .session(alice.id, &token.digest())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!kept.record.factor_enrolled);
+    assert_eq!(kept.record.second_factor, enrolled.second_factor);
+    // An administrator's reset ends every session, whatever the version.
+    let ended = f
+        .store
+        .change_factors(alice.id, None, &FactorChange::Reset, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended, vec![record.handle]);
+    assert_eq!(
+        f.store
+            .change_factors(Uuid::now_v7(), None, &FactorChange::Reset, None)
+            .await
+            .unwrap(),
+        None
+    );
+}
+crate::each_backend!(recovery_codes_are_used_once_and_factor_changes_end_other_sessions);

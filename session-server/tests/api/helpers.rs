@@ -100,6 +100,8 @@ pub fn test_settings() -> Settings {
         allowed_origins: Some(ORIGIN.into()),
         admin_api_keys: Some(hex::encode(Sha256::digest(API_KEY.as_bytes()))),
         redis_timeout: Some("0.5".parse().unwrap()),
+        // A fixed test key (32 bytes of 0x2a), so that TOTP works on every store.
+        factor_keys: Some("1:KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".into()),
         log: Some(std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into())),
         ..Settings::default()
     }

@@ -18,6 +18,7 @@ mod console;
 mod contract;
 mod dashboard;
 mod docs;
+mod factors;
 mod forward_auth;
 mod login;
 mod operations;

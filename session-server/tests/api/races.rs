@@ -61,6 +61,7 @@ impl Gate {
                     }
                 })
             })),
+            ..Hooks::default()
         }
     }
 }

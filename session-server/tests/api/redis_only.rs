@@ -298,6 +298,7 @@ async fn redis_memory_per_session_stays_compact() {
                 disabled: false,
                 created_ms: now_ms(),
                 credential_version: 0,
+                factors: Default::default(),
             };
             store.create_user(&user).await.unwrap();
             users.push(user);

@@ -24,7 +24,8 @@ use session_server::{
     },
     state::Overrides,
     store::{
-        CreateOutcome, CreateUser, ReauthOutcome, RevokeScope, Store, StoreError, StoredSession,
+        CreateOutcome, CreateUser, FactorChange, FactorOutcome, FactorUse, PendingTotp,
+        ReauthOutcome, RevokeScope, Store, StoreError, StoredSession,
     },
 };
 use uuid::Uuid;
@@ -241,6 +242,43 @@ impl Store for Recorder {
             self.inner.end_console_session(digest),
         )
         .await
+    }
+    async fn begin_totp_enrollment(
+        &self,
+        user: Uuid,
+        pending: &PendingTotp,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let call = self.inner.begin_totp_enrollment(user, pending, ttl);
+        self.note("begin_totp_enrollment", call).await
+    }
+    async fn totp_enrollment(&self, user: Uuid) -> Result<Option<PendingTotp>, StoreError> {
+        self.note("totp_enrollment", self.inner.totp_enrollment(user))
+            .await
+    }
+    async fn prove_second_factor(
+        &self,
+        digest: &TokenDigest,
+        record: &SessionRecord,
+        credential_version: u64,
+        proof: &FactorUse,
+    ) -> Result<FactorOutcome, StoreError> {
+        let call = self
+            .inner
+            .prove_second_factor(digest, record, credential_version, proof);
+        self.note("prove_second_factor", call).await
+    }
+    async fn change_factors(
+        &self,
+        user: Uuid,
+        credential_version: Option<u64>,
+        change: &FactorChange,
+        keep: Option<Uuid>,
+    ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        let call = self
+            .inner
+            .change_factors(user, credential_version, change, keep);
+        self.note("change_factors", call).await
     }
 }
 

@@ -11,6 +11,7 @@ use proptest::{prelude::*, test_runner::Config as ProptestConfig};
 use session_server::{
     config::{Config, Seconds, Settings, WaitReplicas, is_safe_redirect, parse_origin},
     domain::{
+        assurance::{FactorProof, SecondFactor},
         events::parse_id,
         session::{SessionKind, SessionRecord},
         token::{SessionToken, TOKEN_CHARS, TokenDigest, TokenError},
@@ -180,6 +181,7 @@ prop_compose! {
         username in ".{0,80}",
         user_agent in ".{0,250}",
         flags in any::<(u32, bool, bool)>(),
+        factor in (any::<bool>(), 0u8..4, any::<u32>()),
     ) -> SessionRecord {
         SessionRecord {
             user_id: Uuid::from_bytes(ids.0),
@@ -197,6 +199,14 @@ prop_compose! {
                 .unwrap_or(nums[0]),
             kind: if flags.1 { SessionKind::Bearer } else { SessionKind::Cookie },
             remembered: flags.2,
+            factor_enrolled: factor.0,
+            // A proof's time is whole seconds after creation, within 24 bits, as stored.
+            second_factor: SecondFactor::from_code(factor.1).map(|method| FactorProof {
+                method,
+                at_ms: nums[0]
+                    .checked_add(u64::from(factor.2 >> 8) * 1000)
+                    .unwrap_or(nums[0]),
+            }),
         }
     }
 }
@@ -593,8 +603,14 @@ prop_compose! {
             allowed_origins: web.2,
             login_page: web.3,
             reauth_page: None,
+            second_factor_page: None,
             registration: web.4,
             feed_logins: web.4,
+            required_aal: None,
+            factor_keys: None,
+            totp_issuer: None,
+            totp_enroll_timeout: None,
+            factor_fresh_max_age: None,
             admin_api_keys: web.5,
             console_ttl: rest.3,
             trusted_proxies: web.6,

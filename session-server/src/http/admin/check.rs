@@ -83,7 +83,8 @@ impl ToSchema for CheckRequest {}
     post, path = "/admin/v1/sessions/check", tag = "admin", operation_id = "check_session",
     request_body = CheckRequest,
     responses(
-        (status = 200, description = "`active: true` with the user and session, or `active: false`", body = CheckResult, links(
+        (status = 200, description = "`active: true` with the user and session (its `aal` and `methods` among \
+            them), or `active: false`, also for a pending login that has not proved its second factor", body = CheckResult, links(
             ("get_user" = (operation_id = "get_user", parameters(("id" = "$response.body#/user/id")))),
             ("revoke_user_session" = (operation_id = "revoke_user_session", parameters(
                 ("id" = "$response.body#/user/id"), ("handle" = "$response.body#/session/handle")))),
@@ -113,8 +114,13 @@ pub async fn check(
             ));
         }
     };
+    // A pending login (a second factor enrolled, not proved) is not signed in anywhere else.
     let session = match presented {
-        Presented::Token(token) => state.sessions.check(&token, via).await?,
+        Presented::Token(token) => state
+            .sessions
+            .check(&token, via)
+            .await?
+            .filter(|s| state.sessions.accepts(&s.record)),
         _ => None,
     };
     Ok(check_body::response(check_body::check(session.as_ref())))

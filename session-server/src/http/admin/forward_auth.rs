@@ -50,14 +50,19 @@ pub const ABSOLUTE_EXPIRES: &str = "x-session-absolute-expires";
 /// latest re-authentication. Apps demand a recent one before sensitive actions.
 pub const AUTHENTICATED_AT: &str = "x-session-authenticated-at";
 
+/// The session's authenticator assurance level: `aal1` after a password, `aal2` once a second
+/// factor was proved. Apps demand `aal2` before sensitive actions.
+pub const AAL: &str = "x-session-aal";
+
 /// Every header the service answers with; proxies drop all of `X-Session-*` from the browser.
-pub const HEADERS: [&str; 6] = [
+pub const HEADERS: [&str; 7] = [
     USER,
     USER_ID,
     HANDLE,
     EXPIRES,
     ABSOLUTE_EXPIRES,
     AUTHENTICATED_AT,
+    AAL,
 ];
 
 /// Request header by which a proxy asks for 401 (with `Location`) instead of 303.
@@ -103,6 +108,7 @@ pub struct ForwardedHeaders {
             ("X-Session-Expires" = String, description = "RFC 3339: the earlier of the idle and absolute deadlines"),
             ("X-Session-Absolute-Expires" = String, description = "RFC 3339: the absolute deadline"),
             ("X-Session-Authenticated-At" = String, description = "RFC 3339: when the user last proved the password in this session"),
+            ("X-Session-AAL" = String, description = "The session's assurance level: `aal1` (a password) or `aal2` (a second factor proved)"),
         )),
         (status = 303, description = "No session, page navigation with a known original URL: to the login page with return_to", headers(("Location" = String))),
         (status = 400, description = "Malformed forwarded headers", body = ErrorBody),
@@ -153,7 +159,12 @@ async fn answer(
         }
     };
     let session = match cookie::presented(req, &config.cookie) {
-        Presented::Token(token) => state.sessions.check(&token, Via::Cookie).await?,
+        // A pending login (a second factor enrolled, not proved) is no session for an app.
+        Presented::Token(token) => state
+            .sessions
+            .check(&token, Via::Cookie)
+            .await?
+            .filter(|s| state.sessions.accepts(&s.record)),
         Presented::Nothing | Presented::Unusable => None,
     };
     if let Some(s) = session {
@@ -166,6 +177,7 @@ async fn answer(
             .insert_header((EXPIRES, rfc3339(expires)))
             .insert_header((ABSOLUTE_EXPIRES, rfc3339(r.absolute_expires_ms)))
             .insert_header((AUTHENTICATED_AT, rfc3339(r.authenticated_ms)))
+            .insert_header((AAL, r.aal().as_str()))
             .finish());
     }
     let Some(login) = original.login_redirect(&config.login_page, &config.allowed_origins) else {

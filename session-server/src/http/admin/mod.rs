@@ -37,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/users/{id}/disable").post(users::disable))
             .service(web::resource("/users/{id}/enable").post(users::enable))
             .service(web::resource("/users/{id}/password").put(users::set_password))
+            .service(web::resource("/users/{id}/factors").delete(users::reset_factors))
             .service(
                 web::resource("/users/{id}/sessions")
                     .get(users::sessions)

@@ -137,6 +137,25 @@ pub async fn disable(
     Ok(web::Json(Revoked { revoked }))
 }
 
+/// Resets a user's second factors: removes the TOTP factor and the recovery codes, and ends
+/// every session of the user, atomically. For a user who lost their factors; audited with the
+/// admin key's id and the client's address.
+#[utoipa::path(
+    delete, path = "/admin/v1/users/{id}/factors", tag = "admin", operation_id = "reset_factors",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "Reset; all the user's sessions are ended", body = Revoked), (status = 404, description = "`not_found`: no such user", body = ErrorBody))
+)]
+pub async fn reset_factors(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<Revoked>, ApiError> {
+    let by = acting_admin(&req, &state);
+    let id = uuid(&path, "user")?;
+    let revoked = as_admin(by.as_ref(), "api", state.mfa.reset(id, by.as_ref())).await?;
+    Ok(web::Json(Revoked { revoked }))
+}
+
 /// Re-enables a disabled user.
 #[utoipa::path(
     post, path = "/admin/v1/users/{id}/enable", tag = "admin", operation_id = "enable_user",

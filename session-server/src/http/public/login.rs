@@ -27,7 +27,7 @@ use crate::{
         error::{ApiError, ErrorBody},
         origin::is_safe_redirect,
         redirect::{see_other, with_query},
-        views::{BearerLogin, WhoAmI},
+        views::{BearerLogin, PendingSecondFactor, WhoAmI},
     },
     state::AppState,
 };
@@ -143,7 +143,9 @@ fn user_agent(req: &HttpRequest) -> String {
     responses(
         (status = 200, description = "Signed in (JSON). With `token_delivery` `cookie` (the default): \
             `Set-Cookie` carries the token and the body is a `WhoAmI`. With `body`: a `BearerLogin`, \
-            the only place a token ever appears in a body.", body = LoginAnswer,
+            the only place a token ever appears in a body. A user with a second factor enrolled (under \
+            `SESSION_REQUIRED_AAL=highest_available`) gets a pending login: `pending_second_factor` names the \
+            methods, and only `POST /v1/session/second-factor` and logout accept the session until one is proved.", body = LoginAnswer,
             headers(("Set-Cookie" = String, description = "The session cookie (HttpOnly), for cookie delivery")),
             links(
                 ("whoami" = (operation_id = "whoami")),
@@ -153,8 +155,11 @@ fn user_agent(req: &HttpRequest) -> String {
                 ("revoke_sessions" = (operation_id = "revoke_sessions")),
                 ("change_password" = (operation_id = "change_password")),
                 ("logout" = (operation_id = "logout")),
+                ("prove_second_factor" = (operation_id = "prove_second_factor")),
+                ("list_factors" = (operation_id = "list_factors")),
             )),
-        (status = 303, description = "Form login: to `return_to` with `Set-Cookie`, or to the login page with `?error=<code>`",
+        (status = 303, description = "Form login: to `return_to` with `Set-Cookie` (a pending login: to the second-factor \
+            page, with `return_to`), or to the login page with `?error=<code>`",
             headers(("Location" = String))),
         (status = 400, description = "`invalid_request`: the username breaks its rule or the password is too long; \
             `malformed_request`: `token_delivery` `body` in a form", body = ErrorBody),
@@ -240,11 +245,17 @@ pub async fn login(
     let (token, session) = started?;
     logins.with_label_values(&["ok"]).inc();
     let record = &session.record;
-    tracing::info!(target: "audit", event = "login", user_id = %user.id, session = %record.handle, ip = ?ip, kind = record.kind.as_str(), remembered = record.remembered);
+    // A user with a second factor enrolled gets a pending login, unless the configuration
+    // accepts `aal1` sessions: only the second-factor step and logout accept it.
+    let pending = (!state.sessions.accepts(record)).then(|| PendingSecondFactor::for_user(user));
+    tracing::info!(target: "audit", event = "login", user_id = %user.id, session = %record.handle, ip = ?ip, kind = record.kind.as_str(), remembered = record.remembered, second_factor_pending = pending.is_some());
     if kind == SessionKind::Bearer {
         return Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(BearerLogin::new(&token, record)));
+            .json(BearerLogin {
+                pending_second_factor: pending,
+                ..BearerLogin::new(&token, record)
+            }));
     }
     let persist_for = record.remembered.then(|| {
         std::time::Duration::from_millis(
@@ -252,11 +263,19 @@ pub async fn login(
         )
     });
     let set_cookie = cookie::issue(&config.cookie, &token, persist_for);
-    Ok(match return_to {
-        Some(target) => see_other(&target).cookie(set_cookie).finish(),
-        None => HttpResponse::Ok()
-            .cookie(set_cookie)
-            .json(WhoAmI::new(&session.record)),
+    Ok(match (return_to, pending) {
+        // A form login that needs its second factor goes to the second-factor page first.
+        (Some(target), Some(_)) => see_other(&with_query(
+            &config.second_factor_page,
+            &[("return_to", &target)],
+        ))
+        .cookie(set_cookie)
+        .finish(),
+        (Some(target), None) => see_other(&target).cookie(set_cookie).finish(),
+        (None, pending) => HttpResponse::Ok().cookie(set_cookie).json(WhoAmI {
+            pending_second_factor: pending,
+            ..WhoAmI::new(&session.record)
+        }),
     })
 }
 

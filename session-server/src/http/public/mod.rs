@@ -1,11 +1,13 @@
 //! The public listener's API: what browsers (through the web app's origin) talk to.
 
 mod account;
+mod factors;
 mod login;
 mod reauth;
 mod sessions;
 
 pub use account::*;
+pub use factors::*;
 pub use login::*;
 pub use reauth::*;
 pub use sessions::*;
@@ -23,6 +25,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/login").post(login::login))
             .service(web::resource("/logout").post(login::logout))
             .service(web::resource("/session/reauthenticate").post(reauth::reauthenticate))
+            .service(web::resource("/session/second-factor").post(factors::prove_second_factor))
+            .service(web::resource("/session/factors").get(factors::list_factors))
+            .service(
+                web::resource("/session/factors/totp")
+                    .post(factors::begin_totp)
+                    .delete(factors::remove_totp),
+            )
+            .service(web::resource("/session/factors/totp/confirm").post(factors::confirm_totp))
+            .service(
+                web::resource("/session/factors/recovery-codes")
+                    .post(factors::regenerate_recovery_codes),
+            )
             .service(
                 web::resource("/sessions")
                     .get(sessions::list)

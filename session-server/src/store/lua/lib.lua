@@ -32,6 +32,21 @@ local function expiry(value)
   return ((((a * 256 + b) * 256 + c) * 256 + d) * 256 + e) * 256 + f
 end
 
+-- The length of a version 3 record's assurance trailer (domain/record.rs): the flags byte, and
+-- before it the 3-byte time of the second factor when the flags' bits 0x30 name one.
+local function trailer_len(value)
+  if bit.band(string.byte(value, -1), 0x30) ~= 0 then
+    return 4
+  end
+  return 1
+end
+
+-- A version 3 record with the assurance trailer of `from` (a version 3 record too) in place of
+-- its own: a renewal keeps the stored trailer, a factor proof replaces it.
+local function with_trailer(value, from)
+  return string.sub(value, 1, -trailer_len(value) - 1) .. string.sub(from, -trailer_len(from))
+end
+
 -- A record's handle: 16 raw bytes, as the scripts take and return handles.
 local function handle(value)
   return string.sub(value, 8, 23)
@@ -168,4 +183,23 @@ end
 -- A user's credential version (absent in records written before versions existed: 0).
 local function credential_version(user)
   return redis.call('HGET', user, 'v') or '0'
+end
+
+-- Sets (or clears) the "second factor enrolled" flag (domain/record.rs) on every version 3
+-- session record in the hash, leaving every other byte as it is.
+local function set_enrolled(sessions, enrolled)
+  local all = redis.call('HGETALL', sessions)
+  for i = 1, #all, 2 do
+    local value = all[i + 1]
+    if not is_data(all[i]) and string.byte(value, 1) == 3 then
+      local flags = string.byte(value, -1)
+      local new = bit.band(flags, 0xf7)
+      if enrolled then
+        new = bit.bor(flags, 8)
+      end
+      if new ~= flags then
+        redis.call('HSET', sessions, all[i], string.sub(value, 1, -2) .. string.char(new))
+      end
+    end
+  end
 end
