@@ -46,6 +46,19 @@ pub enum Command {
         #[command(subcommand)]
         action: ApiKeyAction,
     },
+    /// Keys that seal TOTP secrets at rest (SESSION_FACTOR_KEYS).
+    FactorKey {
+        #[command(subcommand)]
+        action: FactorKeyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FactorKeyAction {
+    /// Generate a new random key as a SESSION_FACTOR_KEYS entry, `<id>:<base64>`. The id is
+    /// one above the highest in the current SESSION_FACTOR_KEYS (1 without one): put the entry
+    /// first, keep the old ones after it (see the second-factors guide on rotation).
+    New,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +162,31 @@ pub async fn run_user_action(config: Config, action: UserAction) -> Result<(), S
         }
     };
     println!("{out}");
+    Ok(())
+}
+
+/// Prints a new factor key entry, numbered after the keys of `current` (`SESSION_FACTOR_KEYS`).
+pub fn run_factor_key_action(action: FactorKeyAction, current: Option<&str>) -> Result<(), String> {
+    match action {
+        FactorKeyAction::New => {
+            let highest = current
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|entry| entry.split_once(':')?.0.trim().parse::<u8>().ok())
+                .max()
+                .unwrap_or(0);
+            let id = highest
+                .checked_add(1)
+                .ok_or("SESSION_FACTOR_KEYS already uses id 255; renumber the ring")?;
+            let mut key = [0u8; 32];
+            rand::rng().fill_bytes(&mut key);
+            use base64::Engine;
+            println!(
+                "{id}:{}",
+                base64::engine::general_purpose::STANDARD.encode(key)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use session_server::{
-    cli::{Cli, Command, run_api_key_action, run_user_action},
+    cli::{Cli, Command, run_api_key_action, run_factor_key_action, run_user_action},
     startup::Application,
     telemetry,
 };
@@ -29,6 +29,9 @@ async fn main() -> ExitCode {
         None | Some(Command::Serve) => serve(config).await,
         Some(Command::User { action }) => run_user_action(config, action).await,
         Some(Command::ApiKey { action }) => run_api_key_action(action),
+        Some(Command::FactorKey { action }) => {
+            run_factor_key_action(action, cli.settings.factor_keys.as_deref())
+        }
     };
     telemetry.shutdown();
     match result {

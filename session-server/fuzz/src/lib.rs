@@ -160,6 +160,7 @@ pub fn record_from(mut data: &[u8]) -> SessionRecord {
         },
         remembered: flags & 2 == 2,
         factor_enrolled: flags & 4 == 4,
+        passwordless: flags & 32 == 32,
         // A proof's method from two bits, its time whole seconds after creation, as stored.
         second_factor: SecondFactor::from_code((flags >> 3) & 3).map(|method| FactorProof {
             method,

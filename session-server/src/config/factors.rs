@@ -1,9 +1,14 @@
 //! The second factors' part: which sessions are accepted, the keys that seal TOTP secrets, and
 //! the timings of enrolment and of fresh proofs.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use super::{ConfigError, Settings, invalid, values::seconds_or};
+use webauthn_rs::{Webauthn, WebauthnBuilder, prelude::Url};
+
+use super::{
+    ConfigError, Settings, invalid,
+    values::{comma_list, seconds_or},
+};
 use crate::domain::{
     assurance::RequiredAal,
     factors::{secret_box::FactorKeys, totp::Issuer},
@@ -19,8 +24,66 @@ pub struct FactorConfig {
     pub totp_enroll_timeout: Duration,
     /// How recent a second factor must be to remove a factor or regenerate recovery codes.
     pub fresh_max_age: Duration,
+    /// `None`: no passkeys (no allowed origin to bind them to).
+    pub passkeys: Option<PasskeyConfig>,
 }
 
+/// The relying party of passkeys, and how long a ceremony may take.
+#[derive(Debug, Clone)]
+pub struct PasskeyConfig {
+    pub webauthn: Arc<Webauthn>,
+    pub ceremony_timeout: Duration,
+}
+
+/// Passkeys' relying party: the id (a domain), its name, and the allowed origins within it.
+/// An origin outside the id (another site the service also serves) simply cannot use passkeys:
+/// browsers would refuse it anyway.
+fn passkeys(s: &Settings, issuer: &Issuer) -> Result<Option<PasskeyConfig>, ConfigError> {
+    const SETTING: &str = "SESSION_PASSKEY_RP_ID";
+    let origins: Vec<Url> = comma_list(s.allowed_origins.as_deref())
+        .iter()
+        .filter_map(|o| Url::parse(o).ok())
+        .filter(|o| o.domain().is_some())
+        .collect();
+    let rp_id = match (s.passkey_rp_id.as_deref().map(str::trim), origins.first()) {
+        (Some(""), _) => return Err(invalid(SETTING, "must not be empty")),
+        (Some(id), _) => id.to_ascii_lowercase(),
+        (None, Some(first)) => first.domain().unwrap_or_default().to_owned(),
+        (None, None) => return Ok(None),
+    };
+    let within = |o: &&Url| {
+        o.domain()
+            .is_some_and(|d| d == rp_id || d.ends_with(&format!(".{rp_id}")))
+    };
+    let mut inside = origins.iter().filter(within);
+    let Some(first) = inside.next() else {
+        return Err(invalid(
+            SETTING,
+            "no allowed origin (SESSION_ALLOWED_ORIGINS) is within this domain",
+        ));
+    };
+    let rp_name = s
+        .passkey_rp_name
+        .clone()
+        .unwrap_or_else(|| issuer.as_str().to_owned());
+    let timeout = seconds_or(s.passkey_timeout, Duration::from_secs(300));
+    let mut builder = WebauthnBuilder::new(&rp_id, first)
+        .map_err(|e| invalid(SETTING, e.to_string()))?
+        .rp_name(&rp_name)
+        .timeout(timeout);
+    for origin in inside {
+        builder = builder.append_allowed_origin(origin);
+    }
+    let webauthn = builder
+        .build()
+        .map_err(|e| invalid(SETTING, e.to_string()))?;
+    Ok(Some(PasskeyConfig {
+        webauthn: Arc::new(webauthn),
+        ceremony_timeout: timeout,
+    }))
+}
+
+/// Builds the part: see [`FactorConfig`].
 pub(super) fn resolve(s: &Settings, embedded_store: bool) -> Result<FactorConfig, ConfigError> {
     let required_aal = match s.required_aal.as_deref() {
         None => RequiredAal::default(),
@@ -50,7 +113,9 @@ pub(super) fn resolve(s: &Settings, embedded_store: bool) -> Result<FactorConfig
             "must be at least 1 second",
         ));
     }
+    let passkeys = passkeys(s, &totp_issuer)?;
     Ok(FactorConfig {
+        passkeys,
         required_aal,
         keys,
         totp_issuer,

@@ -34,7 +34,7 @@ mod values;
 mod web;
 
 pub use accounts::PasswordConfig;
-pub use factors::FactorConfig;
+pub use factors::{FactorConfig, PasskeyConfig};
 pub use listeners::ListenerConfig;
 pub use logging::LogConfig;
 pub use sessions::SessionConfig;
@@ -108,8 +108,8 @@ impl Config {
         let redis = redis::resolve(&s)?;
         Ok(Config {
             sessions: sessions::resolve(&s)?,
-            factors: factors::resolve(&s, redis.is_none())?,
             web: web::resolve(&s)?,
+            factors: factors::resolve(&s, redis.is_none())?,
             passwords: accounts::passwords(&s)?,
             throttle: accounts::throttle(&s)?,
             logging: logging::resolve(&s)?,

@@ -178,6 +178,19 @@ pub struct Settings {
     /// Seconds a TOTP enrolment waits for its first code. Default: 600.
     #[arg(long, env = "SESSION_TOTP_ENROLL_TIMEOUT")]
     pub totp_enroll_timeout: Option<Seconds>,
+    /// The WebAuthn relying party id of passkeys: the domain they are bound to, the host of
+    /// SESSION_ALLOWED_ORIGINS or a parent domain of it. Passkeys work from the allowed origins
+    /// within it. Default: the host of the first allowed origin; no allowed origin: no passkeys.
+    #[arg(long, env = "SESSION_PASSKEY_RP_ID")]
+    pub passkey_rp_id: Option<String>,
+    /// The name a browser shows for the relying party when a passkey is made. Default: the TOTP
+    /// issuer (SESSION_TOTP_ISSUER).
+    #[arg(long, env = "SESSION_PASSKEY_RP_NAME")]
+    pub passkey_rp_name: Option<String>,
+    /// Seconds a passkey ceremony (a registration or a sign-in, between its two requests) may
+    /// take; its state is kept that long, and used once. Default: 300.
+    #[arg(long, env = "SESSION_PASSKEY_TIMEOUT")]
+    pub passkey_timeout: Option<Seconds>,
     /// How recent a second factor must be, in seconds, to remove a factor or regenerate the
     /// recovery codes. Default: 600.
     #[arg(long, env = "SESSION_FACTOR_FRESH_MAX_AGE")]
@@ -289,6 +302,9 @@ impl Settings {
             factor_keys,
             totp_issuer,
             totp_enroll_timeout,
+            passkey_rp_id,
+            passkey_rp_name,
+            passkey_timeout,
             factor_fresh_max_age,
             admin_api_keys,
             console_ttl,

@@ -100,7 +100,8 @@ impl AccountService {
             Err(Error::InvalidCredentials
                 | Error::WrongPassword
                 | Error::WrongCode
-                | Error::CodeReused)
+                | Error::CodeReused
+                | Error::PasskeyRefused)
         ) {
             self.give_back(key).await;
         }

@@ -5,6 +5,10 @@
 //! its methods and when each was proved, as it keeps `authenticated_at` for the password, and
 //! reports them wherever it reports itself (who-am-I, the admin check, forward auth, the feed).
 //!
+//! A passwordless sign-in with a passkey (user verification required: possession and a PIN or
+//! biometric, two factors in one gesture) is `aal2` from the start; its record holds the passkey
+//! both as its first method and as its proof.
+//!
 //! A login by a user with a second factor enrolled is an `aal1` session marked
 //! [`SessionRecord::factor_enrolled`]. With [`RequiredAal::HighestAvailable`] (the default) such a
 //! session is a pending login: only the second-factor step and logout accept it, so the password
@@ -103,16 +107,33 @@ impl SessionRecord {
     /// The methods proved in this session, first factor first.
     pub fn methods(&self) -> Vec<MethodUse> {
         let mut methods = vec![MethodUse {
-            method: "password",
+            method: self.first_method(),
             at_ms: self.authenticated_ms,
         }];
-        if let Some(proof) = self.second_factor {
+        if let Some(proof) = self.listed_second_factor() {
             methods.push(MethodUse {
                 method: proof.method.as_str(),
                 at_ms: proof.at_ms,
             });
         }
         methods
+    }
+
+    /// What the session began with: `password`, or `passkey` for a passwordless sign-in.
+    pub fn first_method(&self) -> &'static str {
+        if self.passwordless {
+            "passkey"
+        } else {
+            "password"
+        }
+    }
+
+    /// The second factor as the session's methods list it: a passwordless sign-in's own passkey
+    /// (recorded as its proof, so that it counts as `aal2` and as fresh) is its first method,
+    /// not a second one.
+    pub fn listed_second_factor(&self) -> Option<FactorProof> {
+        self.second_factor
+            .filter(|p| !(self.passwordless && p.method == SecondFactor::Passkey))
     }
 
     /// The record after its user proved `method` at `now_ms`. The time is kept in whole seconds

@@ -54,6 +54,19 @@ pub enum Error {
     FactorNotEnrolled(&'static str),
     #[error("the user has a {0} already; remove it first")]
     FactorAlreadyEnrolled(&'static str),
+    /// Passkeys without a relying party (no allowed origin to bind them to).
+    #[error("passkeys are not enabled on this server")]
+    PasskeysUnavailable,
+    /// A passkey ceremony that expired, was used already, or was started for another session.
+    #[error("this passkey ceremony is over; start again")]
+    CeremonyExpired,
+    /// A passkey's answer that did not verify: wrong origin or relying party, a signature or
+    /// challenge that does not match, no user verification, a counter that went backwards.
+    #[error("the passkey's answer was refused")]
+    PasskeyRefused,
+    /// A passkey registered to an account already.
+    #[error("this passkey is registered already")]
+    PasskeyInUse,
     /// TOTP without keys to seal its secrets (Redis without `SESSION_FACTOR_KEYS`).
     #[error("TOTP is not enabled on this server")]
     TotpUnavailable,

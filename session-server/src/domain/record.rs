@@ -21,8 +21,8 @@
 //! A session of "alice" from a desktop Chrome and an IPv4 address takes 58 bytes (60 once renewed
 //! late in its life; an IPv6 address adds 12).
 //!
-//! The last byte holds flags: bearer (1), remembered (2), the user has a second factor enrolled
-//! (8), and in bits 4-5 the second factor proved in the session ([`SecondFactor::code`]; 0 for
+//! The last byte holds flags: bearer (1), remembered (2), a passwordless sign-in (4), the user
+//! has a second factor enrolled (8), and in bits 4-5 the second factor proved in the session ([`SecondFactor::code`]; 0 for
 //! none). When that is set, the three bytes before the flags hold when it was proved: whole
 //! seconds after creation, 24-bit big-endian (see [`assurance_trailer`]). A session without a
 //! second factor is thus the same bytes as before second factors existed, and an `aal2` one is
@@ -83,11 +83,13 @@ struct Tail {
 /// Version 3's flags, the last byte (see the module documentation).
 const FLAG_BEARER: u8 = 1;
 const FLAG_REMEMBERED: u8 = 2;
+const FLAG_PASSWORDLESS: u8 = 4;
 const FLAG_FACTOR_ENROLLED: u8 = 8;
 /// Bits 4-5: the second factor proved in the session.
 const SECOND_FACTOR_SHIFT: u8 = 4;
 const SECOND_FACTOR_MASK: u8 = 0b11 << SECOND_FACTOR_SHIFT;
-const KNOWN_FLAGS: u8 = FLAG_BEARER | FLAG_REMEMBERED | FLAG_FACTOR_ENROLLED | SECOND_FACTOR_MASK;
+const KNOWN_FLAGS: u8 =
+    FLAG_BEARER | FLAG_REMEMBERED | FLAG_PASSWORDLESS | FLAG_FACTOR_ENROLLED | SECOND_FACTOR_MASK;
 
 /// The client address with a one-byte tag.
 #[derive(Serialize, Deserialize)]
@@ -151,6 +153,9 @@ pub fn assurance_trailer(record: &SessionRecord) -> Vec<u8> {
     }
     if record.factor_enrolled {
         flags |= FLAG_FACTOR_ENROLLED;
+    }
+    if record.passwordless {
+        flags |= FLAG_PASSWORDLESS;
     }
     let mut out = Vec::with_capacity(4);
     if let Some(proof) = record.second_factor {
@@ -254,6 +259,7 @@ fn decode_fixed(user_id: Uuid, bytes: &[u8], v3: bool) -> Result<SessionRecord, 
             None => None,
         },
         factor_enrolled: flags & FLAG_FACTOR_ENROLLED != 0,
+        passwordless: flags & FLAG_PASSWORDLESS != 0,
     };
     // The scripts act on the stored expiry: it must be the record's.
     if record.expires_ms().min(EXPIRY_MAX) != expiry {

@@ -36,6 +36,9 @@ pub struct SessionRecord {
     /// The second factor proved in this session, if any: the session is then `aal2` (see
     /// `domain::assurance`).
     pub second_factor: Option<FactorProof>,
+    /// Whether the session began with a passkey instead of a password (a passwordless sign-in):
+    /// its first method is `passkey`, and it is `aal2` from the start (see `domain::assurance`).
+    pub passwordless: bool,
     /// Whether the user has a second factor enrolled: set at login from the user's factors, and
     /// on every session of the user when a factor is enrolled (see
     /// [`RequiredAal`](super::assurance::RequiredAal)).
@@ -154,6 +157,7 @@ impl SessionPolicy {
             kind: client.kind,
             remembered: client.remember,
             second_factor: None,
+            passwordless: false,
             factor_enrolled: false,
         }
     }

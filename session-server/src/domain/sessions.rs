@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use uuid::Uuid;
 
 use super::{
-    assurance::RequiredAal,
+    assurance::{RequiredAal, SecondFactor},
     clock::Clock,
     error::Error,
     events::{Actor, EventKind, SessionEvent},
@@ -185,14 +185,41 @@ impl SessionService {
         user: &UserRecord,
         client: &ClientInfo,
     ) -> Result<(SessionToken, ActiveSession), Error> {
+        self.start_with(user, client, false).await
+    }
+
+    /// [`SessionService::start`] for a passwordless sign-in with a passkey: the session's first
+    /// method is the passkey, recorded as its proof too, so that it is `aal2` from the start.
+    pub async fn start_passwordless(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+    ) -> Result<(SessionToken, ActiveSession), Error> {
+        self.start_with(user, client, true).await
+    }
+
+    async fn start_with(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+        passwordless: bool,
+    ) -> Result<(SessionToken, ActiveSession), Error> {
         let now = self.clock.now_ms();
         let token = SessionToken::generate(user.id);
         let digest = token.digest();
+        let new = self
+            .policy
+            .new_record(user.id, user.username.as_str(), client, now);
         let record = SessionRecord {
             factor_enrolled: user.factors.enrolled(),
-            ..self
-                .policy
-                .new_record(user.id, user.username.as_str(), client, now)
+            passwordless,
+            second_factor: passwordless
+                .then(|| {
+                    new.with_second_factor(SecondFactor::Passkey, now)
+                        .second_factor
+                })
+                .flatten(),
+            ..new
         };
         let evicting = self
             .limit

@@ -89,13 +89,23 @@ pub struct UserFactors {
     pub totp: Option<StoredTotp>,
     /// Digests of the recovery codes not yet used (`factors::recovery`), 16 bytes each.
     pub recovery_codes: Vec<[u8; 16]>,
+    /// The user's passkeys, in no particular order.
+    pub passkeys: Vec<StoredPasskey>,
+}
+
+/// A passkey as stored: its credential id (base64url) and its record, JSON
+/// (`domain::mfa::passkeys`). The store compares and swaps the JSON whole.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredPasskey {
+    pub id: String,
+    pub json: String,
 }
 
 impl UserFactors {
     /// Whether the user has a second factor enrolled. Recovery codes alone are not one: they
     /// stand in for a factor, and go with the last one.
     pub fn enrolled(&self) -> bool {
-        self.totp.is_some()
+        self.totp.is_some() || !self.passkeys.is_empty()
     }
 }
 
@@ -116,6 +126,7 @@ impl fmt::Debug for UserFactors {
         f.debug_struct("UserFactors")
             .field("totp", &self.totp.as_ref().map(|t| t.enrolled_ms))
             .field("recovery_codes", &self.recovery_codes.len())
+            .field("passkeys", &self.passkeys.len())
             .finish()
     }
 }

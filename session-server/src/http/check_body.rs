@@ -121,13 +121,17 @@ impl Body {
         self.time(r.idle_expires_ms);
         self.raw(b",\"absolute_expires_at\":");
         self.time(r.absolute_expires_ms);
+        // The time of the first factor appears twice: formatted once.
+        let authenticated = Rfc3339(r.authenticated_ms).text();
         self.raw(b",\"authenticated_at\":");
-        self.time(r.authenticated_ms);
+        self.quoted(&authenticated);
         self.raw(b",\"aal\":");
         self.quoted(r.aal().as_str().as_bytes());
-        self.raw(b",\"methods\":[{\"method\":\"password\",\"at\":");
-        self.time(r.authenticated_ms);
-        if let Some(proof) = r.second_factor {
+        self.raw(b",\"methods\":[{\"method\":");
+        self.quoted(r.first_method().as_bytes());
+        self.raw(b",\"at\":");
+        self.quoted(&authenticated);
+        if let Some(proof) = r.listed_second_factor() {
             self.raw(b"},{\"method\":");
             self.quoted(proof.method.as_str().as_bytes());
             self.raw(b",\"at\":");
@@ -215,11 +219,20 @@ mod tests {
                             SessionKind::Cookie
                         },
                         remembered: j % 2 == 1,
-                        second_factor: (k == 2).then(|| FactorProof {
-                            method: SecondFactor::RecoveryCode,
-                            at_ms: base + 61_000,
-                        }),
+                        second_factor: match k {
+                            2 => Some(FactorProof {
+                                method: SecondFactor::RecoveryCode,
+                                at_ms: base + 61_000,
+                            }),
+                            // A passwordless sign-in: its passkey is its first method.
+                            3 => Some(FactorProof {
+                                method: SecondFactor::Passkey,
+                                at_ms: base + 1000,
+                            }),
+                            _ => None,
+                        },
                         factor_enrolled: k >= 2,
+                        passwordless: k == 3,
                     });
                 }
             }

@@ -76,6 +76,10 @@ impl ApiError {
                 Error::FactorNotEnrolled(_) => "factor_not_enrolled",
                 Error::FactorAlreadyEnrolled(_) => "factor_already_enrolled",
                 Error::TotpUnavailable => "totp_unavailable",
+                Error::PasskeysUnavailable => "passkeys_unavailable",
+                Error::CeremonyExpired => "ceremony_expired",
+                Error::PasskeyRefused => "passkey_refused",
+                Error::PasskeyInUse => "passkey_in_use",
                 Error::DataVersionMismatch { .. } => "version_mismatch",
                 Error::DataTooLarge { .. } => "payload_too_large",
                 Error::Throttled { .. } => "too_many_attempts",
@@ -142,8 +146,12 @@ impl ResponseError for ApiError {
                 | Error::FreshSecondFactorRequired
                 | Error::WrongCode
                 | Error::CodeReused
-                | Error::TotpUnavailable => StatusCode::FORBIDDEN,
+                | Error::TotpUnavailable
+                | Error::PasskeysUnavailable
+                | Error::PasskeyRefused => StatusCode::FORBIDDEN,
                 Error::EnrollmentExpired
+                | Error::CeremonyExpired
+                | Error::PasskeyInUse
                 | Error::FactorNotEnrolled(_)
                 | Error::FactorAlreadyEnrolled(_) => StatusCode::CONFLICT,
                 Error::DataVersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,

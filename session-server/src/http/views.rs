@@ -138,6 +138,9 @@ impl PendingSecondFactor {
         if user.factors.totp.is_some() {
             methods.push("totp");
         }
+        if !user.factors.passkeys.is_empty() {
+            methods.push("passkey");
+        }
         if !user.factors.recovery_codes.is_empty() {
             methods.push("recovery_code");
         }

@@ -3,6 +3,9 @@
 //! | key | type | TTL | holds |
 //! |---|---|---|---|
 //! | `<p>:{<uid>}:user` | hash `n h d c v t ts tc r` | none | username, argon2id PHC hash, disabled flag, created (ms), credential version (absent: 0); with a TOTP factor its sealed secret, the last time step used and when it was enrolled (ms); the unused recovery codes' digests (16 bytes each) |
+//! | `<p>:{<uid>}:passkeys` | hash | none | the user's passkeys: field the credential id (base64url), value its record (JSON: name, times, the WebAuthn credential with its public key and counter) |
+//! | `<p>:passkey:<credential>` | string | none | user id (claims a passkey's credential id for one account) |
+//! | `<p>:ceremony:<id>` | string | `SESSION_PASSKEY_TIMEOUT` | a passkey ceremony's state between its two requests (JSON), taken once (`GETDEL`) |
 //! | `<p>:{<uid>}:totp` | string | the enrolment's lifetime | a pending TOTP enrolment: the session's handle (16 bytes) and the sealed secret ([`PendingTotp`](super::PendingTotp)) |
 //! | `<p>:{<uid>}:sessions` | hash | the latest session expiry | field `<digest>`, value the encoded [`SessionRecord`](crate::domain::session::SessionRecord) (version 2, `domain::record`) |
 //! | `<p>:{<uid>}:w` | string | never stored | the replication barrier: written and deleted again by every script whose `WAIT` must confirm it (see `replication.rs`) |
@@ -69,6 +72,22 @@ impl Keys {
         format!("{}:totp", self.user_slot(user))
     }
 
+    /// The user's passkeys: one hash, field = credential id (base64url), value = its record.
+    pub fn passkeys(&self, user: Uuid) -> String {
+        format!("{}:passkeys", self.user_slot(user))
+    }
+
+    /// A passkey ceremony's state, between its two requests (see `domain::mfa::passkeys`). One
+    /// key, no hash tag: used alone.
+    pub fn ceremony(&self, id: &str) -> String {
+        format!("{}:ceremony:{id}", self.prefix)
+    }
+
+    /// Claims a passkey's credential id for one user, so that no other account registers it.
+    pub fn passkey_claim(&self, credential: &str) -> String {
+        format!("{}:passkey:{credential}", self.prefix)
+    }
+
     /// The user's replication barrier (see `lua/lib.lua`): in the user's slot, never stored.
     pub fn barrier(&self, user: Uuid) -> String {
         format!("{}:w", self.user_slot(user))
@@ -108,6 +127,7 @@ mod tests {
             keys.sessions(user),
             keys.barrier(user),
             keys.totp_enrollment(user),
+            keys.passkeys(user),
         ] {
             assert!(key.starts_with(&format!("sess:{tag}:")), "{key}");
             assert_eq!(key.matches('{').count(), 1);

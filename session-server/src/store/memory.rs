@@ -30,7 +30,7 @@ use crate::domain::{
     session::{LimitPolicy, SessionLimit, SessionRecord},
     session_data::{DataWrite, SessionData},
     token::TokenDigest,
-    user::{StoredTotp, UserFactors, UserRecord, Username},
+    user::{StoredPasskey, StoredTotp, UserFactors, UserRecord, Username},
 };
 
 #[derive(Default)]
@@ -52,6 +52,10 @@ struct Inner {
     console: HashMap<ConsoleDigest, ConsoleSession>,
     /// Pending TOTP enrolments by user, with their expiry.
     enrollments: HashMap<Uuid, (PendingTotp, u64)>,
+    /// Passkey ceremonies by id, with their expiry.
+    ceremonies: HashMap<String, (String, u64)>,
+    /// Passkey credential ids and the user each belongs to.
+    passkey_claims: HashMap<String, Uuid>,
 }
 
 /// [`TokenDigest`] with an order, for the index set.
@@ -146,6 +150,7 @@ impl Inner {
         self.counters.retain(|_, (_, until)| *until > now);
         self.console.retain(|_, s| s.expires_ms > now);
         self.enrollments.retain(|_, (_, until)| *until > now);
+        self.ceremonies.retain(|_, (_, until)| *until > now);
     }
 
     /// Sets or clears the "second factor enrolled" flag on every session of the user.
@@ -700,6 +705,30 @@ impl Store for MemoryStore {
                 };
                 factors.recovery_codes.remove(at);
             }
+            FactorUse::AddPasskey { credential, json } => {
+                if factors.passkeys.iter().any(|p| p.id == *credential) {
+                    return Ok(FactorOutcome::PasskeyExists);
+                }
+                factors.passkeys.push(StoredPasskey {
+                    id: credential.clone(),
+                    json: json.clone(),
+                });
+                account.credential_version += 1;
+                inner.set_enrolled(user, true);
+            }
+            FactorUse::Passkey {
+                credential,
+                expected,
+                new,
+            } => {
+                let Some(stored) = factors.passkeys.iter_mut().find(|p| p.id == *credential) else {
+                    return Ok(FactorOutcome::UserUnavailable);
+                };
+                if stored.json != *expected {
+                    return Ok(FactorOutcome::Replayed);
+                }
+                stored.json.clone_from(new);
+            }
             FactorUse::EnrollTotp {
                 pending,
                 step,
@@ -748,19 +777,80 @@ impl Store for MemoryStore {
         let factors = &mut account.factors;
         match change {
             FactorChange::SetRecoveryCodes(codes) => factors.recovery_codes.clone_from(codes),
-            FactorChange::RemoveTotp | FactorChange::Reset => {
-                *factors = UserFactors::default();
+            FactorChange::RemoveTotp => factors.totp = None,
+            FactorChange::RemovePasskey(credential) => {
+                factors.passkeys.retain(|p| p.id != *credential);
             }
+            FactorChange::Reset => *factors = UserFactors::default(),
+        }
+        // Recovery codes stand in for a factor: they go with the last one.
+        let enrolled = factors.enrolled();
+        if !enrolled {
+            factors.recovery_codes.clear();
         }
         account.credential_version += 1;
-        if !matches!(change, FactorChange::SetRecoveryCodes(_)) {
+        if matches!(change, FactorChange::RemoveTotp | FactorChange::Reset) {
             inner.enrollments.remove(&user);
         }
         let ended = inner.end_all(user, keep);
-        if !matches!(change, FactorChange::SetRecoveryCodes(_)) {
-            inner.set_enrolled(user, false);
-        }
+        inner.set_enrolled(user, enrolled);
         Ok(Some(ended))
+    }
+
+    async fn put_ceremony(&self, id: &str, state: &str, ttl: Duration) -> Result<(), StoreError> {
+        let until = until(self.now_ms(), ttl);
+        self.lock()
+            .ceremonies
+            .insert(id.to_owned(), (state.to_owned(), until));
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let now = self.now_ms();
+        Ok(self
+            .lock()
+            .ceremonies
+            .remove(id)
+            .filter(|(_, until)| *until > now)
+            .map(|(state, _)| state))
+    }
+
+    async fn claim_passkey(&self, credential: &str, user: Uuid) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if inner.passkey_claims.contains_key(credential) {
+            return Ok(false);
+        }
+        inner.passkey_claims.insert(credential.to_owned(), user);
+        Ok(true)
+    }
+
+    async fn release_passkey(&self, credential: &str, user: Uuid) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.passkey_claims.get(credential) == Some(&user) {
+            inner.passkey_claims.remove(credential);
+        }
+        Ok(())
+    }
+
+    async fn update_passkey(
+        &self,
+        user: Uuid,
+        credential: &str,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let stored = inner
+            .users
+            .get_mut(&user)
+            .and_then(|u| u.factors.passkeys.iter_mut().find(|p| p.id == credential));
+        match stored {
+            Some(stored) if stored.json == expected => {
+                stored.json = new.to_owned();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn create_console_session(

@@ -175,6 +175,17 @@ pub enum FactorUse {
         step: u64,
         enrolled_ms: u64,
     },
+    /// A passkey was registered: it becomes one of the user's factors (refused if the user has
+    /// one with that credential id already).
+    AddPasskey { credential: String, json: String },
+    /// A passkey's assertion verified against its record `expected`, which becomes `new` (its
+    /// counter and last use): refused if the record changed meanwhile (another use, a rename, a
+    /// removal), so one assertion counts once.
+    Passkey {
+        credential: String,
+        expected: String,
+        new: String,
+    },
 }
 
 /// The result of [`Store::prove_second_factor`].
@@ -193,6 +204,8 @@ pub enum FactorOutcome {
     WrongCode,
     /// The TOTP enrolment expired, or was replaced by a newer one.
     EnrollmentGone,
+    /// A passkey with this credential id is registered to the user already.
+    PasskeyExists,
 }
 
 /// A change of a user's second factors (see [`Store::change_factors`]).
@@ -202,6 +215,8 @@ pub enum FactorChange {
     RemoveTotp,
     /// Replaces the recovery codes with these digests.
     SetRecoveryCodes(Vec<[u8; 16]>),
+    /// Removes one passkey (by credential id); the recovery codes go if it was the last factor.
+    RemovePasskey(String),
     /// Removes every factor and recovery code (an administrator's reset).
     Reset,
 }
@@ -375,6 +390,24 @@ pub trait Store: Send + Sync + 'static {
         change: &FactorChange,
         keep: Option<Uuid>,
     ) -> Result<Option<Vec<Uuid>>, StoreError>;
+
+    /// Keeps a passkey ceremony's state for `ttl` under `id`.
+    async fn put_ceremony(&self, id: &str, state: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Takes a passkey ceremony's state: it is gone afterwards, so a ceremony completes once.
+    async fn take_ceremony(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Claims a passkey's credential id for `user`. `false`: another user (or this one) holds it.
+    async fn claim_passkey(&self, credential: &str, user: Uuid) -> Result<bool, StoreError>;
+    /// Gives up `user`'s claim of a credential id (nothing if another user holds it).
+    async fn release_passkey(&self, credential: &str, user: Uuid) -> Result<(), StoreError>;
+    /// Replaces a passkey's record if it is still `expected` (a rename, or the counter and last
+    /// use after a passwordless sign-in). `false`: it changed or is gone.
+    async fn update_passkey(
+        &self,
+        user: Uuid,
+        credential: &str,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
 
     // ---- admin console sessions (see `domain::console`) ----
 

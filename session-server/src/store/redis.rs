@@ -53,7 +53,7 @@ use crate::{
         session::{LimitPolicy, SessionLimit, SessionRecord},
         session_data::{DataWrite, SessionData},
         token::{DIGEST_CHARS, TokenDigest},
-        user::{StoredTotp, UserFactors, UserRecord, Username},
+        user::{StoredPasskey, StoredTotp, UserFactors, UserRecord, Username},
     },
     metrics::Metrics,
 };
@@ -96,6 +96,8 @@ const PUBLISH: &str = lua!(" flags=allow-oom", "lua/publish.lua");
 static READ_EVENTS: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/read_events.lua");
 static PEEK: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/peek.lua");
 static REFUND: LazyLock<Script> = script!(" flags=allow-oom", "lua/refund.lua");
+static RELEASE_PASSKEY: LazyLock<Script> = script!(" flags=allow-oom", "lua/release_passkey.lua");
+static UPDATE_PASSKEY: LazyLock<Script> = script!("", "lua/update_passkey.lua");
 // The scripts that may be confirmed by replicas are sent as text (see `Eval`).
 const CONFIRM_CREATE: &str = lua!(" flags=allow-oom", "lua/confirm_create.lua");
 const READ_CONFIRMED: &str = lua!(" flags=allow-oom", "lua/read_confirmed.lua");
@@ -114,6 +116,8 @@ static SCRIPT_NAMES: LazyLock<Vec<(String, &'static str)>> = LazyLock::new(|| {
         (&*READ_EVENTS, "read_events"),
         (&*PEEK, "peek"),
         (&*REFUND, "refund"),
+        (&*RELEASE_PASSKEY, "release_passkey"),
+        (&*UPDATE_PASSKEY, "update_passkey"),
     ]
     .map(|(script, name)| (script.get_hash().to_owned(), name));
     let sent = [
@@ -605,14 +609,33 @@ impl Store for RedisStore {
             Option<u64>,
             (Option<Vec<u8>>, Option<u64>, Option<u64>, Option<Vec<u8>>),
         );
-        let fields: Fields = self
+        let passkeys_key = self.keys.passkeys(id);
+        // The record and the passkeys, in one round trip (one slot: the user's).
+        let (fields, passkeys): (Fields, Vec<(String, String)>) = self
             .with_conn(async |c| {
-                let (n, h, d, c_, v, t, ts, tc, r) = redis::cmd("HMGET")
+                type Reply = (
+                    (
+                        Option<String>,
+                        Option<String>,
+                        Option<String>,
+                        Option<u64>,
+                        Option<u64>,
+                        Option<Vec<u8>>,
+                        Option<u64>,
+                        Option<u64>,
+                        Option<Vec<u8>>,
+                    ),
+                    Vec<(String, String)>,
+                );
+                let ((n, h, d, c_, v, t, ts, tc, r), passkeys): Reply = redis::pipe()
+                    .cmd("HMGET")
                     .arg(&key)
                     .arg(&["n", "h", "d", "c", "v", "t", "ts", "tc", "r"])
+                    .cmd("HGETALL")
+                    .arg(&passkeys_key)
                     .query_async(c)
                     .await?;
-                Ok((n, h, d, c_, v, (t, ts, tc, r)))
+                Ok(((n, h, d, c_, v, (t, ts, tc, r)), passkeys))
             })
             .await?;
         match fields {
@@ -641,6 +664,10 @@ impl Store for RedisStore {
                             enrolled_ms: enrolled.unwrap_or(0),
                         }),
                         recovery_codes,
+                        passkeys: passkeys
+                            .into_iter()
+                            .map(|(id, json)| StoredPasskey { id, json })
+                            .collect(),
                     },
                 }))
             }
@@ -1061,6 +1088,7 @@ impl Store for RedisStore {
         call.key(self.keys.user(user))
             .key(self.keys.sessions(user))
             .key(self.keys.totp_enrollment(user))
+            .key(self.keys.passkeys(user))
             .arg(credential_version)
             .arg(digest.encode())
             .arg(assurance_trailer(record))
@@ -1076,6 +1104,14 @@ impl Store for RedisStore {
                 .arg(&sealed[..])
                 .arg(resealed.as_deref().unwrap_or_default()),
             FactorUse::RecoveryCode(code) => call.arg("recovery").arg(&code[..]),
+            FactorUse::AddPasskey { credential, json } => {
+                call.arg("passkey_add").arg(credential).arg(json)
+            }
+            FactorUse::Passkey {
+                credential,
+                expected,
+                new,
+            } => call.arg("passkey").arg(credential).arg(expected).arg(new),
             FactorUse::EnrollTotp {
                 pending,
                 step,
@@ -1105,6 +1141,7 @@ impl Store for RedisStore {
             Some(b"replayed") => Ok(FactorOutcome::Replayed),
             Some(b"wrong") => Ok(FactorOutcome::WrongCode),
             Some(b"expired") => Ok(FactorOutcome::EnrollmentGone),
+            Some(b"exists") => Ok(FactorOutcome::PasskeyExists),
             _ => Err(corrupt("second factor reply")),
         }
     }
@@ -1116,16 +1153,20 @@ impl Store for RedisStore {
         change: &FactorChange,
         keep: Option<Uuid>,
     ) -> Result<Option<Vec<Uuid>>, StoreError> {
-        let (mode, codes) = match change {
-            FactorChange::RemoveTotp => ("remove_totp", Vec::new()),
-            FactorChange::SetRecoveryCodes(codes) => ("recovery", codes.concat()),
-            FactorChange::Reset => ("reset", Vec::new()),
+        let (mode, codes, credential) = match change {
+            FactorChange::RemoveTotp => ("remove_totp", Vec::new(), ""),
+            FactorChange::SetRecoveryCodes(codes) => ("recovery", codes.concat(), ""),
+            FactorChange::RemovePasskey(credential) => {
+                ("remove_passkey", Vec::new(), credential.as_str())
+            }
+            FactorChange::Reset => ("reset", Vec::new(), ""),
         };
         let mut call = Eval::new(FACTORS);
         call.key(self.keys.user(user))
             .key(self.keys.sessions(user))
             .key(self.keys.barrier(user))
             .key(self.keys.totp_enrollment(user))
+            .key(self.keys.passkeys(user))
             .arg(
                 credential_version
                     .map(|v| v.to_string())
@@ -1133,9 +1174,71 @@ impl Store for RedisStore {
             )
             .arg(mode)
             .arg(raw_handle(keep))
-            .arg(codes);
+            .arg(codes)
+            .arg(credential);
         let raw: Option<Vec<Vec<u8>>> = self.confirmed(&call).await?;
         raw.as_deref().map(handles).transpose()
+    }
+
+    async fn put_ceremony(&self, id: &str, state: &str, ttl: Duration) -> Result<(), StoreError> {
+        let key = self.keys.ceremony(id);
+        self.with_conn(async |c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(state)
+                .arg("PX")
+                .arg(ms(ttl).max(1))
+                .query_async::<()>(c)
+                .await
+        })
+        .await
+    }
+
+    async fn take_ceremony(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let key = self.keys.ceremony(id);
+        self.with_conn(async |c| redis::cmd("GETDEL").arg(&key).query_async(c).await)
+            .await
+    }
+
+    async fn claim_passkey(&self, credential: &str, user: Uuid) -> Result<bool, StoreError> {
+        let key = self.keys.passkey_claim(credential);
+        let claimed: Option<String> = self
+            .with_conn(async |c| {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(user.simple().to_string())
+                    .arg("NX")
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        Ok(claimed.is_some())
+    }
+
+    async fn release_passkey(&self, credential: &str, user: Uuid) -> Result<(), StoreError> {
+        let mut call = RELEASE_PASSKEY.prepare_invoke();
+        call.key(self.keys.passkey_claim(credential))
+            .arg(user.simple().to_string());
+        self.with_conn(async |c| call.invoke_async::<()>(c).await)
+            .await
+    }
+
+    async fn update_passkey(
+        &self,
+        user: Uuid,
+        credential: &str,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let mut call = UPDATE_PASSKEY.prepare_invoke();
+        call.key(self.keys.passkeys(user))
+            .arg(credential)
+            .arg(expected)
+            .arg(new);
+        // Not confirmed by replicas: what a failover loses is a counter step or a name, and a
+        // passwordless sign-in's ceremony is used up all the same.
+        let n: i64 = self.with_conn(async |c| call.invoke_async(c).await).await?;
+        Ok(n == 1)
     }
 
     async fn create_console_session(

@@ -113,3 +113,38 @@ fn api_key_new_prints_a_key_and_its_digest() {
     assert_eq!(key.len(), 64);
     assert_eq!(hex::encode(Sha256::digest(key.as_bytes())), digest);
 }
+
+#[test]
+fn factor_key_new_prints_an_entry_numbered_after_the_current_keys() {
+    let new = |current: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_session-server"));
+        command.args(["factor-key", "new"]).env_clear();
+        if let Some(current) = current {
+            command.env("SESSION_FACTOR_KEYS", current);
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let first = new(None);
+    let (id, key) = first.split_once(':').unwrap();
+    assert_eq!(id, "1");
+    use base64::Engine;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .unwrap()
+            .len(),
+        32
+    );
+    let second = new(Some(&first));
+    assert!(second.starts_with("2:"), "{second}");
+    assert_ne!(second[2..], first[2..]);
+    // The entry is one the server accepts, first in a ring with the old key.
+    session_server::domain::factors::secret_box::FactorKeys::parse(&format!("{second},{first}"))
+        .unwrap();
+}

@@ -28,7 +28,7 @@ fn step_now(app: &TestApp) -> u64 {
     app.state.clock.now_ms() / 1000 / totp::STEP_SECONDS
 }
 
-fn code(secret: &TotpSecret, step: u64) -> String {
+pub fn code(secret: &TotpSecret, step: u64) -> String {
     totp::code_at_step(secret, step)
 }
 
@@ -36,7 +36,7 @@ async fn json(response: Response) -> Value {
     response.json().await.unwrap()
 }
 
-async fn send(
+pub async fn send(
     app: &TestApp,
     browser: &Browser,
     method: Method,
@@ -56,7 +56,7 @@ async fn send(
 
 /// Enrols TOTP in `browser`'s session with a code of the current step; returns the secret and
 /// that step (used up: later proofs need a later one).
-async fn enroll(app: &TestApp, browser: &Browser) -> (TotpSecret, u64) {
+pub async fn enroll(app: &TestApp, browser: &Browser) -> (TotpSecret, u64) {
     let r = send(
         app,
         browser,
@@ -89,7 +89,7 @@ async fn enroll(app: &TestApp, browser: &Browser) -> (TotpSecret, u64) {
 }
 
 /// Logs in with the password: a pending login for a user with a factor.
-async fn password_login(app: &TestApp, username: &str) -> (Browser, Value) {
+pub async fn password_login(app: &TestApp, username: &str) -> (Browser, Value) {
     let r = app.login(username, &format!("{username}-password")).await;
     assert_eq!(r.status(), 200, "login");
     let browser = Browser {
@@ -98,7 +98,7 @@ async fn password_login(app: &TestApp, username: &str) -> (Browser, Value) {
     (browser, json(r).await)
 }
 
-async fn prove(app: &TestApp, browser: &Browser, method: &str, code: &str) -> Response {
+pub async fn prove(app: &TestApp, browser: &Browser, method: &str, code: &str) -> Response {
     send(
         app,
         browser,

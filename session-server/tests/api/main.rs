@@ -22,6 +22,7 @@ mod factors;
 mod forward_auth;
 mod login;
 mod operations;
+mod passkeys;
 mod races;
 mod redis_only;
 mod round_trips;

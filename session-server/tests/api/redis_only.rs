@@ -106,16 +106,47 @@ async fn a_redis_outage_is_a_503_and_service_recovers_by_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_session_key_has_a_ttl_and_only_users_live_forever() {
+async fn every_session_key_has_a_ttl_and_only_users_and_their_factors_live_forever() {
     let app = spawn_app_with(Backend::Redis, |_| {}).await;
     let redis = app.redis.clone().unwrap();
-    app.signed_in("alice").await;
+    let browser = app.signed_in("alice").await;
     app.signed_in("alice").await;
     app.login("alice", "wrong-password").await;
-    for key in redis.keys() {
+    // Second factors: a passkey (kept like the user), a passkey ceremony and a TOTP enrolment
+    // left unfinished (both short-lived).
+    let mut authenticator = crate::passkeys::Authenticator::new();
+    let r = crate::passkeys::register(&app, &browser, &mut authenticator, "Key").await;
+    assert_eq!(r.status(), 201);
+    let started = crate::factors::send(
+        &app,
+        &browser,
+        Method::POST,
+        "/v1/session/factors/passkeys",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(started.status(), 200);
+    let enrolment = crate::factors::send(
+        &app,
+        &browser,
+        Method::POST,
+        "/v1/session/factors/totp",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(enrolment.status(), 201);
+    let keys = redis.keys();
+    for part in [":ceremony:", "}:totp", "}:passkeys", ":passkey:"] {
+        assert!(keys.iter().any(|k| k.contains(part)), "no {part} key");
+    }
+    for key in keys {
         let ttl = redis.integer(&["PTTL", &key]);
-        if key.ends_with(":user") || key.contains(":name:") {
-            assert_eq!(ttl, -1, "{key} is a user record");
+        let users = [":user", "}:passkeys"];
+        if users.iter().any(|s| key.ends_with(s))
+            || key.contains(":name:")
+            || key.contains(":passkey:")
+        {
+            assert_eq!(ttl, -1, "{key} is part of a user record");
         } else {
             assert!(ttl > 0, "{key} has no TTL");
         }
@@ -428,4 +459,96 @@ async fn answers_never_cross_between_requests_when_redis_stalls() {
         }
     }
     panic!("service did not resume after the stall");
+}
+
+/// What second factors cost in Redis, per user: the TOTP factor and a set of recovery codes (in
+/// the user's hash), and the session record of an `aal2` session (in the sessions hash), which
+/// stays within Redis's compact 64-byte hash values. Prints the figures the measurements page
+/// quotes: `cargo test -p session-server --test api second_factors_cost -- --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_factors_cost_this_many_redis_bytes_per_user() {
+    use crate::factors::{code, enroll, password_login, prove, send};
+    let app = spawn_app_with(Backend::Redis, |_| {}).await;
+    let redis = app.redis.clone().unwrap();
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/138.0.0.0 Safari/537.36";
+    let register = app.register("alice", "alice-password").await;
+    assert_eq!(register.status(), 201);
+    let login = app
+        .public(Method::POST, "/v1/login")
+        .header(reqwest::header::USER_AGENT, chrome)
+        .json(&serde_json::json!({"username": "alice", "password": "alice-password"}))
+        .send()
+        .await
+        .unwrap();
+    let browser = crate::helpers::Browser {
+        cookie: crate::helpers::session_cookie(&login).unwrap(),
+    };
+    let keys = redis.keys();
+    let user_key = keys.iter().find(|k| k.ends_with("}:user")).unwrap().clone();
+    let sessions_key = keys
+        .iter()
+        .find(|k| k.ends_with("}:sessions"))
+        .unwrap()
+        .clone();
+    let usage = |key: &str| redis.integer(&["MEMORY", "USAGE", key, "SAMPLES", "0"]);
+    let record_lengths = || -> Vec<i64> {
+        let fields = redis.command(&["HKEYS", &sessions_key]).unwrap();
+        fields
+            .lines()
+            .map(|l| {
+                l.trim()
+                    .trim_start_matches(|c: char| c.is_ascii_digit() || c == ')')
+                    .trim()
+            })
+            .map(|f| f.trim_matches('"'))
+            .filter(|f| f.len() == 22)
+            .map(|f| redis.integer(&["HSTRLEN", &sessions_key, f]))
+            .collect()
+    };
+    let plain_user = usage(&user_key);
+    let aal1_record = record_lengths();
+    let (secret, step) = enroll(&app, &browser).await;
+    let with_totp = usage(&user_key);
+    let aal2_record = record_lengths();
+    let r = send(
+        &app,
+        &browser,
+        Method::POST,
+        "/v1/session/factors/recovery-codes",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let with_codes = usage(&user_key);
+    let (pending, _) = password_login(&app, "alice").await;
+    assert_eq!(
+        prove(&app, &pending, "totp", &code(&secret, step + 1))
+            .await
+            .status(),
+        200
+    );
+    println!(
+        "user hash: {plain_user} bytes; with TOTP: {with_totp} (+{}); with recovery codes too: \
+         {with_codes} (+{}); session record aal1: {aal1_record:?} bytes, aal2 (TOTP): \
+         {aal2_record:?} bytes",
+        with_totp - plain_user,
+        with_codes - with_totp
+    );
+    assert_eq!(aal1_record, [58]);
+    assert_eq!(aal2_record, [61]);
+    assert!(record_lengths().iter().all(|&n| n <= 64));
+    let encoding = redis
+        .command(&["OBJECT", "ENCODING", &sessions_key])
+        .unwrap();
+    assert!(encoding.contains("listpack"), "{encoding}");
+    assert!(
+        with_totp - plain_user < 200,
+        "TOTP costs {} bytes",
+        with_totp - plain_user
+    );
+    assert!(
+        with_codes - with_totp < 400,
+        "recovery codes cost {} bytes",
+        with_codes - with_totp
+    );
 }

@@ -268,6 +268,35 @@ impl Store for Recorder {
             .prove_second_factor(digest, record, credential_version, proof);
         self.note("prove_second_factor", call).await
     }
+    async fn put_ceremony(&self, id: &str, state: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.note("put_ceremony", self.inner.put_ceremony(id, state, ttl))
+            .await
+    }
+    async fn take_ceremony(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.note("take_ceremony", self.inner.take_ceremony(id))
+            .await
+    }
+    async fn claim_passkey(&self, credential: &str, user: Uuid) -> Result<bool, StoreError> {
+        self.note("claim_passkey", self.inner.claim_passkey(credential, user))
+            .await
+    }
+    async fn release_passkey(&self, credential: &str, user: Uuid) -> Result<(), StoreError> {
+        self.note(
+            "release_passkey",
+            self.inner.release_passkey(credential, user),
+        )
+        .await
+    }
+    async fn update_passkey(
+        &self,
+        user: Uuid,
+        credential: &str,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.update_passkey(user, credential, expected, new);
+        self.note("update_passkey", call).await
+    }
     async fn change_factors(
         &self,
         user: Uuid,

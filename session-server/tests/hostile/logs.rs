@@ -8,11 +8,15 @@ use std::{
     fs::File,
     net::TcpListener,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use reqwest::{Client, Method, RequestBuilder, Response, header};
 use serde_json::{Value, json};
+use session_server::domain::factors::{
+    recovery,
+    totp::{self, TotpSecret},
+};
 use sha2::{Digest, Sha256};
 
 use test_support::otlp::OtlpReceiver;
@@ -118,6 +122,9 @@ fn cookie(token: &str) -> String {
     format!("__Host-session={token}")
 }
 
+/// The key that seals TOTP secrets (base64 of 32 bytes): a secret of its own.
+const FACTOR_KEY: &str = "c2VhbHMtdG90cC1zZWNyZXRzLWF0LXJlc3QtaGVyZSE=";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_logs_metrics_or_response_bodies() {
     let redis = RedisServer::start();
@@ -145,6 +152,7 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
         .env("SESSION_ARGON2_ITERATIONS", "1")
         .env("SESSION_LOGIN_MAX_FAILURES_PER_USER", "3")
         .env("SESSION_WORKERS", "1")
+        .env("SESSION_FACTOR_KEYS", format!("7:{FACTOR_KEY}"))
         .stdin(Stdio::null())
         .stdout(File::create(&out_path).unwrap())
         .stderr(File::create(&err_path).unwrap())
@@ -488,6 +496,66 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
         .header(header::COOKIE, cookie(&a1));
     f.send(req, 204).await;
 
+    // Second factors: a TOTP enrolment (its answer is the one body meant to hold the secret, so
+    // it is not searched; the secret is among the secrets), a wrong and a right first code,
+    // recovery codes (shown once, likewise), pending logins finished with a recovery code and a
+    // TOTP code, and an administrator's reset.
+    let c4 = f.login("carol", carol1, 200).await.unwrap();
+    let r = f
+        .public(Method::POST, "/v1/session/factors/totp")
+        .header(header::COOKIE, cookie(&c4))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let enrollment: Value = r.json().await.unwrap();
+    let base32 = enrollment["secret"].as_str().unwrap().to_owned();
+    let secret_bytes = totp_rs::Secret::Encoded(base32.clone()).to_bytes().unwrap();
+    let secret = TotpSecret::from_bytes(&secret_bytes).unwrap();
+    let step = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / totp::STEP_SECONDS;
+    let right = totp::code_at_step(&secret, step);
+    let wrong_code = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+    for (code, status) in [(wrong_code, 403), (right, 200)] {
+        let req = f
+            .public(Method::POST, "/v1/session/factors/totp/confirm")
+            .header(header::COOKIE, cookie(&c4))
+            .json(&json!({"code": code}));
+        f.send(req, status).await;
+    }
+    let r = f
+        .public(Method::POST, "/v1/session/factors/recovery-codes")
+        .header(header::COOKIE, cookie(&c4))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let codes: Vec<String> = r.json::<Value>().await.unwrap()["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    for (method, code) in [
+        ("recovery_code", codes[0].to_uppercase()),
+        ("totp", totp::code_at_step(&secret, step + 1)),
+    ] {
+        let pending = f.login("carol", carol1, 200).await.unwrap();
+        let req = f
+            .public(Method::POST, "/v1/session/second-factor")
+            .header(header::COOKIE, cookie(&pending))
+            .json(&json!({"method": method, "code": code}));
+        f.send(req, 200).await;
+    }
+    let req = f.admin(
+        Method::DELETE,
+        &format!("/admin/v1/users/{carol_id}/factors"),
+    );
+    f.send(req, 200).await;
+
     let mut exposed = Vec::new();
     for base in [&f.public, &f.admin] {
         let text = f
@@ -632,6 +700,29 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
         }
     }
     secrets.push(("$argon2id$".to_owned(), "a PHC hash prefix"));
+    // The TOTP secret in every spelling, and the recovery codes with their stored digests.
+    // (Six-digit codes are not searched: any number in a log would match one.)
+    secrets.push((FACTOR_KEY.to_owned(), "the factor key"));
+    secrets.push((base32.clone(), "a TOTP secret"));
+    secrets.push((base32.to_lowercase(), "a TOTP secret"));
+    secrets.push((hex::encode(&secret_bytes), "a TOTP secret in hex"));
+    {
+        use base64::{Engine, engine::general_purpose};
+        for engine in [
+            general_purpose::STANDARD_NO_PAD,
+            general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            secrets.push((engine.encode(&secret_bytes), "a TOTP secret in base64"));
+        }
+    }
+    let carol_uuid = uuid::Uuid::parse_str(&carol_id).unwrap();
+    for code in &codes {
+        secrets.push((code.clone(), "a recovery code"));
+        secrets.push((code.replace('-', ""), "a recovery code"));
+        secrets.push((code.to_uppercase(), "a recovery code"));
+        let digest = recovery::digest(carol_uuid, code).unwrap();
+        secrets.push((hex::encode(digest), "a recovery code's digest"));
+    }
     secrets.push((API_KEY.to_owned(), "the admin API key"));
     secrets.push((
         hex::encode(Sha256::digest(API_KEY)),

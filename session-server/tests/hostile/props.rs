@@ -181,7 +181,7 @@ prop_compose! {
         username in ".{0,80}",
         user_agent in ".{0,250}",
         flags in any::<(u32, bool, bool)>(),
-        factor in (any::<bool>(), 0u8..4, any::<u32>()),
+        factor in (any::<bool>(), 0u8..4, any::<u32>(), any::<bool>()),
     ) -> SessionRecord {
         SessionRecord {
             user_id: Uuid::from_bytes(ids.0),
@@ -200,6 +200,7 @@ prop_compose! {
             kind: if flags.1 { SessionKind::Bearer } else { SessionKind::Cookie },
             remembered: flags.2,
             factor_enrolled: factor.0,
+            passwordless: factor.3,
             // A proof's time is whole seconds after creation, within 24 bits, as stored.
             second_factor: SecondFactor::from_code(factor.1).map(|method| FactorProof {
                 method,
@@ -610,6 +611,9 @@ prop_compose! {
             factor_keys: None,
             totp_issuer: None,
             totp_enroll_timeout: None,
+            passkey_rp_id: None,
+            passkey_rp_name: None,
+            passkey_timeout: None,
             factor_fresh_max_age: None,
             admin_api_keys: web.5,
             console_ttl: rest.3,

@@ -14,11 +14,12 @@ use actix_web::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::passkeys::PasskeyView;
 use crate::{
     domain::{
         clock::Rfc3339,
         error::Error,
-        mfa::{FactorsOverview, Proof},
+        mfa::{Assertion, FactorsOverview, Proof},
         sessions::ActiveSession,
     },
     http::{
@@ -42,7 +43,10 @@ pub struct FactorsView {
     pub recovery_codes_left: usize,
     /// Whether a TOTP enrolment started by this session waits for its first code.
     pub totp_enrollment_pending: bool,
-    /// What `POST /v1/session/second-factor` accepts for this user: `totp`, `recovery_code`.
+    /// The user's passkeys, oldest first.
+    pub passkeys: Vec<PasskeyView>,
+    /// What `POST /v1/session/second-factor` accepts for this user: `totp`, `passkey`,
+    /// `recovery_code`.
     #[schema(value_type = Vec<String>, example = json!(["totp", "recovery_code"]))]
     pub methods: Vec<&'static str>,
 }
@@ -60,6 +64,9 @@ impl FactorsView {
         if o.totp_enrolled_ms.is_some() {
             methods.push("totp");
         }
+        if !o.passkeys.is_empty() {
+            methods.push("passkey");
+        }
         if o.recovery_codes_left > 0 {
             methods.push("recovery_code");
         }
@@ -69,6 +76,7 @@ impl FactorsView {
             }),
             recovery_codes_left: o.recovery_codes_left,
             totp_enrollment_pending: o.totp_pending,
+            passkeys: o.passkeys.iter().map(PasskeyView::from).collect(),
             methods,
         }
     }
@@ -97,30 +105,45 @@ pub struct RecoveryCodesView {
     pub revoked: usize,
 }
 
-/// Which second factor a code is of.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CodeMethod {
-    Totp,
-    RecoveryCode,
-}
-
-/// A second factor's code, as JSON or as an HTML form.
+/// A second factor's code, as JSON or as an HTML form, by its method.
 #[derive(Deserialize, ToSchema)]
-pub struct SecondFactorRequest {
-    pub method: CodeMethod,
-    /// A 6-digit TOTP code, or a recovery code (`xxxx-xxxx-xxxx-xxxx`; case, spaces and dashes
-    /// do not matter).
-    #[schema(example = "123456")]
-    pub code: String,
-    /// Forms only: where to go afterwards (a path, or a URL on an allowed origin).
-    pub return_to: Option<String>,
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum SecondFactorRequest {
+    /// A code from the user's authenticator app.
+    Totp {
+        /// Six digits (spaces are tolerated).
+        #[schema(pattern = "^[0-9]{6}$", example = "123456")]
+        code: String,
+        /// Forms only: where to go afterwards (a path, or a URL on an allowed origin).
+        return_to: Option<String>,
+    },
+    /// A passkey's answer to the challenge of `POST /v1/session/second-factor/passkey` (JSON
+    /// only).
+    Passkey {
+        /// The `ceremony` of that challenge.
+        ceremony: String,
+        /// What `navigator.credentials.get()` returned, as `toJSON()` writes it.
+        #[schema(value_type = Object)]
+        credential: Box<Assertion>,
+    },
+    /// One of the user's recovery codes, used up by this.
+    RecoveryCode {
+        /// Sixteen letters and digits in four groups (case, spaces and dashes are tolerated).
+        #[schema(
+            pattern = "^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$",
+            example = "abcd-efgh-ijkl-mnop"
+        )]
+        code: String,
+        /// Forms only: where to go afterwards (a path, or a URL on an allowed origin).
+        return_to: Option<String>,
+    },
 }
 
 /// The first TOTP code of an enrolment, as JSON or as an HTML form.
 #[derive(Deserialize, ToSchema)]
 pub struct ConfirmTotpRequest {
-    #[schema(example = "123456")]
+    /// Six digits (spaces are tolerated).
+    #[schema(pattern = "^[0-9]{6}$", example = "123456")]
     pub code: String,
     /// Forms only: where to go afterwards (a path, or a URL on an allowed origin).
     pub return_to: Option<String>,
@@ -201,12 +224,14 @@ fn proof_answer(
         (status = 200, description = "Proved: the session, now `aal2`", body = WhoAmI),
         (status = 303, description = "Form: to `return_to`, or to the second-factor page with `?error=<code>`",
             headers(("Location" = String))),
-        (status = 400, description = "`invalid_request`: a malformed code; `malformed_request`: an unknown method", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: a malformed code; `malformed_request`: an unknown method, \
+            or a passkey's answer that is no credential", body = ErrorBody),
         (status = 401, description = "`unauthenticated`: no live session (or it ended meanwhile)", body = ErrorBody),
         (status = 403, description = "`wrong_code`; `code_reused`: that TOTP code's time step was used already; \
-            `forbidden_redirect`", body = ErrorBody),
-        (status = 409, description = "`factor_not_enrolled`: the user has no such factor; `conflict`: the user's \
-            factors changed meanwhile", body = ErrorBody),
+            `passkey_refused`: the passkey's answer did not verify; `passkeys_unavailable`; `forbidden_redirect`", body = ErrorBody),
+        (status = 409, description = "`factor_not_enrolled`: the user has no such factor; `ceremony_expired`: the \
+            passkey challenge expired, was used, or is another session's; `conflict`: the user's factors changed \
+            meanwhile", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`", body = ErrorBody),
     )
 )]
@@ -217,12 +242,24 @@ pub async fn prove_second_factor(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (request, encoding) = parse_json_or_form::<SecondFactorRequest>(&req, &body)?;
-    let return_to = form_target(encoding, request.return_to, &state)?;
-    let ip = client_ip(&req, &state.config.web.trusted_proxies);
-    let proof = match request.method {
-        CodeMethod::Totp => Proof::Totp(&request.code),
-        CodeMethod::RecoveryCode => Proof::RecoveryCode(&request.code),
+    let (proof, return_to) = match &request {
+        SecondFactorRequest::Totp { code, return_to } => (Proof::Totp(code), return_to.clone()),
+        SecondFactorRequest::RecoveryCode { code, return_to } => {
+            (Proof::RecoveryCode(code), return_to.clone())
+        }
+        SecondFactorRequest::Passkey {
+            ceremony,
+            credential,
+        } => (
+            Proof::Passkey {
+                ceremony,
+                assertion: credential,
+            },
+            None,
+        ),
     };
+    let return_to = form_target(encoding, return_to, &state)?;
+    let ip = client_ip(&req, &state.config.web.trusted_proxies);
     let outcome = state.mfa.prove(&state.accounts, &session, proof, ip).await;
     proof_answer(outcome, return_to, &state)
 }

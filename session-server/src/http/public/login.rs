@@ -18,6 +18,8 @@ use crate::{
     domain::{
         error::Error,
         session::{ClientInfo, SessionKind},
+        sessions::ActiveSession,
+        token::SessionToken,
     },
     http::{
         body::{Encoding, parse_json_or_form, parse_optional},
@@ -105,7 +107,7 @@ pub enum TokenDelivery {
 }
 
 /// A boolean as JSON gives it, or as an HTML checkbox does (`on`, or absent).
-fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+pub(super) fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Flag {
@@ -122,7 +124,7 @@ fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     }
 }
 
-fn user_agent(req: &HttpRequest) -> String {
+pub(super) fn user_agent(req: &HttpRequest) -> String {
     req.headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -249,21 +251,36 @@ pub async fn login(
     // accepts `aal1` sessions: only the second-factor step and logout accept it.
     let pending = (!state.sessions.accepts(record)).then(|| PendingSecondFactor::for_user(user));
     tracing::info!(target: "audit", event = "login", user_id = %user.id, session = %record.handle, ip = ?ip, kind = record.kind.as_str(), remembered = record.remembered, second_factor_pending = pending.is_some());
-    if kind == SessionKind::Bearer {
-        return Ok(HttpResponse::Ok()
+    Ok(signed_in(&state, &token, &session, pending, return_to))
+}
+
+/// The answer to a sign-in (a login, a passwordless sign-in): the token in a `Set-Cookie` and
+/// the session as JSON, the token in the body for bearer sessions, or a form's redirect (to the
+/// second-factor page first for a pending login).
+pub(super) fn signed_in(
+    state: &AppState,
+    token: &SessionToken,
+    session: &ActiveSession,
+    pending: Option<PendingSecondFactor>,
+    return_to: Option<String>,
+) -> HttpResponse {
+    let config = &state.config.web;
+    let record = &session.record;
+    if record.kind == SessionKind::Bearer {
+        return HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(BearerLogin {
                 pending_second_factor: pending,
-                ..BearerLogin::new(&token, record)
-            }));
+                ..BearerLogin::new(token, record)
+            });
     }
     let persist_for = record.remembered.then(|| {
         std::time::Duration::from_millis(
             record.absolute_expires_ms.saturating_sub(record.created_ms),
         )
     });
-    let set_cookie = cookie::issue(&config.cookie, &token, persist_for);
-    Ok(match (return_to, pending) {
+    let set_cookie = cookie::issue(&config.cookie, token, persist_for);
+    match (return_to, pending) {
         // A form login that needs its second factor goes to the second-factor page first.
         (Some(target), Some(_)) => see_other(&with_query(
             &config.second_factor_page,
@@ -274,9 +291,9 @@ pub async fn login(
         (Some(target), None) => see_other(&target).cookie(set_cookie).finish(),
         (None, pending) => HttpResponse::Ok().cookie(set_cookie).json(WhoAmI {
             pending_second_factor: pending,
-            ..WhoAmI::new(&session.record)
+            ..WhoAmI::new(record)
         }),
-    })
+    }
 }
 
 /// Optional logout body: in JSON, accepted and ignored.

@@ -3,12 +3,14 @@
 mod account;
 mod factors;
 mod login;
+mod passkeys;
 mod reauth;
 mod sessions;
 
 pub use account::*;
 pub use factors::*;
 pub use login::*;
+pub use passkeys::*;
 pub use reauth::*;
 pub use sessions::*;
 
@@ -23,9 +25,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             // Tried in order: the session check first.
             .service(web::resource("/session").get(sessions::whoami))
             .service(web::resource("/login").post(login::login))
+            .service(web::resource("/login/passkey").post(passkeys::begin_passkey_sign_in))
+            .service(web::resource("/login/passkey/finish").post(passkeys::finish_passkey_sign_in))
             .service(web::resource("/logout").post(login::logout))
             .service(web::resource("/session/reauthenticate").post(reauth::reauthenticate))
             .service(web::resource("/session/second-factor").post(factors::prove_second_factor))
+            .service(
+                web::resource("/session/second-factor/passkey").post(passkeys::begin_passkey_proof),
+            )
+            .service(
+                web::resource("/session/factors/passkeys")
+                    .post(passkeys::begin_passkey_registration),
+            )
+            .service(
+                web::resource("/session/factors/passkeys/finish")
+                    .post(passkeys::finish_passkey_registration),
+            )
+            .service(
+                web::resource("/session/factors/passkeys/{id}")
+                    .patch(passkeys::rename_passkey)
+                    .delete(passkeys::remove_passkey),
+            )
             .service(web::resource("/session/factors").get(factors::list_factors))
             .service(
                 web::resource("/session/factors/totp")

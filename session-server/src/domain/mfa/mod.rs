@@ -1,5 +1,6 @@
 //! Second factors in use: enrolling TOTP, proving a factor in a session (the second step of a
-//! login, or a step-up), recovery codes, and removing or resetting factors.
+//! login, or a step-up), recovery codes, and removing or resetting factors. Passkeys are in
+//! `passkeys.rs`.
 //!
 //! Every proof is checked under the budgets a password meets (see
 //! [`AccountService::under_code_budget`]) and recorded in one atomic store step that also
@@ -7,6 +8,10 @@
 //! credentials are still those the proof was checked against. So two uses of one code race to
 //! exactly one success, and a factor removed while a login waits for it refuses that login.
 //! The cryptography (codes, sealing, recovery-code digests) is in `domain::factors`.
+
+mod passkeys;
+
+pub use passkeys::{Assertion, Attestation, CeremonyStart, NAME_MAX, PasskeyInfo, valid_name};
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -45,6 +50,11 @@ pub struct TotpEnrollment {
 pub enum Proof<'a> {
     Totp(&'a str),
     RecoveryCode(&'a str),
+    /// A passkey's answer to the challenge of `ceremony` (see `passkeys.rs`).
+    Passkey {
+        ceremony: &'a str,
+        assertion: &'a Assertion,
+    },
 }
 
 /// A user's factors, as the user may see them (never a secret).
@@ -54,6 +64,7 @@ pub struct FactorsOverview {
     pub recovery_codes_left: usize,
     /// Whether this session has a TOTP enrolment waiting for its first code.
     pub totp_pending: bool,
+    pub passkeys: Vec<PasskeyInfo>,
 }
 
 pub struct MfaService {
@@ -108,6 +119,7 @@ impl MfaService {
             totp_enrolled_ms: user.factors.totp.as_ref().map(|t| t.enrolled_ms),
             recovery_codes_left: user.factors.recovery_codes.len(),
             totp_pending: pending.is_some_and(|p| p.session == session.record.handle),
+            passkeys: Self::passkeys(&user),
         })
     }
 
@@ -243,22 +255,39 @@ impl MfaService {
                 )
             }
             Proof::RecoveryCode(raw) => {
+                let digest =
+                    recovery::digest(user.id, raw).map_err(|e| Error::invalid("code", e))?;
                 if !user.factors.enrolled() {
                     return Err(Error::FactorNotEnrolled("second factor"));
                 }
-                let digest =
-                    recovery::digest(user.id, raw).map_err(|e| Error::invalid("code", e))?;
                 (
                     SecondFactor::RecoveryCode,
                     Deferred::Ready(FactorUse::RecoveryCode(digest)),
                 )
             }
+            Proof::Passkey {
+                ceremony,
+                assertion,
+            } => (
+                SecondFactor::Passkey,
+                Deferred::Passkey {
+                    ceremony,
+                    assertion,
+                },
+            ),
         };
         let proved = record.with_second_factor(method, now);
         let left = accounts
             .under_code_budget(&user.username, ip, async {
                 let use_ = match use_ {
                     Deferred::Ready(use_) => use_,
+                    Deferred::Passkey {
+                        ceremony,
+                        assertion,
+                    } => {
+                        self.verify_passkey_proof(session, &user, ceremony, assertion)
+                            .await?
+                    }
                     Deferred::Totp {
                         secret,
                         code,
@@ -270,8 +299,17 @@ impl MfaService {
                         resealed,
                     },
                 };
-                self.record_proof(session, &proved, &user, &use_, EventKind::Updated)
-                    .await
+                let recorded = self
+                    .record_proof(session, &proved, &user, &use_, EventKind::Updated)
+                    .await;
+                match (recorded, &use_) {
+                    // The passkey was used (or renamed) since it was read: this answer counts no
+                    // more.
+                    (Err(Error::CodeReused), FactorUse::Passkey { .. }) => {
+                        Err(Error::PasskeyRefused)
+                    }
+                    (recorded, _) => recorded,
+                }
             })
             .await?;
         if method == SecondFactor::RecoveryCode {
@@ -335,6 +373,7 @@ impl MfaService {
             FactorOutcome::Replayed => Err(Error::CodeReused),
             FactorOutcome::WrongCode => Err(Error::WrongCode),
             FactorOutcome::EnrollmentGone => Err(Error::EnrollmentExpired),
+            FactorOutcome::PasskeyExists => Err(Error::PasskeyInUse),
         };
         let label = match &result {
             Ok(_) => "ok",
@@ -403,6 +442,7 @@ impl MfaService {
         let ended = self
             .change(&user, None, FactorChange::Reset, None, by)
             .await?;
+        self.release_claims(&user).await;
         tracing::info!(target: "audit", event = "factors_reset_by_admin", user_id = %user.id, revoked = ended);
         Ok(ended)
     }
@@ -446,9 +486,14 @@ impl MfaService {
     }
 }
 
-/// A proof's store step, of which a TOTP code's time step is found only under the budget.
-enum Deferred {
+/// A proof's store step, of which a TOTP code's time step and a passkey's verification are
+/// found only under the budget.
+enum Deferred<'a> {
     Ready(FactorUse),
+    Passkey {
+        ceremony: &'a str,
+        assertion: &'a Assertion,
+    },
     Totp {
         secret: TotpSecret,
         code: TotpCode,
