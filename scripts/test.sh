@@ -15,6 +15,8 @@ as_root() {
 }
 
 need_packages=()
+# Passkeys are verified with OpenSSL (webauthn-rs): its headers and pkg-config, to build.
+pkg-config --exists openssl 2>/dev/null || need_packages+=(libssl-dev pkg-config)
 command -v redis-server >/dev/null || need_packages+=(redis-server)
 # A replica with a skewed wall clock, as a real process (tests/api/clock_skew.rs).
 command -v faketime >/dev/null || need_packages+=(faketime)

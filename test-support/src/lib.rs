@@ -8,11 +8,14 @@
 //! Standard library only, so depending on this crate costs no build time: replies are read over
 //! a raw RESP connection rather than through a Redis client library.
 //!
-//! With the `otlp` feature, [`otlp::OtlpReceiver`] receives exported spans.
+//! With the `otlp` feature, [`otlp::OtlpReceiver`] receives exported spans; with `passkey`,
+//! [`passkey::Authenticator`] answers WebAuthn ceremonies.
 #![warn(missing_docs)]
 
 #[cfg(feature = "otlp")]
 pub mod otlp;
+#[cfg(feature = "passkey")]
+pub mod passkey;
 
 use std::{
     io::{Read, Write},

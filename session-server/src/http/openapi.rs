@@ -7,7 +7,8 @@
 //! between operations. [`complete`] then adds what holds for whole classes of operations, so
 //! that no operation can forget it and a new one gets it for free: the security requirement and
 //! 401 `invalid_api_key` of every admin operation, 403 `cross_origin_refused` of the public
-//! listener's unsafe methods, 400/413/415 of every body, 400 of every query, 503 everywhere.
+//! listener's unsafe methods, 400/413/415 of every body (400 of an unsafe method's unreadable
+//! framing without one), 400 of every query, 503 everywhere.
 
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
@@ -57,6 +58,7 @@ use super::{admin, error::ErrorBody, public, views};
         public::RecoveryCodesView,
         public::SecondFactorRequest,
         public::ConfirmTotpRequest,
+        public::SecondFactorForm,
         public::CeremonyView,
         public::PasskeyView,
         public::BeginPasskeyRequest,
@@ -282,6 +284,17 @@ fn complete(doc: &mut Value, listener: Listener) {
                     op,
                     "415",
                     "`unsupported_media_type`: no body, or a `Content-Type` not listed",
+                    &[],
+                    no_body,
+                );
+            }
+            if !has_body && !matches!(method, "get" | "head" | "options") {
+                // A request whose framing cannot be read (a `Transfer-Encoding` the server does
+                // not speak, a broken `Content-Length`) is refused before any handler runs.
+                add_error(
+                    op,
+                    "400",
+                    "`malformed_request`: the request cannot be read (its `Content-Length` or `Transfer-Encoding`)",
                     &[],
                     no_body,
                 );

@@ -3,17 +3,9 @@
 //! a passkey as the second factor of a login, a passwordless sign-in, and every way an answer
 //! can be wrong (origin, relying party, counter, ceremony), on every store.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use openssl::{
-    bn::{BigNum, BigNumContext},
-    ec::{EcGroup, EcKey},
-    ecdsa::EcdsaSig,
-    nid::Nid,
-    pkey::Private,
-    sha::sha256,
-};
 use reqwest::{Method, Response, header};
 use serde_json::{Value, json};
+use test_support::passkey::{self, b64};
 
 use crate::{
     factors::{password_login, send},
@@ -24,182 +16,9 @@ use crate::{
 
 const RP_ID: &str = "app.test";
 
-// ---- a minimal CBOR writer: what an attestation object needs ----
-
-fn head(out: &mut Vec<u8>, major: u8, n: u64) {
-    match n {
-        0..24 => out.push(major << 5 | n as u8),
-        24..256 => out.extend([major << 5 | 24, n as u8]),
-        _ => {
-            out.push(major << 5 | 25);
-            out.extend((n as u16).to_be_bytes());
-        }
-    }
-}
-
-fn int(out: &mut Vec<u8>, n: i64) {
-    if n >= 0 {
-        head(out, 0, n as u64);
-    } else {
-        head(out, 1, (-1 - n) as u64);
-    }
-}
-
-fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-    head(out, 2, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
-fn text(out: &mut Vec<u8>, t: &str) {
-    head(out, 3, t.len() as u64);
-    out.extend_from_slice(t.as_bytes());
-}
-
-fn b64(data: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(data)
-}
-
-/// A platform authenticator with one discoverable credential.
-pub struct Authenticator {
-    key: EcKey<Private>,
-    pub credential_id: Vec<u8>,
-    user_handle: Option<Vec<u8>>,
-    pub counter: u32,
-    /// The relying party id it signs for, and the origin its browser reports: both changeable,
-    /// to play a phishing site.
-    pub rp_id: String,
-    pub origin: String,
-}
-
-impl Authenticator {
-    pub fn new() -> Authenticator {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-        Authenticator {
-            key: EcKey::generate(&group).unwrap(),
-            credential_id: (0..32).map(|_| rand_byte()).collect(),
-            user_handle: None,
-            counter: 0,
-            rp_id: RP_ID.into(),
-            origin: ORIGIN.into(),
-        }
-    }
-
-    fn cose_key(&self) -> Vec<u8> {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-        let (mut x, mut y) = (BigNum::new().unwrap(), BigNum::new().unwrap());
-        let mut ctx = BigNumContext::new().unwrap();
-        self.key
-            .public_key()
-            .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
-            .unwrap();
-        let mut out = Vec::new();
-        head(&mut out, 5, 5);
-        for (k, v) in [(1, 2), (3, -7), (-1, 1)] {
-            int(&mut out, k);
-            int(&mut out, v);
-        }
-        int(&mut out, -2);
-        bytes(&mut out, &x.to_vec_padded(32).unwrap());
-        int(&mut out, -3);
-        bytes(&mut out, &y.to_vec_padded(32).unwrap());
-        out
-    }
-
-    fn client_data(&self, kind: &str, options: &Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({
-            "type": kind,
-            "challenge": options["publicKey"]["challenge"],
-            "origin": self.origin,
-            "crossOrigin": false,
-        }))
-        .unwrap()
-    }
-
-    /// Answers `navigator.credentials.create(options)`.
-    pub fn register(&mut self, options: &Value) -> Value {
-        let user = options["publicKey"]["user"]["id"].as_str().unwrap();
-        self.user_handle = Some(URL_SAFE_NO_PAD.decode(user).unwrap());
-        let client_data = self.client_data("webauthn.create", options);
-        let mut auth_data = sha256(self.rp_id.as_bytes()).to_vec();
-        auth_data.push(0x45); // user present, user verified, attested credential data
-        auth_data.extend(self.counter.to_be_bytes());
-        auth_data.extend([0; 16]); // AAGUID
-        auth_data.extend((self.credential_id.len() as u16).to_be_bytes());
-        auth_data.extend(&self.credential_id);
-        auth_data.extend(self.cose_key());
-        let mut attestation = Vec::new();
-        head(&mut attestation, 5, 3);
-        text(&mut attestation, "fmt");
-        text(&mut attestation, "none");
-        text(&mut attestation, "attStmt");
-        head(&mut attestation, 5, 0);
-        text(&mut attestation, "authData");
-        bytes(&mut attestation, &auth_data);
-        json!({
-            "id": b64(&self.credential_id),
-            "rawId": b64(&self.credential_id),
-            "type": "public-key",
-            "response": {
-                "attestationObject": b64(&attestation),
-                "clientDataJSON": b64(&client_data),
-                "transports": ["internal"],
-            },
-            "clientExtensionResults": {},
-        })
-    }
-
-    /// Answers `navigator.credentials.get(options)`, with the next counter value.
-    pub fn assert(&mut self, options: &Value) -> Value {
-        self.counter += 1;
-        self.assert_at(options, self.counter)
-    }
-
-    /// Answers with a chosen counter value (a clone of the authenticator would lag behind).
-    pub fn assert_at(&self, options: &Value, counter: u32) -> Value {
-        let client_data = self.client_data("webauthn.get", options);
-        let mut auth_data = sha256(self.rp_id.as_bytes()).to_vec();
-        auth_data.push(0x05); // user present, user verified
-        auth_data.extend(counter.to_be_bytes());
-        let mut signed = auth_data.clone();
-        signed.extend(sha256(&client_data));
-        let signature = EcdsaSig::sign(&sha256(&signed), &self.key)
-            .unwrap()
-            .to_der()
-            .unwrap();
-        json!({
-            "id": b64(&self.credential_id),
-            "rawId": b64(&self.credential_id),
-            "type": "public-key",
-            "response": {
-                "authenticatorData": b64(&auth_data),
-                "clientDataJSON": b64(&client_data),
-                "signature": b64(&signature),
-                "userHandle": self.user_handle.as_deref().map(b64),
-            },
-            "clientExtensionResults": {},
-        })
-    }
-}
-
-impl Authenticator {
-    /// The same credential, as a browser on another origin or a relying party of another id
-    /// would have it used.
-    pub fn elsewhere(&self, rp_id: &str, origin: &str) -> Authenticator {
-        Authenticator {
-            key: self.key.clone(),
-            credential_id: self.credential_id.clone(),
-            user_handle: self.user_handle.clone(),
-            counter: self.counter,
-            rp_id: rp_id.into(),
-            origin: origin.into(),
-        }
-    }
-}
-
-fn rand_byte() -> u8 {
-    let mut b = [0u8; 1];
-    openssl::rand::rand_bytes(&mut b).unwrap();
-    b[0]
+/// A platform authenticator of this suite's relying party, with a new credential.
+pub fn authenticator() -> passkey::Authenticator {
+    passkey::Authenticator::new(RP_ID, ORIGIN)
 }
 
 async fn json_of(r: Response) -> Value {
@@ -210,7 +29,7 @@ async fn json_of(r: Response) -> Value {
 pub async fn register(
     app: &TestApp,
     browser: &Browser,
-    authenticator: &mut Authenticator,
+    authenticator: &mut passkey::Authenticator,
     name: &str,
 ) -> Response {
     let r = send(
@@ -239,7 +58,7 @@ pub async fn register(
 async fn prove_passkey(
     app: &TestApp,
     browser: &Browser,
-    authenticator: &mut Authenticator,
+    authenticator: &mut passkey::Authenticator,
 ) -> Response {
     let started = json_of(
         send(
@@ -294,7 +113,7 @@ fn methods(session: &Value) -> Vec<&str> {
 async fn a_passkey_is_a_second_factor_and_a_way_to_sign_in(backend: Backend) {
     let app = spawn_app(backend).await;
     let first = app.signed_in("alice").await;
-    let mut authenticator = Authenticator::new();
+    let mut authenticator = self::authenticator();
     // The options ask for a discoverable credential of this relying party, verified by its user.
     let started = json_of(
         send(
@@ -394,7 +213,7 @@ crate::each_backend!(a_passkey_is_a_second_factor_and_a_way_to_sign_in);
 async fn wrong_passkey_answers_are_refused_and_change_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let first = app.signed_in("bob").await;
-    let mut authenticator = Authenticator::new();
+    let mut authenticator = self::authenticator();
     assert_eq!(
         register(&app, &first, &mut authenticator, "Phone")
             .await
@@ -491,7 +310,15 @@ async fn wrong_passkey_answers_are_refused_and_change_nothing(backend: Backend) 
             "ceremony_expired",
         ),
         (theirs["ceremony"].clone(), answer, 409, "ceremony_expired"),
-        (json!("x"), json!({"id": 1}), 400, "malformed_request"),
+        // An object that is no passkey's answer is refused like a wrong one; a credential that
+        // is no object at all is a malformed request.
+        (
+            json!("AAAAAAAAAAAAAAAAAAAAAA"),
+            json!({"id": 1}),
+            403,
+            "passkey_refused",
+        ),
+        (json!("x"), json!("not an object"), 400, "malformed_request"),
     ] {
         let r = send(
             &app,
@@ -510,7 +337,7 @@ async fn wrong_passkey_answers_are_refused_and_change_nothing(backend: Backend) 
     );
     // A sign-in with a passkey nobody registered, and with a phishing site's answer.
     let started = begin_sign_in(&app).await;
-    let mut stranger = Authenticator::new();
+    let mut stranger = self::authenticator();
     stranger.user_handle = Some(uuid::Uuid::now_v7().as_bytes().to_vec());
     let r = finish_sign_in(
         &app,
@@ -538,7 +365,7 @@ async fn a_passkey_belongs_to_one_account_and_goes_with_its_removal(backend: Bac
     let app = spawn_app(backend).await;
     let alice = app.signed_in("carol").await;
     let bob = app.signed_in("dave").await;
-    let mut authenticator = Authenticator::new();
+    let mut authenticator = self::authenticator();
     assert_eq!(
         register(&app, &alice, &mut authenticator, "Key")
             .await
@@ -605,7 +432,7 @@ crate::each_backend!(a_passkey_belongs_to_one_account_and_goes_with_its_removal)
 async fn two_sign_ins_with_one_assertion_have_one_winner(backend: Backend) {
     let app = spawn_app(backend).await;
     let browser = app.signed_in("erin").await;
-    let mut authenticator = Authenticator::new();
+    let mut authenticator = self::authenticator();
     assert_eq!(
         register(&app, &browser, &mut authenticator, "Key")
             .await
@@ -641,7 +468,7 @@ async fn a_ceremony_expires() {
     })
     .await;
     let browser = app.signed_in("frank").await;
-    let mut authenticator = Authenticator::new();
+    let mut authenticator = self::authenticator();
     let started = json_of(
         send(
             &app,

@@ -114,7 +114,7 @@ async fn every_session_key_has_a_ttl_and_only_users_and_their_factors_live_forev
     app.login("alice", "wrong-password").await;
     // Second factors: a passkey (kept like the user), a passkey ceremony and a TOTP enrolment
     // left unfinished (both short-lived).
-    let mut authenticator = crate::passkeys::Authenticator::new();
+    let mut authenticator = crate::passkeys::authenticator();
     let r = crate::passkeys::register(&app, &browser, &mut authenticator, "Key").await;
     assert_eq!(r.status(), 201);
     let started = crate::factors::send(

@@ -555,6 +555,48 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
         &format!("/admin/v1/users/{carol_id}/factors"),
     );
     f.send(req, 200).await;
+    // A passkey: registered, then a passwordless sign-in and a replay of its answer. The
+    // ceremonies' first answers hold their challenges (not searched; the challenges and ceremony
+    // ids are among the secrets), and the credentials' signatures never come back at all.
+    let mut authenticator = test_support::passkey::Authenticator::new("app.test", ORIGIN);
+    let mut ceremony_secrets: Vec<String> = Vec::new();
+    let c5 = f.login("carol", carol1, 200).await.unwrap();
+    let mut started = Vec::new();
+    for (path, token) in [
+        ("/v1/session/factors/passkeys", Some(&c5)),
+        ("/v1/login/passkey", None),
+    ] {
+        let mut req = f.public(Method::POST, path);
+        if let Some(token) = token {
+            req = req.header(header::COOKIE, cookie(token));
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let ceremony: Value = r.json().await.unwrap();
+        ceremony_secrets.push(ceremony["ceremony"].as_str().unwrap().to_owned());
+        let challenge = &ceremony["options"]["publicKey"]["challenge"];
+        ceremony_secrets.push(challenge.as_str().unwrap().to_owned());
+        started.push(ceremony);
+    }
+    let credential = authenticator.register(&started[0]["options"]);
+    let req = f
+        .public(Method::POST, "/v1/session/factors/passkeys/finish")
+        .header(header::COOKIE, cookie(&c5))
+        .json(&json!({"ceremony": started[0]["ceremony"], "credential": credential}));
+    f.send(req, 201).await;
+    let answer = authenticator.assert(&started[1]["options"]);
+    ceremony_secrets.push(answer["response"]["signature"].as_str().unwrap().to_owned());
+    for status in [200, 409] {
+        let req = f
+            .public(Method::POST, "/v1/login/passkey/finish")
+            .json(&json!({"ceremony": started[1]["ceremony"], "credential": answer}));
+        f.send(req, status).await;
+    }
+    let req = f.admin(
+        Method::DELETE,
+        &format!("/admin/v1/users/{carol_id}/factors"),
+    );
+    f.send(req, 200).await;
 
     let mut exposed = Vec::new();
     for base in [&f.public, &f.admin] {
@@ -714,6 +756,12 @@ async fn no_secret_reaches_logs_metrics_or_response_bodies() {
         ] {
             secrets.push((engine.encode(&secret_bytes), "a TOTP secret in base64"));
         }
+    }
+    for secret in &ceremony_secrets {
+        secrets.push((
+            secret.clone(),
+            "a passkey ceremony's id, challenge or signature",
+        ));
     }
     let carol_uuid = uuid::Uuid::parse_str(&carol_id).unwrap();
     for code in &codes {

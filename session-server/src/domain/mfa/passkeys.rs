@@ -110,10 +110,11 @@ fn info(id: &str, record: &PasskeyRecord) -> PasskeyInfo {
     }
 }
 
-/// A passkey's name: trimmed, 1-64 characters, no control characters.
+/// A passkey's name: at most 64 characters, no control characters, not only spaces; kept
+/// trimmed.
 pub fn valid_name(raw: &str) -> Result<String, Error> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > NAME_MAX || name.chars().any(char::is_control) {
+    if name.is_empty() || raw.chars().count() > NAME_MAX || raw.chars().any(char::is_control) {
         return Err(Error::invalid(
             "name",
             "a passkey's name is 1-64 characters, without control characters",

@@ -121,10 +121,11 @@ pub enum SecondFactorRequest {
     /// only).
     Passkey {
         /// The `ceremony` of that challenge.
+        #[schema(pattern = "^[A-Za-z0-9_-]{22}$")]
         ceremony: String,
         /// What `navigator.credentials.get()` returned, as `toJSON()` writes it.
         #[schema(value_type = Object)]
-        credential: Box<Assertion>,
+        credential: serde_json::Map<String, serde_json::Value>,
     },
     /// One of the user's recovery codes, used up by this.
     RecoveryCode {
@@ -137,6 +138,20 @@ pub enum SecondFactorRequest {
         /// Forms only: where to go afterwards (a path, or a URL on an allowed origin).
         return_to: Option<String>,
     },
+}
+
+/// The HTML form flavour of [`SecondFactorRequest`]: codes only (a passkey's answer is JSON).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only: forms are read as `SecondFactorRequest`
+pub struct SecondFactorForm {
+    /// `totp` or `recovery_code`.
+    #[schema(value_type = String, pattern = "^(totp|recovery_code)$")]
+    method: String,
+    /// A TOTP code (six digits) or a recovery code.
+    #[schema(pattern = "^([0-9]{6}|[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})$")]
+    code: String,
+    /// Where to go afterwards (a path, or a URL on an allowed origin).
+    return_to: Option<String>,
 }
 
 /// The first TOTP code of an enrolment, as JSON or as an HTML form.
@@ -217,7 +232,7 @@ fn proof_answer(
     request_body(
         description = "JSON, or an HTML form (answered with redirects: 303 to `return_to`, or to the \
             second-factor page with `?error=<code>&return_to=`).",
-        content((SecondFactorRequest = "application/json"), (SecondFactorRequest = "application/x-www-form-urlencoded")),
+        content((SecondFactorRequest = "application/json"), (SecondFactorForm = "application/x-www-form-urlencoded")),
     ),
     security(("session_cookie" = [])),
     responses(
@@ -242,6 +257,7 @@ pub async fn prove_second_factor(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (request, encoding) = parse_json_or_form::<SecondFactorRequest>(&req, &body)?;
+    let assertion: Assertion;
     let (proof, return_to) = match &request {
         SecondFactorRequest::Totp { code, return_to } => (Proof::Totp(code), return_to.clone()),
         SecondFactorRequest::RecoveryCode { code, return_to } => {
@@ -250,13 +266,14 @@ pub async fn prove_second_factor(
         SecondFactorRequest::Passkey {
             ceremony,
             credential,
-        } => (
-            Proof::Passkey {
+        } => {
+            assertion = super::passkeys::credential(credential)?;
+            let proof = Proof::Passkey {
                 ceremony,
-                assertion: credential,
-            },
-            None,
-        ),
+                assertion: &assertion,
+            };
+            (proof, None)
+        }
     };
     let return_to = form_target(encoding, return_to, &state)?;
     let ip = client_ip(&req, &state.config.web.trusted_proxies);

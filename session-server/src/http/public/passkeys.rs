@@ -21,6 +21,7 @@ use super::login::{TokenDelivery, checkbox, signed_in, user_agent};
 use crate::{
     domain::{
         clock::Rfc3339,
+        error::Error,
         mfa::{Assertion, Attestation, CeremonyStart, PasskeyInfo},
         session::{ClientInfo, SessionKind},
     },
@@ -84,8 +85,12 @@ impl From<&PasskeyInfo> for PasskeyView {
 /// Starts a registration, optionally naming the passkey.
 #[derive(Deserialize, ToSchema)]
 pub struct BeginPasskeyRequest {
-    /// 1-64 characters; default `Passkey`.
-    #[schema(example = "Laptop", min_length = 1, max_length = 64)]
+    /// At most 64 characters, no control characters, not only spaces; default `Passkey`.
+    #[schema(
+        example = "Laptop",
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: Option<String>,
 }
 
@@ -93,16 +98,22 @@ pub struct BeginPasskeyRequest {
 #[derive(Deserialize, ToSchema)]
 pub struct FinishPasskeyRequest {
     /// The `ceremony` of the registration's start.
+    #[schema(pattern = "^[A-Za-z0-9_-]{22}$")]
     pub ceremony: String,
     /// What `navigator.credentials.create()` returned, as `toJSON()` writes it.
     #[schema(value_type = Object)]
-    pub credential: Attestation,
+    pub credential: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A passkey's new name.
 #[derive(Deserialize, ToSchema)]
 pub struct RenamePasskeyRequest {
-    #[schema(example = "Work laptop", min_length = 1, max_length = 64)]
+    /// At most 64 characters, no control characters, not only spaces.
+    #[schema(
+        example = "Work laptop",
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
 }
 
@@ -110,10 +121,11 @@ pub struct RenamePasskeyRequest {
 #[derive(Deserialize, ToSchema)]
 pub struct PasskeySignInRequest {
     /// The `ceremony` of `POST /v1/login/passkey`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{22}$")]
     pub ceremony: String,
     /// What `navigator.credentials.get()` returned, as `toJSON()` writes it.
     #[schema(value_type = Object)]
-    pub credential: Assertion,
+    pub credential: serde_json::Map<String, serde_json::Value>,
     /// As a password login's `remember`.
     #[serde(default, deserialize_with = "checkbox")]
     #[schema(schema_with = crate::http::schema::checkbox)]
@@ -121,6 +133,18 @@ pub struct PasskeySignInRequest {
     /// As a password login's `token_delivery`.
     #[serde(default)]
     pub token_delivery: TokenDelivery,
+}
+
+/// A credential as the browser sent it: any JSON object is taken (the schema cannot say more
+/// than WebAuthn does), and one that is no passkey's answer is refused like a wrong one, 403
+/// `passkey_refused`.
+pub(super) fn credential<T: serde::de::DeserializeOwned>(
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> Result<T, Error> {
+    serde_json::from_value(serde_json::Value::Object(object.clone())).map_err(|_| {
+        tracing::info!(target: "audit", event = "passkey_refused", reason = "malformed");
+        Error::PasskeyRefused
+    })
 }
 
 fn no_store(body: impl Serialize) -> HttpResponse {
@@ -167,10 +191,10 @@ pub async fn begin_passkey_registration(
     security(("session_cookie" = [])),
     responses(
         (status = 201, description = "Registered", body = PasskeyView),
-        (status = 400, description = "`malformed_request`: not a credential", body = ErrorBody),
+        (status = 400, description = "`malformed_request`: not a JSON object with a ceremony and a credential object", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`passkey_refused`: it did not verify (origin, relying party, challenge, \
-            user verification); `aal2_required`; `passkeys_unavailable`", body = ErrorBody),
+            user verification), or is no passkey's answer; `aal2_required`; `passkeys_unavailable`", body = ErrorBody),
         (status = 409, description = "`ceremony_expired`: expired, used, or another session's; `passkey_in_use`: \
             registered already; `conflict`: the user's credentials changed meanwhile", body = ErrorBody),
     )
@@ -182,9 +206,10 @@ pub async fn finish_passkey_registration(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let request = parse_json::<FinishPasskeyRequest>(&req, &body)?;
+    let attestation: Attestation = credential(&request.credential)?;
     let (_, passkey) = state
         .mfa
-        .finish_passkey_registration(&session, &request.ceremony, &request.credential)
+        .finish_passkey_registration(&session, &request.ceremony, &attestation)
         .await?;
     Ok(HttpResponse::Created().json(PasskeyView::from(&passkey)))
 }
@@ -250,6 +275,7 @@ pub async fn remove_passkey(
     security(("session_cookie" = [])),
     responses(
         (status = 200, description = "The ceremony, and the options for `navigator.credentials.get()`", body = CeremonyView),
+        (status = 400, description = "`malformed_request`: the request could not be read", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`passkeys_unavailable`", body = ErrorBody),
         (status = 409, description = "`factor_not_enrolled`: the user has no passkey", body = ErrorBody),
@@ -269,6 +295,7 @@ pub async fn begin_passkey_proof(
     post, path = "/v1/login/passkey", tag = "public", operation_id = "begin_passkey_sign_in",
     responses(
         (status = 200, description = "The ceremony, and the options for `navigator.credentials.get()`", body = CeremonyView),
+        (status = 400, description = "`malformed_request`: the request could not be read", body = ErrorBody),
         (status = 403, description = "`passkeys_unavailable`", body = ErrorBody),
     )
 )]
@@ -286,10 +313,11 @@ pub async fn begin_passkey_sign_in(state: web::Data<AppState>) -> Result<HttpRes
         (status = 200, description = "Signed in: `Set-Cookie` and a `WhoAmI`, or a `BearerLogin` with \
             `token_delivery` `body`", body = WhoAmI,
             headers(("Set-Cookie" = String, description = "The session cookie (HttpOnly), for cookie delivery"))),
-        (status = 400, description = "`malformed_request`: not a credential", body = ErrorBody),
+        (status = 400, description = "`malformed_request`: not a JSON object with a ceremony and a credential object", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: an unknown passkey or user, or a disabled account", body = ErrorBody),
         (status = 403, description = "`passkey_refused`: it did not verify (origin, relying party, challenge, user \
-            verification, a counter that went backwards, an answer used already); `passkeys_unavailable`", body = ErrorBody),
+            verification, a counter that went backwards, an answer used already), or is no passkey's answer; \
+            `passkeys_unavailable`", body = ErrorBody),
         (status = 409, description = "`ceremony_expired`: expired or used already", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`", body = ErrorBody),
     )
@@ -301,10 +329,11 @@ pub async fn finish_passkey_sign_in(
 ) -> Result<HttpResponse, ApiError> {
     let config = &state.config.web;
     let request = parse_json::<PasskeySignInRequest>(&req, &body)?;
+    let assertion: Assertion = credential(&request.credential)?;
     let ip = client_ip(&req, &config.trusted_proxies);
     let user = state
         .mfa
-        .finish_passkey_sign_in(&state.accounts, &request.ceremony, &request.credential, ip)
+        .finish_passkey_sign_in(&state.accounts, &request.ceremony, &assertion, ip)
         .await?;
     let kind = match request.token_delivery {
         TokenDelivery::Cookie => SessionKind::Cookie,
