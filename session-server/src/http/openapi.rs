@@ -290,13 +290,14 @@ fn complete(doc: &mut Value, listener: Listener) {
             }
             if !has_body && !matches!(method, "get" | "head" | "options") {
                 // A request whose framing cannot be read (a `Transfer-Encoding` the server does
-                // not speak, a broken `Content-Length`) is refused before any handler runs.
+                // not speak, a broken `Content-Length`) is refused by the HTTP layer before any
+                // handler runs: a bare 400, without a body.
                 add_error(
                     op,
                     "400",
-                    "`malformed_request`: the request cannot be read (its `Content-Length` or `Transfer-Encoding`)",
+                    "the request's framing (`Content-Length`, `Transfer-Encoding`) cannot be read; no body",
                     &[],
-                    no_body,
+                    true,
                 );
             }
             if has_query {

@@ -70,12 +70,14 @@ async fn an_operator_finds_a_user_and_signs_out_one_of_their_devices(backend: Ba
     assert!(page.contains(r#"<h1 id="username">alice</h1>"#), "{page}");
     assert!(page.contains("Devices (2)"), "{page}");
     assert_eq!(page.matches(r#"<tr class="device""#).count(), 2, "{page}");
-    // Each device with its kind, remembered flag, authentication time and address.
+    // Each device with its kind, remembered flag, authentication time, level and address.
     for column in [
         "cookie",
         "127.0.0.1",
         "Signed in (authenticated)",
         "Remembered",
+        "Level",
+        r#"<td class="aal">aal1 (password)</td>"#,
     ] {
         assert!(page.contains(column), "{column}: {page}");
     }

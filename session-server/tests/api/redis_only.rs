@@ -527,12 +527,27 @@ async fn second_factors_cost_this_many_redis_bytes_per_user() {
             .status(),
         200
     );
+    // A passkey: its record in the user's passkeys hash, and the claim of its credential id.
+    let mut authenticator = crate::passkeys::authenticator();
+    let r = crate::passkeys::register(&app, &pending, &mut authenticator, "Laptop").await;
+    assert_eq!(r.status(), 201);
+    let keys = redis.keys();
+    let passkeys_key = keys.iter().find(|k| k.ends_with("}:passkeys")).unwrap();
+    let claim_key = keys.iter().find(|k| k.contains(":passkey:")).unwrap();
+    let (passkeys, claim) = (usage(passkeys_key), usage(claim_key));
     println!(
         "user hash: {plain_user} bytes; with TOTP: {with_totp} (+{}); with recovery codes too: \
-         {with_codes} (+{}); session record aal1: {aal1_record:?} bytes, aal2 (TOTP): \
+         {with_codes} (+{}); one passkey: {} bytes ({passkeys} for its hash, {claim} for the claim \
+         of its credential id); session record aal1: {aal1_record:?} bytes, aal2 (TOTP): \
          {aal2_record:?} bytes",
         with_totp - plain_user,
-        with_codes - with_totp
+        with_codes - with_totp,
+        passkeys + claim
+    );
+    assert!(
+        passkeys + claim < 1500,
+        "a passkey costs {} bytes",
+        passkeys + claim
     );
     assert_eq!(aal1_record, [58]);
     assert_eq!(aal2_record, [61]);

@@ -161,6 +161,7 @@ pub fn user(
                             th scope="col" { "Kind" }
                             th scope="col" { "Remembered" }
                             th scope="col" { "Signed in (authenticated)" }
+                            th scope="col" { "Level" }
                             th scope="col" { "Last seen" }
                             th scope="col" { "IP address" }
                             th scope="col" { "Action" }
@@ -177,6 +178,15 @@ pub fn user(
                                 td { (d.kind) }
                                 td { @if d.remembered { "Yes" } @else { "No" } }
                                 td { (when(d.authenticated_at.0)) }
+                                td.aal {
+                                    (d.aal)
+                                    " ("
+                                    @for (i, m) in d.methods.iter().enumerate() {
+                                        @if i > 0 { ", " }
+                                        (m.method)
+                                    }
+                                    ")"
+                                }
                                 td { (when(d.last_seen_at.0)) }
                                 td.ip { (d.ip.as_deref().unwrap_or("unknown")) }
                                 td {

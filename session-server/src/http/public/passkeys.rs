@@ -275,7 +275,6 @@ pub async fn remove_passkey(
     security(("session_cookie" = [])),
     responses(
         (status = 200, description = "The ceremony, and the options for `navigator.credentials.get()`", body = CeremonyView),
-        (status = 400, description = "`malformed_request`: the request could not be read", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`passkeys_unavailable`", body = ErrorBody),
         (status = 409, description = "`factor_not_enrolled`: the user has no passkey", body = ErrorBody),
@@ -295,7 +294,6 @@ pub async fn begin_passkey_proof(
     post, path = "/v1/login/passkey", tag = "public", operation_id = "begin_passkey_sign_in",
     responses(
         (status = 200, description = "The ceremony, and the options for `navigator.credentials.get()`", body = CeremonyView),
-        (status = 400, description = "`malformed_request`: the request could not be read", body = ErrorBody),
         (status = 403, description = "`passkeys_unavailable`", body = ErrorBody),
     )
 )]
