@@ -99,6 +99,7 @@ for store in $STORES; do
     SESSION_ARGON2_MEMORY_KIB=64 SESSION_ARGON2_ITERATIONS=1 \
     SESSION_LOGIN_MAX_FAILURES_PER_USER=1000000 SESSION_LOGIN_MAX_ATTEMPTS_PER_IP=1000000 \
     SESSION_DATA_MAX_BYTES=1048576 \
+    SESSION_FACTOR_KEYS="1:$(head -c 32 /dev/urandom | base64)" \
     SESSION_LOG=warn "$server_bin" >"$work/server-$store.log" 2>&1 &
   pids+=($!)
   public="http://127.0.0.1:$public_port"
