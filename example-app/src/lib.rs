@@ -8,6 +8,12 @@
 //! revocation leaves a flash message in the session's app data. The login form has "remember
 //! me"; with `fresh_auth_max_age` set, "log out everywhere" asks for the password again when the
 //! last one is older than that.
+//!
+//! Second factors: the security page (`/security`) shows the user's factors and sets up an
+//! authenticator app (TOTP: a QR code and the secret, then a first code, which the form posts to
+//! the service); `/second-factor` is where a login that owes its second factor lands (the
+//! service's `SESSION_SECOND_FACTOR_PAGE`), and where pages that need `aal2` send a session
+//! without it; `/security/recovery-codes` generates new recovery codes and shows them once.
 
 pub mod telemetry;
 
@@ -24,8 +30,8 @@ use actix_web::{
 };
 use serde::Deserialize;
 use session_client::{
-    Session, SessionClient,
-    actix::{Authenticated, LoginRedirect},
+    Aal, Session, SessionClient,
+    actix::{Aal2, Authenticated, LoginRedirect, StepUpRedirect},
 };
 
 /// What the app needs to know.
@@ -54,6 +60,10 @@ const STYLESHEET: &str = include_str!("../static/app.css");
 /// Where the devices page's flash message is kept in the session's app data.
 const FLASH: &str = "flash";
 
+/// Where a login that owes its second factor lands (the service's `SESSION_SECOND_FACTOR_PAGE`,
+/// whose default this is), and where pages that need `aal2` send a session without it.
+const SECOND_FACTOR_PAGE: &str = "/second-factor";
+
 /// Binds the app; returns the server (to await) and its port.
 pub fn build(config: AppConfig) -> std::io::Result<(Server, u16)> {
     let checker = SessionClient::builder(&config.session_admin_url, &config.api_key)
@@ -77,9 +87,21 @@ pub fn build(config: AppConfig) -> std::io::Result<(Server, u16)> {
             .app_data(state.clone())
             .app_data(checker.clone())
             .app_data(web::Data::new(LoginRedirect("/login".into())))
+            .app_data(web::Data::new(StepUpRedirect(SECOND_FACTOR_PAGE.into())))
             .route("/", web::get().to(home))
             .route("/login", web::get().to(login_page))
             .route("/reauthenticate", web::get().to(reauth_page))
+            .route(SECOND_FACTOR_PAGE, web::get().to(second_factor_page))
+            .route("/security", web::get().to(security))
+            .route("/security/totp", web::post().to(begin_totp))
+            .route(
+                "/security/recovery-codes",
+                web::get().to(recovery_codes_page),
+            )
+            .route(
+                "/security/recovery-codes",
+                web::post().to(regenerate_recovery_codes),
+            )
             .route("/app.css", web::get().to(stylesheet))
             .route("/devices", web::get().to(devices))
             .route("/devices/revoke-all", web::post().to(revoke_all))
@@ -113,7 +135,8 @@ fn page(title: &str, body: &str) -> HttpResponse {
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{t} · Example</title><link rel=\"stylesheet\" href=\"/app.css\"></head><body>\
-             <header class=\"bar\"><a href=\"/\">Example app</a><a href=\"/devices\">Devices</a></header>\
+             <header class=\"bar\"><a href=\"/\">Example app</a>\
+             <nav><a href=\"/devices\">Devices</a><a href=\"/security\">Security</a></nav></header>\
              <main><h1>{t}</h1>{body}</main></body></html>",
             t = escape(title)
         ))
@@ -222,7 +245,8 @@ async fn home(Authenticated(session): Authenticated) -> HttpResponse {
         "Welcome",
         &format!(
             "<p id=\"greeting\">Signed in as <b>{}</b>.</p>\
-             <p><a href=\"/devices\" id=\"devices-link\">Your devices</a></p>\
+             <p><a href=\"/devices\" id=\"devices-link\">Your devices</a> · \
+             <a href=\"/security\" id=\"security-link\">Security</a></p>\
              <form method=\"post\" action=\"/v1/logout\"><input type=\"hidden\" name=\"return_to\" value=\"/login\">\
              <button type=\"submit\" id=\"logout\">Log out</button></form>",
             escape(&session.username)
@@ -459,6 +483,381 @@ async fn revoke_all(
         Ok(r) if r.status() == 403 => see_other(reauthenticate),
         _ => unavailable(),
     }
+}
+
+/// The user's second factors, as the session service lists them (`GET /v1/session/factors`).
+#[derive(Deserialize)]
+struct Factors {
+    totp: Option<TotpFactor>,
+    recovery_codes_left: usize,
+    totp_enrollment_pending: bool,
+    /// What the second-factor step accepts: `totp`, `recovery_code`.
+    methods: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct TotpFactor {
+    enrolled_at: String,
+}
+
+/// A TOTP enrolment to show (`POST /v1/session/factors/totp`). No `Debug`: it holds the secret.
+#[derive(Deserialize)]
+struct TotpEnrollment {
+    secret: String,
+    otpauth_uri: String,
+    qr_svg: String,
+}
+
+/// New recovery codes (`POST /v1/session/factors/recovery-codes`). No `Debug`: it holds them.
+#[derive(Deserialize)]
+struct RecoveryCodes {
+    codes: Vec<String>,
+    revoked: usize,
+}
+
+/// The `error` code of an answer from the session service.
+async fn error_code(answer: reqwest::Response) -> String {
+    answer
+        .json::<serde_json::Value>()
+        .await
+        .ok()
+        .and_then(|body| body["error"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// `page?return_to=<target>`.
+fn with_return_to(page: &str, target: &str) -> String {
+    let encoded: String = target
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("{page}?return_to={encoded}")
+}
+
+/// The user's factors; the answer to send instead when they cannot be read (to the login page
+/// without a session, or "unavailable").
+async fn factors_of(
+    state: &State,
+    req: &HttpRequest,
+    return_to: &str,
+) -> Result<Factors, HttpResponse> {
+    match on_behalf(state, req, reqwest::Method::GET, "/v1/session/factors")
+        .send()
+        .await
+    {
+        Ok(r) if r.status() == 401 => Err(see_other(&with_return_to("/login", return_to))),
+        Ok(r) if r.status().is_success() => r.json::<Factors>().await.map_err(|_| unavailable()),
+        _ => Err(unavailable()),
+    }
+}
+
+/// What a refused code means, in words (`?error=` on the second-factor page).
+fn code_error(error: Option<&str>) -> String {
+    let text = match error {
+        None => return String::new(),
+        Some("wrong_code") => "That code is not right.",
+        Some("code_reused") => "That code was used already; wait for the next one.",
+        Some("invalid_request") => {
+            "A code from the app is 6 digits; a recovery code is 16 characters."
+        }
+        Some("too_many_attempts") => "Too many attempts; try again later.",
+        Some("enrollment_expired") => "The setup expired; start it again.",
+        Some("factor_not_enrolled") => "That kind of code is not set up for your account.",
+        Some("conflict") => "Your security settings changed meanwhile; try again.",
+        Some(_) => "That did not work; try again.",
+    };
+    format!("<p role=\"alert\" id=\"code-error\">{text}</p>")
+}
+
+/// A method in words.
+fn method_name(method: &str) -> &str {
+    match method {
+        "password" => "your password",
+        "totp" => "an authenticator app",
+        "recovery_code" => "a recovery code",
+        "passkey" => "a passkey",
+        other => other,
+    }
+}
+
+/// Where a login that owes its second factor lands, and where a page that needs one sends a
+/// session without it: a form for a code from the authenticator app and one for a recovery
+/// code, both posted to the session service (`/v1/session/second-factor`), which sends the
+/// browser on to `return_to`, or back here with `?error=`. It cannot take `Authenticated`: to
+/// everything but this step, a pending login is no session yet.
+///
+/// A first code that did not confirm a TOTP enrolment comes back here too (the service has one
+/// page for refused codes): then the form confirms the enrolment instead.
+async fn second_factor_page(
+    req: HttpRequest,
+    query: web::Query<LoginQuery>,
+    state: web::Data<State>,
+) -> HttpResponse {
+    let return_to = local_path(query.return_to.as_deref());
+    let factors = match factors_of(&state, &req, return_to).await {
+        Ok(f) => f,
+        Err(answer) => return answer,
+    };
+    let error = code_error(query.error.as_deref());
+    let to = escape(return_to);
+    let has = |method: &str| factors.methods.iter().any(|m| m == method);
+    let mut forms = String::new();
+    if has("totp") {
+        forms.push_str(&format!(
+            "<form method=\"post\" action=\"/v1/session/second-factor\">\
+             <input type=\"hidden\" name=\"method\" value=\"totp\">\
+             <label>Code from your authenticator app <input name=\"code\" id=\"code\" class=\"code\" \
+             inputmode=\"numeric\" autocomplete=\"one-time-code\" autofocus></label>\
+             <input type=\"hidden\" name=\"return_to\" value=\"{to}\">\
+             <button type=\"submit\" id=\"verify\">Verify</button></form>"
+        ));
+    }
+    if has("recovery_code") {
+        forms.push_str(&format!(
+            "<h2>Lost your phone?</h2>\
+             <form method=\"post\" action=\"/v1/session/second-factor\">\
+             <input type=\"hidden\" name=\"method\" value=\"recovery_code\">\
+             <label>Recovery code <input name=\"code\" id=\"recovery-code\" class=\"code\" \
+             autocomplete=\"off\" spellcheck=\"false\"></label>\
+             <input type=\"hidden\" name=\"return_to\" value=\"{to}\">\
+             <button type=\"submit\" class=\"secondary\" id=\"use-recovery-code\">Use recovery code</button></form>"
+        ));
+    }
+    if forms.is_empty() && factors.totp_enrollment_pending {
+        forms.push_str(&format!(
+            "<p class=\"muted\">Enter the code your authenticator app shows now to finish setting it up.</p>\
+             <form method=\"post\" action=\"/v1/session/factors/totp/confirm\">\
+             <label>Code from your authenticator app <input name=\"code\" id=\"code\" class=\"code\" \
+             inputmode=\"numeric\" autocomplete=\"one-time-code\" autofocus></label>\
+             <input type=\"hidden\" name=\"return_to\" value=\"{to}\">\
+             <button type=\"submit\" id=\"confirm-totp\">Turn on</button></form>"
+        ));
+    }
+    if forms.is_empty() {
+        forms.push_str(
+            "<p class=\"muted\">Your account has no second factor yet. \
+             <a href=\"/security\" id=\"security-link\">Set one up</a>.</p>",
+        );
+    }
+    page(
+        "Two-step verification",
+        &format!(
+            "{error}<p class=\"muted\">One more step: prove it is you with your second factor.</p>\
+             {forms}\
+             <form method=\"post\" action=\"/v1/logout\"><input type=\"hidden\" name=\"return_to\" value=\"/login\">\
+             <button type=\"submit\" class=\"secondary\" id=\"cancel\">Cancel and log out</button></form>"
+        ),
+    )
+}
+
+/// The security page: the user's second factors, and how this session was signed in.
+async fn security(
+    Authenticated(session): Authenticated,
+    req: HttpRequest,
+    state: web::Data<State>,
+) -> HttpResponse {
+    let factors = match factors_of(&state, &req, "/security").await {
+        Ok(f) => f,
+        Err(answer) => return answer,
+    };
+    let signed_in = match session.second_factor() {
+        Some(second) if session.aal() == Aal::Aal2 => format!(
+            "with your password and {}",
+            escape(method_name(&second.method))
+        ),
+        _ => "with your password only".to_owned(),
+    };
+    let totp = match &factors.totp {
+        Some(t) => format!(
+            "<p><span class=\"status on\" id=\"totp-status\">On</span> · set up {}</p>",
+            escape(&ago(&t.enrolled_at))
+        ),
+        None => "<p><span class=\"status\" id=\"totp-status\">Off</span></p>\
+                 <p class=\"muted\">Codes from an app on your phone (Google Authenticator, Aegis, 1Password…) \
+                 keep your account safe even if your password leaks.</p>\
+                 <form method=\"post\" action=\"/security/totp\">\
+                 <button type=\"submit\" id=\"setup-totp\">Set up an authenticator app</button></form>"
+            .to_owned(),
+    };
+    let recovery = if factors.totp.is_some() {
+        format!(
+            "<p><span id=\"recovery-left\">{left}</span> unused recovery codes. \
+             <a href=\"/security/recovery-codes\" id=\"recovery-link\">Get new recovery codes</a></p>",
+            left = factors.recovery_codes_left
+        )
+    } else {
+        "<p class=\"muted\">Recovery codes come with an authenticator app.</p>".to_owned()
+    };
+    page(
+        "Security",
+        &format!(
+            "<p class=\"muted\" id=\"signed-in-with\">This session signed in {signed_in}.</p>\
+             <section class=\"factor\"><h2>Authenticator app</h2>{totp}</section>\
+             <section class=\"factor\"><h2>Recovery codes</h2>{recovery}</section>\
+             <div class=\"actions\"><a href=\"/\">Home</a></div>"
+        ),
+    )
+}
+
+/// `data:` URI of an SVG: shown with `<img>`, so nothing in it runs as part of the page.
+fn svg_data_uri(svg: &str) -> String {
+    let mut uri = String::from("data:image/svg+xml,");
+    for b in svg.bytes() {
+        match b {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b'/'
+            | b'='
+            | b':' => uri.push(b as char),
+            _ => uri.push_str(&format!("%{b:02X}")),
+        }
+    }
+    uri
+}
+
+/// Starts setting up an authenticator app: the service draws a secret, shown here as a QR code
+/// and in base32; the form posts the app's first code to the service, which turns TOTP on and
+/// sends the browser back to the security page.
+async fn begin_totp(
+    Authenticated(_): Authenticated,
+    req: HttpRequest,
+    state: web::Data<State>,
+) -> HttpResponse {
+    if !same_origin(&req) {
+        return HttpResponse::Forbidden().body("cross-origin request refused");
+    }
+    let answer = match on_behalf(
+        &state,
+        &req,
+        reqwest::Method::POST,
+        "/v1/session/factors/totp",
+    )
+    .send()
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => return unavailable(),
+    };
+    match answer.status().as_u16() {
+        201 => {}
+        401 => return see_other("/login?return_to=/security"),
+        409 => return see_other("/security"),
+        403 => {
+            return match error_code(answer).await.as_str() {
+                "second_factor_required" | "aal2_required" => {
+                    see_other(&with_return_to(SECOND_FACTOR_PAGE, "/security"))
+                }
+                _ => page(
+                    "Authenticator app",
+                    "<p role=\"alert\">Authenticator apps cannot be set up on this service right now.</p>\
+                     <div class=\"actions\"><a href=\"/security\">Back</a></div>",
+                ),
+            };
+        }
+        _ => return unavailable(),
+    }
+    let Ok(enrollment) = answer.json::<TotpEnrollment>().await else {
+        return unavailable();
+    };
+    page(
+        "Set up your authenticator app",
+        &format!(
+            "<p>Scan this code with your authenticator app, or enter the key by hand.</p>\
+             <img class=\"qr\" id=\"totp-qr\" alt=\"QR code of the key\" src=\"{qr}\">\
+             <p>Key: <code class=\"secret\" id=\"totp-secret\">{secret}</code></p>\
+             <p class=\"muted\"><a href=\"{uri}\">Open in an authenticator app on this device</a></p>\
+             <form method=\"post\" action=\"/v1/session/factors/totp/confirm\">\
+             <label>The code the app shows now <input name=\"code\" id=\"code\" class=\"code\" \
+             inputmode=\"numeric\" autocomplete=\"one-time-code\"></label>\
+             <input type=\"hidden\" name=\"return_to\" value=\"/security\">\
+             <button type=\"submit\" id=\"confirm-totp\">Turn on</button></form>",
+            qr = escape(&svg_data_uri(&enrollment.qr_svg)),
+            secret = escape(&enrollment.secret),
+            uri = escape(&enrollment.otpauth_uri),
+        ),
+    )
+}
+
+/// New recovery codes, behind a button: generating them ends the previous set (and the user's
+/// other sessions), so a visit alone does not. Needs a second factor proved in this session.
+async fn recovery_codes_page(Aal2(_): Aal2) -> HttpResponse {
+    page(
+        "Recovery codes",
+        "<p>Each recovery code signs you in once when you do not have your phone. Keep them \
+         somewhere safe, away from your password.</p>\
+         <p class=\"muted\">New codes replace the ones you have, and sign out your other devices.</p>\
+         <form method=\"post\" action=\"/security/recovery-codes\">\
+         <button type=\"submit\" id=\"generate-codes\">Generate new codes</button></form>\
+         <div class=\"actions\"><a href=\"/security\">Back</a></div>",
+    )
+}
+
+/// Generates new recovery codes and shows them, this once (the page is not stored).
+async fn regenerate_recovery_codes(
+    Aal2(_): Aal2,
+    req: HttpRequest,
+    state: web::Data<State>,
+) -> HttpResponse {
+    if !same_origin(&req) {
+        return HttpResponse::Forbidden().body("cross-origin request refused");
+    }
+    let answer = match on_behalf(
+        &state,
+        &req,
+        reqwest::Method::POST,
+        "/v1/session/factors/recovery-codes",
+    )
+    .send()
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => return unavailable(),
+    };
+    match answer.status().as_u16() {
+        201 => {}
+        401 => return see_other("/login?return_to=/security/recovery-codes"),
+        // The second factor is not recent enough: prove it again, then come back.
+        403 => {
+            return see_other(&with_return_to(
+                SECOND_FACTOR_PAGE,
+                "/security/recovery-codes",
+            ));
+        }
+        409 => return see_other("/security"),
+        _ => return unavailable(),
+    }
+    let Ok(codes) = answer.json::<RecoveryCodes>().await else {
+        return unavailable();
+    };
+    let items: String = codes
+        .codes
+        .iter()
+        .map(|c| format!("<li><code>{}</code></li>", escape(c)))
+        .collect();
+    let revoked = match codes.revoked {
+        0 => String::new(),
+        1 => "<p class=\"flash\">Your other device was signed out.</p>".to_owned(),
+        n => format!("<p class=\"flash\">Your {n} other devices were signed out.</p>"),
+    };
+    page(
+        "Your new recovery codes",
+        &format!(
+            "{revoked}<p>Write these down or store them in a password manager: this page shows them \
+             once. Each works once; your previous codes no longer work.</p>\
+             <ol class=\"codes\" id=\"recovery-codes\">{items}</ol>\
+             <div class=\"actions\"><a href=\"/security\" id=\"done\">Done</a></div>"
+        ),
+    )
 }
 
 /// Forwards `/v1/*` to the session service, so the browser sees one origin.

@@ -16,8 +16,9 @@ use example_app::{AppConfig, build};
 use fantoccini::{Client, Locator};
 use session_server::{config::Config, startup::Application};
 use support::{
-    Seen, available, browser, chromedriver, click, poll, service_settings, tempdir, type_into,
-    wait_for_count, wait_for_text,
+    Seen, available, browser, chromedriver, click,
+    codes::{next_step, step_now, totp_code},
+    poll, service_settings, tempdir, type_into, wait_for_count, wait_for_text,
 };
 use test_support::{RedisServer, free_port};
 
@@ -77,6 +78,11 @@ const HOME: &str = "Welcome";
 const LOGIN: &str = "Sign in";
 const DEVICES: &str = "Your devices";
 const REAUTHENTICATE: &str = "Confirm it is you";
+const SECURITY: &str = "Security";
+const SET_UP_TOTP: &str = "Set up your authenticator app";
+const SECOND_FACTOR: &str = "Two-step verification";
+const RECOVERY_CODES: &str = "Recovery codes";
+const NEW_RECOVERY_CODES: &str = "Your new recovery codes";
 
 /// Waits until the page headed `heading` is shown: the wait after every navigation here.
 async fn wait_for_page(client: &Client, heading: &str, why: &str) {
@@ -91,6 +97,18 @@ async fn sign_in(client: &Client, base: &str, target: &str, heading: &str) {
 /// Visits `target` without a session, is sent to the login page, signs in as alice and waits
 /// for `target`'s page (headed `heading`) to be shown.
 async fn sign_in_with(client: &Client, base: &str, target: &str, heading: &str, remember: bool) {
+    submit_password(client, base, target, remember).await;
+    wait_for_page(client, heading, &format!("sign-in lands on {target}")).await;
+    assert_eq!(
+        client.current_url().await.unwrap().path(),
+        target,
+        "sign-in lands on {target}"
+    );
+}
+
+/// Visits `target` without a session, is sent to the login page, and submits alice's password;
+/// the caller waits for the page that follows.
+async fn submit_password(client: &Client, base: &str, target: &str, remember: bool) {
     client.goto(&format!("{base}{target}")).await.unwrap();
     wait_for_page(
         client,
@@ -110,12 +128,6 @@ async fn sign_in_with(client: &Client, base: &str, target: &str, heading: &str, 
         click(client, "#remember").await;
     }
     click(client, "#sign-in").await;
-    wait_for_page(client, heading, &format!("sign-in lands on {target}")).await;
-    assert_eq!(
-        client.current_url().await.unwrap().path(),
-        target,
-        "sign-in lands on {target}"
-    );
 }
 
 /// Each listed device: whether it is this browser's, and its handle; read again as a whole if
@@ -362,5 +374,154 @@ async fn log_out_everywhere_asks_for_the_password_again_when_the_sign_in_is_old(
     client.goto(&format!("{base}/devices")).await.unwrap();
     wait_for_page(&client, LOGIN, "the signed-out browser is sent to log in").await;
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
+    client.close().await.unwrap();
+}
+
+/// Logs out from the home page and waits for the login page.
+async fn log_out(client: &Client, base: &str) {
+    client.goto(&format!("{base}/")).await.unwrap();
+    wait_for_page(client, HOME, "the home page, to log out from").await;
+    click(client, "#logout").await;
+    wait_for_page(client, LOGIN, "logging out ends on the login page").await;
+}
+
+/// The texts of the elements matching `css`, read again as a whole if the page is replaced
+/// meanwhile.
+async fn texts(client: &Client, css: &str) -> Vec<String> {
+    poll(client, &format!("reading `{css}`"), async || {
+        let mut texts = Vec::new();
+        for element in client.find_all(Locator::Css(css)).await? {
+            texts.push(element.text().await?);
+        }
+        Ok(Seen::Ready(texts))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_enrols_an_authenticator_app_and_signs_in_with_its_codes_or_a_recovery_code() {
+    if !available(&["/usr/bin/chromium", "/usr/bin/chromedriver"]) {
+        return;
+    }
+    let stack = stack(None).await;
+    let base = &stack.app_origin;
+    let (_driver, driver) = chromedriver();
+    let artifacts = artifacts();
+    let profiles = tempdir(&artifacts, "totp-profiles");
+    let client = browser(&driver, &profiles.join("one")).await;
+
+    // Enrolment, from the security page: a QR code and the key, then the app's first code.
+    sign_in(&client, base, "/security", SECURITY).await;
+    wait_for_text(&client, "#totp-status", "Off", "no authenticator app yet").await;
+    click(&client, "#setup-totp").await;
+    wait_for_page(&client, SET_UP_TOTP, "the enrolment shows its key").await;
+    let qr = client
+        .find(Locator::Css("#totp-qr"))
+        .await
+        .unwrap()
+        .attr("src")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(qr.starts_with("data:image/svg+xml,"), "the QR code as SVG");
+    let secret = wait_for_text(&client, "#totp-secret", "", "the key in base32").await;
+    assert_eq!(secret.trim().len(), 32, "160 bits in base32");
+    let shot = artifacts.join("totp-enrolment.png");
+    std::fs::write(&shot, client.screenshot().await.unwrap()).unwrap();
+    println!("enrolment page screenshot: {}", shot.display());
+    let used = step_now();
+    type_into(&client, "#code", &totp_code(&secret, used)).await;
+    click(&client, "#confirm-totp").await;
+    wait_for_page(&client, SECURITY, "the first code turns TOTP on").await;
+    wait_for_text(
+        &client,
+        "#totp-status",
+        "On",
+        "the app is the second factor",
+    )
+    .await;
+    wait_for_text(
+        &client,
+        "#signed-in-with",
+        "password and an authenticator app",
+        "this session proved the code",
+    )
+    .await;
+
+    // Recovery codes: generated behind a button (this session has a fresh second factor),
+    // shown once.
+    click(&client, "#recovery-link").await;
+    wait_for_page(&client, RECOVERY_CODES, "the recovery codes page").await;
+    click(&client, "#generate-codes").await;
+    wait_for_page(&client, NEW_RECOVERY_CODES, "new codes are shown").await;
+    let codes = texts(&client, "#recovery-codes li").await;
+    assert_eq!(codes.len(), 10, "{codes:?}");
+
+    // The password alone now leads to the second-factor page, which keeps where the user was
+    // going.
+    log_out(&client, base).await;
+    submit_password(&client, base, "/devices", false).await;
+    wait_for_page(&client, SECOND_FACTOR, "a password alone asks for the code").await;
+    let url = client.current_url().await.unwrap();
+    assert_eq!(url.path(), "/second-factor");
+    assert_eq!(
+        url.query_pairs()
+            .find(|(k, _)| k == "return_to")
+            .map(|(_, v)| v.into_owned())
+            .as_deref(),
+        Some("/devices"),
+    );
+    // Until the code, the password opened no page: the protected page sends it back to log in.
+    client.goto(&format!("{base}/devices")).await.unwrap();
+    wait_for_page(&client, LOGIN, "a pending login is not signed in").await;
+    client.goto(url.as_str()).await.unwrap();
+    wait_for_page(&client, SECOND_FACTOR, "back to the code").await;
+
+    // The enrolment's code again: refused (its time step is used up), with a message.
+    type_into(&client, "#code", &totp_code(&secret, used)).await;
+    click(&client, "#verify").await;
+    wait_for_text(
+        &client,
+        "#code-error",
+        "",
+        "a used code is refused with a message",
+    )
+    .await;
+    let refused = client.current_url().await.unwrap();
+    let error = refused
+        .query_pairs()
+        .find(|(k, _)| k == "error")
+        .map(|(_, v)| v.into_owned());
+    assert!(
+        matches!(error.as_deref(), Some("code_reused" | "wrong_code")),
+        "{refused}"
+    );
+    // The next step's code lets the user in, to the page they were going to.
+    type_into(&client, "#code", &totp_code(&secret, next_step(used))).await;
+    click(&client, "#verify").await;
+    wait_for_page(&client, DEVICES, "the code leads on to the devices page").await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/devices");
+
+    // Without the phone: a recovery code, used up by the login.
+    log_out(&client, base).await;
+    submit_password(&client, base, "/security", false).await;
+    wait_for_page(
+        &client,
+        SECOND_FACTOR,
+        "the password asks for a second factor",
+    )
+    .await;
+    type_into(&client, "#recovery-code", &codes[0]).await;
+    click(&client, "#use-recovery-code").await;
+    wait_for_page(&client, SECURITY, "the recovery code leads on").await;
+    wait_for_text(
+        &client,
+        "#signed-in-with",
+        "password and a recovery code",
+        "this session proved a recovery code",
+    )
+    .await;
+    let left = wait_for_text(&client, "#recovery-left", "9", "one code is used up").await;
+    assert_eq!(left, "9");
     client.close().await.unwrap();
 }

@@ -24,8 +24,9 @@ use session_server::{
     startup::Application,
 };
 use support::{
-    Process, available, browser, chromedriver, click, service_settings, tempdir, type_into,
-    wait_for_count, wait_for_port, wait_for_text,
+    Process, available, browser, chromedriver, click,
+    codes::{next_step, step_now, totp_code},
+    service_settings, tempdir, type_into, wait_for_count, wait_for_port, wait_for_text,
 };
 use test_support::{RedisServer, free_port};
 
@@ -318,6 +319,7 @@ async fn client_headers_never_reach_the_app(stack: &Stack) {
         ("X-Session-User-Id", "00000000-0000-0000-0000-000000000000"),
         ("X-Session-Handle", "00000000-0000-0000-0000-000000000000"),
         ("X-Session-Expires", "2999-01-01T00:00:00Z"),
+        ("X-Session-AAL", "aal2"),
         ("X-Session-Role", "admin"),
         ("x-session-user", "mallory-lower-case"),
     ];
@@ -343,6 +345,7 @@ async fn client_headers_never_reach_the_app(stack: &Stack) {
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
     let expected_keys = [
+        "x-session-aal",
         "x-session-absolute-expires",
         "x-session-authenticated-at",
         "x-session-expires",
@@ -363,6 +366,11 @@ async fn client_headers_never_reach_the_app(stack: &Stack) {
         me["session"]["authenticated_at"]
     );
     assert!(seen["x-session-expires"].starts_with("20"), "{seen:?}");
+    assert_eq!(
+        seen["x-session-aal"], "aal1",
+        "a password alone, whatever the browser says"
+    );
+    assert_eq!(seen["x-session-aal"], me["session"]["aal"]);
 
     // Not signed in: the forged identity never gets through.
     let r = forge(http.get(format!("{origin}/whoami")))
@@ -409,6 +417,102 @@ async fn client_headers_never_reach_the_app(stack: &Stack) {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+}
+
+fn session_cookie(r: &reqwest::Response) -> String {
+    r.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The app learns the session's level from `X-Session-AAL`: `aal1` after a password, `aal2` once
+/// a second factor is proved. A login that still owes its second factor gets no further than the
+/// proxy.
+async fn the_app_learns_the_assurance_level(stack: &Stack) {
+    let origin = &stack.origin;
+    let http = client();
+    let api = |path: &str, cookie: Option<&str>, body: serde_json::Value| {
+        let mut request = http
+            .post(format!("{origin}{path}"))
+            .header(header::ORIGIN, origin)
+            .json(&body);
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        request.send()
+    };
+    let seen_aal = async |cookie: &str| {
+        let r = http
+            .get(format!("{origin}/whoami"))
+            .header(header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        if r.status() != StatusCode::OK {
+            return Err(r.status());
+        }
+        let seen: std::collections::BTreeMap<String, String> = r.json().await.unwrap();
+        Ok(seen
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-session-aal"))
+            .map(|(_, v)| v))
+    };
+    let credentials = serde_json::json!({"username": "bob", "password": "bob-password"});
+    let r = api("/v1/users", None, credentials.clone()).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = api("/v1/login", None, credentials.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = session_cookie(&r);
+    assert_eq!(seen_aal(&cookie).await, Ok(Some("aal1".into())));
+
+    // Enrolling TOTP proves its first code in this session.
+    let r = api(
+        "/v1/session/factors/totp",
+        Some(&cookie),
+        serde_json::Value::Null,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let enrollment: serde_json::Value = r.json().await.unwrap();
+    let secret = enrollment["secret"].as_str().unwrap().to_owned();
+    let used = step_now();
+    let r = api(
+        "/v1/session/factors/totp/confirm",
+        Some(&cookie),
+        serde_json::json!({"code": totp_code(&secret, used)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(seen_aal(&cookie).await, Ok(Some("aal2".into())));
+
+    // The password alone is now a pending login: refused at the proxy until its code.
+    let r = api("/v1/login", None, credentials).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let pending = session_cookie(&r);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        answer["pending_second_factor"]["methods"]
+            .as_array()
+            .is_some_and(|m| m.contains(&"totp".into())),
+        "{answer}"
+    );
+    assert_eq!(seen_aal(&pending).await, Err(StatusCode::UNAUTHORIZED));
+    let code = totp_code(&secret, next_step(used));
+    let r = api(
+        "/v1/session/second-factor",
+        Some(&pending),
+        serde_json::json!({"method": "totp", "code": code}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(seen_aal(&pending).await, Ok(Some("aal2".into())));
 }
 
 /// With Redis down the proxy answers 503: never the page, never a trip to the login page.
@@ -459,6 +563,7 @@ async fn any_app_behind(proxy: Proxy) {
     let stack = stack(proxy).await;
     browser_flow(&stack).await;
     client_headers_never_reach_the_app(&stack).await;
+    the_app_learns_the_assurance_level(&stack).await;
     a_store_outage_is_a_503(&stack).await;
 }
 

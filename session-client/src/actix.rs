@@ -13,6 +13,11 @@
 //! the password within [`FreshAuth::max_age`], and otherwise answers 403
 //! `reauthentication_required`, or, for HTML with a [`ReauthRedirect`] registered, a 303 to the
 //! re-authentication page with `return_to`.
+//!
+//! Actions that need a second factor take [`Aal2`]: it demands a session at assurance level
+//! `aal2` (a second factor proved in this session), and otherwise answers 403 `aal2_required`,
+//! or, for HTML with a [`StepUpRedirect`] registered, a 303 to the second-factor page with
+//! `return_to`. [`require_aal2`] guards a whole scope the same way.
 
 use std::{future::Future, pin::Pin, time::Duration};
 
@@ -25,7 +30,7 @@ use actix_web::{
     web,
 };
 
-use crate::{Error, Session, SessionClient};
+use crate::{Aal, Error, Session, SessionClient};
 
 /// Where HTML requests without a session are sent, e.g. `LoginRedirect("/login".into())`.
 /// `?return_to=<path>` is appended.
@@ -36,6 +41,12 @@ pub struct LoginRedirect(pub String);
 /// `ReauthRedirect("/reauthenticate".into())`. `?return_to=<path>` is appended.
 #[derive(Debug, Clone)]
 pub struct ReauthRedirect(pub String);
+
+/// Where HTML requests whose session needs a second factor are sent, e.g.
+/// `StepUpRedirect("/second-factor".into())`: a page whose form posts a code to the service's
+/// `POST /v1/session/second-factor` with `return_to`. `?return_to=<path>` is appended.
+#[derive(Debug, Clone)]
+pub struct StepUpRedirect(pub String);
 
 /// How recently the user must have proved the password for [`RecentlyAuthenticated`]; register
 /// as `web::Data` (default: 5 minutes).
@@ -69,6 +80,13 @@ pub enum AuthError {
         /// Re-authentication page with `return_to`, when the request wants HTML.
         redirect: Option<String>,
     },
+    /// A live session at `aal1`, where `aal2` (a second factor proved in this session) is
+    /// needed; `redirect` is the second-factor page for HTML requests.
+    #[error("this action needs a second factor")]
+    Aal2Required {
+        /// Second-factor page with `return_to`, when the request wants HTML.
+        redirect: Option<String>,
+    },
     /// The session service could not be asked.
     #[error("the session service is unavailable")]
     Unavailable,
@@ -81,9 +99,11 @@ impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {
             AuthError::Unauthenticated { redirect: Some(_) }
-            | AuthError::ReauthenticationRequired { redirect: Some(_) } => StatusCode::SEE_OTHER,
+            | AuthError::ReauthenticationRequired { redirect: Some(_) }
+            | AuthError::Aal2Required { redirect: Some(_) } => StatusCode::SEE_OTHER,
             AuthError::Unauthenticated { redirect: None } => StatusCode::UNAUTHORIZED,
-            AuthError::ReauthenticationRequired { redirect: None } => StatusCode::FORBIDDEN,
+            AuthError::ReauthenticationRequired { redirect: None }
+            | AuthError::Aal2Required { redirect: None } => StatusCode::FORBIDDEN,
             AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -91,7 +111,8 @@ impl ResponseError for AuthError {
 
     fn error_response(&self) -> HttpResponse {
         if let AuthError::Unauthenticated { redirect: Some(to) }
-        | AuthError::ReauthenticationRequired { redirect: Some(to) } = self
+        | AuthError::ReauthenticationRequired { redirect: Some(to) }
+        | AuthError::Aal2Required { redirect: Some(to) } = self
         {
             return HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, to.as_str()))
@@ -100,6 +121,7 @@ impl ResponseError for AuthError {
         let code = match self {
             AuthError::Unauthenticated { .. } => "unauthenticated",
             AuthError::ReauthenticationRequired { .. } => "reauthentication_required",
+            AuthError::Aal2Required { .. } => "aal2_required",
             AuthError::Unavailable => "session_service_unavailable",
             AuthError::NotConfigured => "internal_error",
         };
@@ -123,6 +145,11 @@ fn login_redirect(req: &HttpRequest) -> Option<String> {
 
 fn reauth_redirect(req: &HttpRequest) -> Option<String> {
     let page = req.app_data::<web::Data<ReauthRedirect>>()?;
+    redirect_to(&page.0, req)
+}
+
+fn step_up_redirect(req: &HttpRequest) -> Option<String> {
+    let page = req.app_data::<web::Data<StepUpRedirect>>()?;
     redirect_to(&page.0, req)
 }
 
@@ -242,5 +269,62 @@ impl FromRequest for RecentlyAuthenticated {
                 })
             }
         })
+    }
+}
+
+/// The session if it is at `aal2`; otherwise a 403 `aal2_required`, or a 303 to the
+/// [`StepUpRedirect`] page for HTML.
+fn at_aal2(session: Session, req: &HttpRequest) -> Result<Session, AuthError> {
+    if session.aal() >= Aal::Aal2 {
+        Ok(session)
+    } else {
+        Err(AuthError::Aal2Required {
+            redirect: step_up_redirect(req),
+        })
+    }
+}
+
+/// Extractor for actions that need a second factor: a live session at assurance level `aal2`
+/// (the user proved a second factor in this session); otherwise 403 `aal2_required`, or a 303
+/// to the [`StepUpRedirect`] page with `return_to` for HTML. Without a session it answers as
+/// [`Authenticated`]. (Under the service's default `SESSION_REQUIRED_AAL=highest_available`, a
+/// user with a factor enrolled has only `aal2` sessions; a user without one has only `aal1`
+/// sessions and must enrol first. With `SESSION_REQUIRED_AAL=aal1`, this is the step-up.)
+#[derive(Debug, Clone)]
+pub struct Aal2(pub Session);
+
+impl FromRequest for Aal2 {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AuthError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let authenticated = Authenticated::from_request(&req, payload);
+        Box::pin(async move {
+            let Authenticated(session) = authenticated.await?;
+            at_aal2(session, &req).map(Aal2)
+        })
+    }
+}
+
+/// Middleware for `actix_web::middleware::from_fn`: lets only requests with a live `aal2`
+/// session into the scope (answering as [`Aal2`] otherwise) and puts their [`Session`] into
+/// the request extensions.
+pub async fn require_aal2(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    // Inside a scope that `require_session` guards, the session is checked already.
+    let checked = req.extensions().get::<Session>().cloned();
+    let session = match checked {
+        Some(session) => Ok(session),
+        None => session_of(req.request()).await,
+    };
+    match session.and_then(|session| at_aal2(session, req.request())) {
+        Ok(session) => {
+            req.extensions_mut().insert(session);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
     }
 }

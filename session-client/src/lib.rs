@@ -38,6 +38,15 @@ pub struct Session {
     /// re-authentication (RFC 3339).
     #[serde(default)]
     pub authenticated_at: String,
+    /// The session's authenticator assurance level as the service states it: `aal1` after a
+    /// password, `aal2` once a second factor was proved in this session. Empty from a service
+    /// older than second factors; read it with [`Session::aal`].
+    #[serde(default)]
+    pub aal: String,
+    /// The methods proved in this session, the password first, each with when it was last
+    /// proved (empty from a service older than second factors).
+    #[serde(default)]
+    pub methods: Vec<Method>,
     /// `cookie` or `bearer`: how the session's token travels.
     #[serde(default)]
     pub kind: String,
@@ -51,6 +60,59 @@ pub struct Session {
     /// The data's version, for optimistic concurrency.
     #[serde(default)]
     pub data_version: u64,
+}
+
+/// An authentication method proved in a session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Method {
+    /// `password`, `totp`, `recovery_code` or `passkey` (a later service may name others).
+    pub method: String,
+    /// When it was last proved in this session (RFC 3339, whole seconds).
+    pub at: String,
+}
+
+impl Method {
+    /// When it was last proved.
+    pub fn at(&self) -> Option<SystemTime> {
+        humantime::parse_rfc3339(&self.at).ok()
+    }
+}
+
+/// A session's authenticator assurance level (the levels of NIST SP 800-63B), ordered:
+/// `Aal1 < Aal2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Aal {
+    /// A password only.
+    Aal1,
+    /// A password and a second factor (TOTP, a recovery code, a passkey).
+    Aal2,
+}
+
+impl Aal {
+    /// `aal1` or `aal2`, as the service writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aal::Aal1 => "aal1",
+            Aal::Aal2 => "aal2",
+        }
+    }
+}
+
+impl std::fmt::Display for Aal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Since when something happened, as a duration that is never negative (a time a little ahead
+/// of this clock is "just now"); `None` for an unknown time.
+fn age(at: Option<SystemTime>) -> Option<Duration> {
+    let at = at?;
+    Some(
+        SystemTime::now()
+            .duration_since(at)
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 impl Session {
@@ -69,14 +131,34 @@ impl Session {
     /// Whether the user proved the password within `max_age` ("sudo mode"): what a handler asks
     /// before a sensitive action. An unknown time is not recent.
     pub fn authenticated_within(&self, max_age: Duration) -> bool {
-        self.authenticated_at()
-            .and_then(|at| {
-                SystemTime::now()
-                    .duration_since(at)
-                    .ok()
-                    .or(Some(Duration::ZERO))
-            })
-            .is_some_and(|age| age <= max_age)
+        age(self.authenticated_at()).is_some_and(|age| age <= max_age)
+    }
+
+    /// The session's assurance level: [`Aal::Aal2`] only when the service says `aal2`; anything
+    /// else (`aal1`, a level this version does not know, nothing from an older service) is
+    /// [`Aal::Aal1`], so that an unknown answer never grants more.
+    pub fn aal(&self) -> Aal {
+        if self.aal == "aal2" {
+            Aal::Aal2
+        } else {
+            Aal::Aal1
+        }
+    }
+
+    /// The second factor proved in this session (`totp`, `recovery_code`, `passkey`), if any.
+    pub fn second_factor(&self) -> Option<&Method> {
+        self.methods.iter().rfind(|m| m.method != "password")
+    }
+
+    /// When the second factor was last proved in this session.
+    pub fn second_factor_at(&self) -> Option<SystemTime> {
+        self.second_factor()?.at()
+    }
+
+    /// Whether a second factor was proved in this session within `max_age`: what a handler
+    /// asks before an action that wants a fresh one. No second factor is not recent.
+    pub fn second_factor_within(&self, max_age: Duration) -> bool {
+        age(self.second_factor_at()).is_some_and(|age| age <= max_age)
     }
 
     /// The app data as a typed value (an empty object deserialises to `T`'s defaults only if
@@ -268,6 +350,10 @@ struct SessionPart {
     #[serde(default)]
     authenticated_at: String,
     #[serde(default)]
+    aal: String,
+    #[serde(default)]
+    methods: Vec<Method>,
+    #[serde(default)]
     kind: String,
     #[serde(default)]
     remembered: bool,
@@ -418,6 +504,8 @@ impl SessionClient {
                 idle_expires_at: session.idle_expires_at,
                 absolute_expires_at: session.absolute_expires_at,
                 authenticated_at: session.authenticated_at,
+                aal: session.aal,
+                methods: session.methods,
                 kind: session.kind,
                 remembered: session.remembered,
                 data: answer.data,
@@ -444,6 +532,46 @@ mod tests {
             classify(" 0123abcd.AbC-_x "),
             Presented::Token("0123abcd.AbC-_x")
         ));
+    }
+
+    #[test]
+    fn the_assurance_level_is_aal2_only_when_the_service_says_so() {
+        let part = |extra: serde_json::Value| {
+            let mut session = serde_json::json!({
+                "handle": Uuid::nil(),
+                "idle_expires_at": "2030-01-01T00:00:00Z",
+                "absolute_expires_at": "2030-01-01T00:00:00Z",
+            });
+            session
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value::<SessionPart>(session).unwrap()
+        };
+        let session = |p: SessionPart| Session {
+            aal: p.aal,
+            methods: p.methods,
+            ..Session::default()
+        };
+        // A service older than second factors: no level, no methods.
+        let old = session(part(serde_json::json!({})));
+        assert_eq!((old.aal(), old.second_factor()), (Aal::Aal1, None));
+        assert!(!old.second_factor_within(Duration::from_secs(3600)));
+        let unknown = session(part(serde_json::json!({"aal": "aal3"})));
+        assert_eq!(unknown.aal(), Aal::Aal1, "an unknown level grants nothing");
+        let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        let stepped = session(part(serde_json::json!({
+            "aal": "aal2",
+            "methods": [
+                {"method": "password", "at": "2020-01-01T00:00:00Z"},
+                {"method": "totp", "at": now},
+            ],
+        })));
+        assert_eq!(stepped.aal(), Aal::Aal2);
+        assert!(Aal::Aal2 > Aal::Aal1);
+        assert_eq!(stepped.second_factor().unwrap().method, "totp");
+        assert!(stepped.second_factor_within(Duration::from_secs(60)));
+        assert!(!stepped.authenticated_within(Duration::from_secs(60)));
     }
 
     #[test]

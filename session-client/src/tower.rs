@@ -4,7 +4,11 @@
 //! `Cookie` header, and puts a [`SessionState`] into the request extensions; handlers decide what
 //! to answer (401, a redirect, a public page). For sensitive actions, ask
 //! [`Session::authenticated_within`](crate::Session::authenticated_within) and answer 403
-//! `reauthentication_required` (or redirect to a re-authentication page) when it says no.
+//! `reauthentication_required` (or redirect to a re-authentication page) when it says no. For
+//! actions that need a second factor, ask [`SessionState::session_at`] with
+//! [`Aal::Aal2`](crate::Aal::Aal2) (or [`Session::aal`](crate::Session::aal)) and answer 403
+//! `aal2_required` (or redirect to the second-factor page with `return_to`) for an active
+//! session below it.
 
 use std::{
     future::Future,
@@ -16,10 +20,14 @@ use http::{Request, header};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Session, SessionClient};
+use crate::{Aal, Session, SessionClient};
 
 /// What the layer found.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per request, kept in its extensions; a Box would cost an allocation per signed-in request and change the pattern users match"
+)]
 pub enum SessionState {
     /// A live session.
     Active(Session),
@@ -36,6 +44,12 @@ impl SessionState {
             SessionState::Active(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// The session, if active at assurance level `aal` or above: `session_at(Aal::Aal2)` for an
+    /// action that needs a second factor.
+    pub fn session_at(&self, aal: Aal) -> Option<&Session> {
+        self.session().filter(|s| s.aal() >= aal)
     }
 }
 

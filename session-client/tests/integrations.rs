@@ -5,7 +5,7 @@ mod support;
 
 use actix_web::{App, HttpResponse, http::header, middleware::from_fn, test, web};
 use session_client::{
-    Session, SessionClient,
+    Aal, Session, SessionClient,
     actix::{Authenticated, LoginRedirect, require_session},
     tower::{SessionLayer, SessionState},
 };
@@ -106,7 +106,15 @@ async fn the_tower_layer_puts_the_session_state_into_extensions() {
         service.clone().oneshot(req.body(()).unwrap())
     };
     match ask(Some(&cookie)).await.unwrap() {
-        Some(SessionState::Active(s)) => assert_eq!(s.username, "alice"),
+        Some(state @ SessionState::Active(_)) => {
+            let s = state.session().unwrap();
+            assert_eq!((s.username.as_str(), s.aal()), ("alice", Aal::Aal1));
+            assert!(state.session_at(Aal::Aal1).is_some());
+            assert!(
+                state.session_at(Aal::Aal2).is_none(),
+                "a password alone is not aal2"
+            );
+        }
         other => panic!("{other:?}"),
     }
     assert!(matches!(

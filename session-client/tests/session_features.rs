@@ -1,20 +1,20 @@
 //! What a session carries besides its user, through session-client against the real service:
-//! authentication time, kind, app data (typed helpers, optimistic concurrency) and bearer
-//! sessions; and the actix guard for sensitive actions.
+//! authentication time, kind, app data (typed helpers, optimistic concurrency), bearer sessions
+//! and the assurance level; and the actix guards for sensitive actions and for a second factor.
 #![cfg(feature = "actix")]
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpResponse, http::header, test, web};
+use actix_web::{App, HttpResponse, http::header, middleware::from_fn, test, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use session_client::{
-    CacheSettings, Error, SessionClient,
-    actix::{FreshAuth, ReauthRedirect, RecentlyAuthenticated},
+    Aal, CacheSettings, Error, Session, SessionClient,
+    actix::{Aal2, FreshAuth, ReauthRedirect, RecentlyAuthenticated, StepUpRedirect, require_aal2},
 };
-use support::{KEY, server};
+use support::{KEY, next_step, server, server_with};
 
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
 struct Cart {
@@ -242,4 +242,132 @@ async fn the_fresh_auth_guard_asks_for_the_password_again_after_its_max_age() {
     )
     .await;
     assert_eq!(res.status(), 401);
+}
+
+fn method_names(session: &Session) -> Vec<&str> {
+    session.methods.iter().map(|m| m.method.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_reports_the_assurance_level_and_a_pending_login_is_no_session() {
+    let server = server().await;
+    let cookie = server.sign_in("alice").await;
+    let settings = CacheSettings {
+        max_age: Duration::from_secs(60),
+        ..CacheSettings::default()
+    };
+    let client = SessionClient::builder(&server.admin, KEY)
+        .cache(settings)
+        .build()
+        .unwrap();
+    let session = client.check(&cookie).await.unwrap().unwrap();
+    assert_eq!((session.aal(), session.aal.as_str()), (Aal::Aal1, "aal1"));
+    assert_eq!(method_names(&session), ["password"]);
+    assert_eq!(session.methods[0].at, session.authenticated_at);
+    assert!(session.second_factor().is_none());
+    // Cached at aal1 until the feed is followed and the session held.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !client.is_cached(&cookie) && Instant::now() < deadline {
+        client.check(&cookie).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(client.is_cached(&cookie));
+
+    // Enrolling proves the first code in this session: aal2, and the cached aal1 answer is
+    // dropped when the feed reports the change (within its staleness bound).
+    let (secret, used) = server.enroll_totp(&cookie).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while client.is_cached(&cookie) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let session = client.check(&cookie).await.unwrap().unwrap();
+    assert_eq!(session.aal(), Aal::Aal2);
+    assert_eq!(method_names(&session), ["password", "totp"]);
+    assert_eq!(session.second_factor().unwrap().method, "totp");
+    assert!(session.second_factor_within(Duration::from_secs(60)));
+
+    // A password alone is now a pending login: no session for an app until its code.
+    let pending = server.sign_in("alice").await;
+    assert_eq!(client.check(&pending).await.unwrap(), None);
+    server.prove_totp(&pending, &secret, next_step(used)).await;
+    let session = client.check(&pending).await.unwrap().unwrap();
+    assert_eq!(session.aal(), Aal::Aal2);
+    assert_eq!(method_names(&session), ["password", "totp"]);
+}
+
+async fn second_factor_only(Aal2(session): Aal2) -> HttpResponse {
+    HttpResponse::Ok().body(session.username)
+}
+
+async fn in_scope(req: actix_web::HttpRequest) -> HttpResponse {
+    use actix_web::HttpMessage;
+    let aal = req.extensions().get::<Session>().map(Session::aal);
+    HttpResponse::Ok().body(aal.map_or("none", Aal::as_str))
+}
+
+#[actix_web::test]
+async fn the_aal2_guard_asks_for_a_second_factor() {
+    // Sessions at aal1 are accepted everywhere (SESSION_REQUIRED_AAL=aal1): apps ask for the
+    // second factor where they need it.
+    let server = server_with(|s| s.required_aal = Some("aal1".into())).await;
+    let cookie = server.sign_in("alice").await;
+    let client = SessionClient::new(&server.admin, KEY).unwrap();
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(client))
+            .app_data(web::Data::new(StepUpRedirect("/second-factor".into())))
+            .route("/transfer", web::post().to(second_factor_only))
+            .service(
+                web::scope("/admin")
+                    .wrap(from_fn(require_aal2))
+                    .route("/panel", web::get().to(in_scope)),
+            ),
+    )
+    .await;
+    let call = async |path: &str, cookie: &str, html: bool| {
+        let request = if path == "/transfer" {
+            test::TestRequest::post()
+        } else {
+            test::TestRequest::get()
+        };
+        let mut request = request
+            .uri(&format!("{path}?x=1"))
+            .insert_header((header::COOKIE, cookie));
+        if html {
+            request = request.insert_header((header::ACCEPT, "text/html"));
+        }
+        test::call_service(&app, request.to_request()).await
+    };
+
+    for path in ["/transfer", "/admin/panel"] {
+        // aal1: 403 aal2_required, or the second-factor page for a page.
+        let res = call(path, &cookie, false).await;
+        assert_eq!(res.status(), 403, "{path}");
+        let body: serde_json::Value = test::read_body_json(res).await;
+        assert_eq!(body["error"], "aal2_required", "{path}");
+        let res = call(path, &cookie, true).await;
+        assert_eq!(res.status(), 303, "{path}");
+        assert_eq!(
+            res.headers().get(header::LOCATION).unwrap(),
+            &format!("/second-factor?return_to={path}%3Fx%3D1"),
+        );
+        // No session: as any authenticated route.
+        assert_eq!(call(path, "x=y", false).await.status(), 401, "{path}");
+    }
+
+    // Enrolling proves the first code: this session is aal2 and let in.
+    let (secret, used) = server.enroll_totp(&cookie).await;
+    let res = call("/transfer", &cookie, false).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(test::read_body(res).await, "alice");
+    let res = call("/admin/panel", &cookie, false).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(test::read_body(res).await, "aal2");
+
+    // Another login with the password alone: aal1, until it steps up.
+    let other = server.sign_in("alice").await;
+    assert_eq!(call("/transfer", &other, false).await.status(), 403);
+    server.prove_totp(&other, &secret, next_step(used)).await;
+    assert_eq!(call("/transfer", &other, false).await.status(), 200);
+    assert_eq!(call("/admin/panel", &other, true).await.status(), 200);
 }

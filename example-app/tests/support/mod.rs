@@ -20,8 +20,13 @@ use session_server::config::Settings;
 use sha2::{Digest, Sha256};
 use test_support::free_port;
 
+/// TOTP codes as an authenticator app computes them, for the tests that enrol a second factor.
+#[allow(dead_code)]
+pub mod codes;
+
 /// The session service as the browser tests run it: on `redis_url`, development cookie mode
-/// (plain HTTP), `origin` allowed, loopback trusted as a proxy, cheap argon2, admin key `key`.
+/// (plain HTTP), `origin` allowed, loopback trusted as a proxy, cheap argon2, admin key `key`,
+/// a fixed key for TOTP secrets (with Redis, TOTP needs one).
 pub fn service_settings(redis_url: String, origin: &str, key: &str) -> Settings {
     Settings {
         redis_url: Some(redis_url),
@@ -34,6 +39,7 @@ pub fn service_settings(redis_url: String, origin: &str, key: &str) -> Settings 
         argon2_memory_kib: Some(1024),
         argon2_iterations: Some(1),
         admin_api_keys: Some(hex::encode(Sha256::digest(key.as_bytes()))),
+        factor_keys: Some("1:KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".into()),
         log: Some("off".into()),
         ..Settings::default()
     }

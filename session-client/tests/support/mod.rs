@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use session_server::{
     config::{Config, Settings},
+    domain::factors::totp::{self, TotpSecret},
     startup::Application,
 };
 use sha2::{Digest, Sha256};
@@ -32,6 +35,8 @@ pub async fn server_with(tweak: impl FnOnce(&mut Settings)) -> Server {
         admin_api_keys: Some(hex::encode(Sha256::digest(KEY.as_bytes()))),
         log: Some("off".into()),
         redis_timeout: Some("0.5".parse().unwrap()),
+        // A fixed test key (32 bytes of 0x2a): with Redis, TOTP needs one.
+        factor_keys: Some("1:KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".into()),
         ..Settings::default()
     };
     tweak(&mut s);
@@ -84,9 +89,73 @@ impl Server {
         assert_eq!(r.status(), 204);
     }
 
+    /// A call to the public API with the browser's `Cookie` header and a JSON body.
+    pub async fn post(
+        &self,
+        cookie: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.public))
+            .header("cookie", cookie)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Enrols TOTP in the session of `cookie` with a code of the current time step, which the
+    /// session proves (it becomes `aal2`); returns the secret and that step, used up: a later
+    /// proof needs a later step ([`next_step`]).
+    pub async fn enroll_totp(&self, cookie: &str) -> (TotpSecret, u64) {
+        let r = self
+            .post(cookie, "/v1/session/factors/totp", serde_json::Value::Null)
+            .await;
+        assert_eq!(r.status(), 201, "TOTP enrolment begins");
+        let enrollment: serde_json::Value = r.json().await.unwrap();
+        let base32 = enrollment["secret"].as_str().unwrap().to_owned();
+        let bytes = totp_rs::Secret::Encoded(base32).to_bytes().unwrap();
+        let secret = TotpSecret::from_bytes(&bytes).unwrap();
+        let step = step_now();
+        let code = totp::code_at_step(&secret, step);
+        let r = self
+            .post(
+                cookie,
+                "/v1/session/factors/totp/confirm",
+                serde_json::json!({ "code": code }),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "the first code confirms the enrolment");
+        (secret, step)
+    }
+
+    /// Proves the TOTP code of `step` in the session of `cookie`.
+    pub async fn prove_totp(&self, cookie: &str, secret: &TotpSecret, step: u64) {
+        let code = totp::code_at_step(secret, step);
+        let body = serde_json::json!({"method": "totp", "code": code});
+        let r = self.post(cookie, "/v1/session/second-factor", body).await;
+        assert_eq!(r.status(), 200, "the second factor is proved");
+    }
+
     pub async fn stop(&self) {
         for h in &self.handles {
             h.stop(false).await;
         }
     }
+}
+
+/// The current TOTP time step (the service runs on this machine's clock).
+pub fn step_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / totp::STEP_SECONDS
+}
+
+/// A step the service accepts after `used` was accepted: the next one, or the current one once
+/// time has moved past it (a step is accepted up to one step either side of the current).
+pub fn next_step(used: u64) -> u64 {
+    (used + 1).max(step_now())
 }
