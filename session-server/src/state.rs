@@ -17,7 +17,7 @@ use crate::{
         mfa::MfaService,
         password::PasswordHasher,
         publisher::Publisher,
-        sessions::SessionService,
+        sessions::{SessionRules, SessionService},
     },
     metrics::Metrics,
     store::{
@@ -106,13 +106,15 @@ impl AppState {
             feed,
             sessions: SessionService::new(
                 store.clone(),
-                config.sessions.policy,
-                config.sessions.limit,
+                SessionRules {
+                    policy: config.sessions.policy,
+                    limit: config.sessions.limit,
+                    feed_logins: config.sessions.feed_logins,
+                    required_aal: config.factors.required_aal,
+                },
                 metrics.clone(),
                 clock.clone(),
                 publisher.clone(),
-                config.sessions.feed_logins,
-                config.factors.required_aal,
             ),
             accounts: AccountService::new(
                 store.clone(),

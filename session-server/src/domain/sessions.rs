@@ -69,26 +69,34 @@ pub struct SessionService {
     required_aal: RequiredAal,
 }
 
+/// What sessions are allowed: the configuration the session service applies.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRules {
+    pub policy: SessionPolicy,
+    pub limit: Option<SessionLimit>,
+    /// Whether logins are published to the event feed.
+    pub feed_logins: bool,
+    /// Which sessions of users with a second factor are accepted.
+    pub required_aal: RequiredAal,
+}
+
 impl SessionService {
     pub fn new(
         store: Arc<dyn Store>,
-        policy: SessionPolicy,
-        limit: Option<SessionLimit>,
+        rules: SessionRules,
         metrics: Arc<Metrics>,
         clock: Clock,
         publisher: Arc<Publisher>,
-        feed_logins: bool,
-        required_aal: RequiredAal,
     ) -> SessionService {
         SessionService {
             store,
-            policy,
-            limit,
+            policy: rules.policy,
+            limit: rules.limit,
             metrics,
             clock,
             publisher,
-            feed_logins,
-            required_aal,
+            feed_logins: rules.feed_logins,
+            required_aal: rules.required_aal,
         }
     }
 

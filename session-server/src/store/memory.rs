@@ -667,10 +667,10 @@ impl Store for MemoryStore {
         let user = record.user_id;
         let now_ms = self.now_ms();
         let mut inner = self.lock();
-        if !inner
+        if inner
             .sessions
             .get(&(user, *digest))
-            .is_some_and(|s| s.expires_ms() > now_ms)
+            .is_none_or(|s| s.expires_ms() <= now_ms)
         {
             return Ok(FactorOutcome::SessionGone);
         }

@@ -645,7 +645,7 @@ impl Store for RedisStore {
                 let recovery_codes = recovery
                     .unwrap_or_default()
                     .chunks(16)
-                    .map(|c| <[u8; 16]>::try_from(c))
+                    .map(<[u8; 16]>::try_from)
                     .collect::<Result<_, _>>()
                     .map_err(|_| StoreError::Corrupt(format!("recovery codes in {key}")))?;
                 Ok(Some(UserRecord {
