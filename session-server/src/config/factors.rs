@@ -94,7 +94,8 @@ pub(super) fn resolve(s: &Settings, embedded_store: bool) -> Result<FactorConfig
             )
         })?,
     };
-    let keys = match s.factor_keys.as_deref() {
+    // Empty is unset: a compose file passes the variable through whether or not it is given.
+    let keys = match s.factor_keys.as_deref().filter(|v| !v.trim().is_empty()) {
         Some(spec) => Some(
             FactorKeys::parse(spec).map_err(|e| invalid("SESSION_FACTOR_KEYS", e.to_string()))?,
         ),
@@ -122,4 +123,110 @@ pub(super) fn resolve(s: &Settings, embedded_store: bool) -> Result<FactorConfig
         totp_enroll_timeout: seconds_or(s.totp_enroll_timeout, Duration::from_secs(600)),
         fresh_max_age,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(s: Settings, embedded: bool) -> Result<FactorConfig, String> {
+        resolve(&s, embedded).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_require_the_highest_available_level_and_draw_a_key_only_when_embedded() {
+        let c = resolved(Settings::default(), true).unwrap();
+        assert_eq!(c.required_aal, RequiredAal::HighestAvailable);
+        assert!(c.keys.is_some());
+        assert!(c.passkeys.is_none(), "no allowed origin, no passkeys");
+        assert_eq!(c.fresh_max_age, Duration::from_secs(600));
+        let c = resolved(Settings::default(), false).unwrap();
+        assert!(
+            c.keys.is_none(),
+            "Redis without SESSION_FACTOR_KEYS: no TOTP"
+        );
+        // Empty is unset (a compose file passes the variable through).
+        let empty = Settings {
+            factor_keys: Some(" ".into()),
+            ..Settings::default()
+        };
+        assert!(resolved(empty, false).unwrap().keys.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_name() {
+        for (settings, name) in [
+            (
+                Settings {
+                    required_aal: Some("aal3".into()),
+                    ..Settings::default()
+                },
+                "SESSION_REQUIRED_AAL",
+            ),
+            (
+                Settings {
+                    factor_keys: Some("1:short".into()),
+                    ..Settings::default()
+                },
+                "SESSION_FACTOR_KEYS",
+            ),
+            (
+                Settings {
+                    totp_issuer: Some("Acme: login".into()),
+                    ..Settings::default()
+                },
+                "SESSION_TOTP_ISSUER",
+            ),
+            (
+                Settings {
+                    factor_fresh_max_age: Some("0.5".parse().unwrap()),
+                    ..Settings::default()
+                },
+                "SESSION_FACTOR_FRESH_MAX_AGE",
+            ),
+            (
+                Settings {
+                    allowed_origins: Some("https://app.example.com".into()),
+                    passkey_rp_id: Some("other.example".into()),
+                    ..Settings::default()
+                },
+                "SESSION_PASSKEY_RP_ID",
+            ),
+        ] {
+            let e = resolved(settings, true).unwrap_err();
+            assert!(e.contains(name), "{e}");
+            assert!(!e.contains("short"), "the value is not echoed: {e}");
+        }
+    }
+
+    #[test]
+    fn passkeys_bind_to_the_first_domain_origin_or_a_parent_domain() {
+        let with = |origins: &str, rp_id: Option<&str>| Settings {
+            allowed_origins: Some(origins.into()),
+            passkey_rp_id: rp_id.map(Into::into),
+            ..Settings::default()
+        };
+        // An address is no domain: the first named host is taken.
+        let c = resolved(
+            with("https://127.0.0.1:3443,https://localhost:3443", None),
+            true,
+        )
+        .unwrap();
+        let webauthn = &c.passkeys.unwrap().webauthn;
+        assert_eq!(webauthn.get_allowed_origins().len(), 1);
+        assert_eq!(
+            webauthn.get_allowed_origins()[0].as_str(),
+            "https://localhost:3443/"
+        );
+        // A parent domain takes every origin within it, and none outside.
+        let c = resolved(
+            with(
+                "https://app.example.com,https://admin.example.com,https://elsewhere.test",
+                Some("example.com"),
+            ),
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.passkeys.unwrap().webauthn.get_allowed_origins().len(), 2);
+    }
 }
