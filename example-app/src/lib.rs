@@ -14,6 +14,12 @@
 //! the service); `/second-factor` is where a login that owes its second factor lands (the
 //! service's `SESSION_SECOND_FACTOR_PAGE`), and where pages that need `aal2` send a session
 //! without it; `/security/recovery-codes` generates new recovery codes and shows them once.
+//!
+//! Passkeys: the security page lists them and adds one, the second-factor page proves one, and
+//! the login page signs in with one and no password. Those are WebAuthn ceremonies the browser
+//! runs, so they are the app's one script (`/passkeys.js`): it calls the service's `/v1/*`
+//! passkey endpoints on this origin with `fetch` and hands their options to
+//! `navigator.credentials`.
 
 pub mod telemetry;
 
@@ -56,6 +62,12 @@ struct State {
 
 /// The stylesheet of every page.
 const STYLESHEET: &str = include_str!("../static/app.css");
+
+/// The passkey ceremonies, run by the browser (see the file's header).
+const PASSKEYS_SCRIPT: &str = include_str!("../static/passkeys.js");
+
+/// What a page that offers passkeys includes.
+const PASSKEYS_SCRIPT_TAG: &str = "<script src=\"/passkeys.js\" defer></script>";
 
 /// Where the devices page's flash message is kept in the session's app data.
 const FLASH: &str = "flash";
@@ -103,6 +115,7 @@ pub fn build(config: AppConfig) -> std::io::Result<(Server, u16)> {
                 web::post().to(regenerate_recovery_codes),
             )
             .route("/app.css", web::get().to(stylesheet))
+            .route("/passkeys.js", web::get().to(passkeys_script))
             .route("/devices", web::get().to(devices))
             .route("/devices/revoke-all", web::post().to(revoke_all))
             .route("/devices/{handle}/revoke", web::post().to(revoke_one))
@@ -147,6 +160,13 @@ async fn stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(STYLESHEET)
+}
+
+async fn passkeys_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(PASSKEYS_SCRIPT)
 }
 
 /// A path on this site (`/...`, not `//...`), or `/`.
@@ -206,9 +226,12 @@ async fn login_page(query: web::Query<LoginQuery>) -> HttpResponse {
              <label>Username <input name=\"username\" id=\"username\" autocomplete=\"username\"></label><br>\
              <label>Password <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\"></label><br>\
              <label class=\"check\"><input type=\"checkbox\" name=\"remember\" id=\"remember\"> Remember me on this device</label>\
-             <input type=\"hidden\" name=\"return_to\" value=\"{}\">\
-             <button type=\"submit\" id=\"sign-in\">Sign in</button></form>",
-            escape(return_to)
+             <input type=\"hidden\" name=\"return_to\" value=\"{to}\">\
+             <button type=\"submit\" id=\"sign-in\">Sign in</button></form>\
+             <form data-passkey=\"sign-in\" data-return-to=\"{to}\">\
+             <button type=\"submit\" class=\"secondary\" id=\"passkey-sign-in\">Sign in with a passkey</button></form>\
+             {PASSKEYS_SCRIPT_TAG}",
+            to = escape(return_to)
         ),
     )
 }
@@ -491,8 +514,19 @@ struct Factors {
     totp: Option<TotpFactor>,
     recovery_codes_left: usize,
     totp_enrollment_pending: bool,
-    /// What the second-factor step accepts: `totp`, `recovery_code`.
+    /// Oldest first.
+    #[serde(default)]
+    passkeys: Vec<PasskeyView>,
+    /// What the second-factor step accepts: `totp`, `passkey`, `recovery_code`.
     methods: Vec<String>,
+}
+
+/// One of the user's passkeys, as the service lists it (never its key).
+#[derive(Deserialize)]
+struct PasskeyView {
+    name: String,
+    created_at: String,
+    last_used_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -607,6 +641,14 @@ async fn second_factor_page(
     let to = escape(return_to);
     let has = |method: &str| factors.methods.iter().any(|m| m == method);
     let mut forms = String::new();
+    let mut script = "";
+    if has("passkey") {
+        forms.push_str(&format!(
+            "<form data-passkey=\"second-factor\" data-return-to=\"{to}\">\
+             <button type=\"submit\" id=\"use-passkey\">Use a passkey</button></form>"
+        ));
+        script = PASSKEYS_SCRIPT_TAG;
+    }
     if has("totp") {
         forms.push_str(&format!(
             "<form method=\"post\" action=\"/v1/session/second-factor\">\
@@ -650,7 +692,7 @@ async fn second_factor_page(
             "{error}<p class=\"muted\">One more step: prove it is you with your second factor.</p>\
              {forms}\
              <form method=\"post\" action=\"/v1/logout\"><input type=\"hidden\" name=\"return_to\" value=\"/login\">\
-             <button type=\"submit\" class=\"secondary\" id=\"cancel\">Cancel and log out</button></form>"
+             <button type=\"submit\" class=\"secondary\" id=\"cancel\">Cancel and log out</button></form>{script}"
         ),
     )
 }
@@ -665,13 +707,17 @@ async fn security(
         Ok(f) => f,
         Err(answer) => return answer,
     };
+    let first = session.methods.first().map(|m| m.method.as_str());
     let signed_in = match session.second_factor() {
+        // A passwordless sign-in: the passkey is the session's first method, and its only one.
+        _ if first == Some("passkey") => "with a passkey, without a password".to_owned(),
         Some(second) if session.aal() == Aal::Aal2 => format!(
             "with your password and {}",
             escape(method_name(&second.method))
         ),
         _ => "with your password only".to_owned(),
     };
+    let level = session.aal();
     let totp = match &factors.totp {
         Some(t) => format!(
             "<p><span class=\"status on\" id=\"totp-status\">On</span> · set up {}</p>",
@@ -684,23 +730,62 @@ async fn security(
                  <button type=\"submit\" id=\"setup-totp\">Set up an authenticator app</button></form>"
             .to_owned(),
     };
-    let recovery = if factors.totp.is_some() {
+    let passkeys = passkeys_section(&factors.passkeys);
+    let recovery = if factors.totp.is_some() || !factors.passkeys.is_empty() {
         format!(
             "<p><span id=\"recovery-left\">{left}</span> unused recovery codes. \
              <a href=\"/security/recovery-codes\" id=\"recovery-link\">Get new recovery codes</a></p>",
             left = factors.recovery_codes_left
         )
     } else {
-        "<p class=\"muted\">Recovery codes come with an authenticator app.</p>".to_owned()
+        "<p class=\"muted\">Recovery codes come with an authenticator app or a passkey.</p>"
+            .to_owned()
     };
     page(
         "Security",
         &format!(
-            "<p class=\"muted\" id=\"signed-in-with\">This session signed in {signed_in}.</p>\
+            "<p class=\"muted\" id=\"signed-in-with\">This session signed in {signed_in} \
+             (assurance level <b id=\"aal\">{level}</b>).</p>\
+             <section class=\"factor\"><h2>Passkeys</h2>{passkeys}</section>\
              <section class=\"factor\"><h2>Authenticator app</h2>{totp}</section>\
              <section class=\"factor\"><h2>Recovery codes</h2>{recovery}</section>\
-             <div class=\"actions\"><a href=\"/\">Home</a></div>"
+             <div class=\"actions\"><a href=\"/\">Home</a></div>{PASSKEYS_SCRIPT_TAG}"
         ),
+    )
+}
+
+/// The security page's passkeys: each with when it was added and last used, and a form that
+/// adds one (run by `/passkeys.js`: the browser makes the passkey).
+fn passkeys_section(passkeys: &[PasskeyView]) -> String {
+    let list = if passkeys.is_empty() {
+        "<p class=\"muted\" id=\"no-passkeys\">No passkeys yet. A passkey signs you in with your \
+         device's screen lock or security key, without a password, and counts as a second factor.</p>"
+            .to_owned()
+    } else {
+        let rows: String = passkeys
+            .iter()
+            .map(|p| {
+                let used = p
+                    .last_used_at
+                    .as_deref()
+                    .map_or_else(|| "never used".to_owned(), |at| format!("used {}", ago(at)));
+                format!(
+                    "<li class=\"passkey\"><div><div class=\"name\">{name}</div>\
+                     <div class=\"meta\"><span class=\"created\">added {created}</span> · \
+                     <span class=\"last-used\">{used}</span></div></div></li>",
+                    name = escape(&p.name),
+                    created = escape(&ago(&p.created_at)),
+                    used = escape(&used),
+                )
+            })
+            .collect();
+        format!("<ul class=\"devices passkeys\" id=\"passkeys\">{rows}</ul>")
+    };
+    format!(
+        "{list}<form data-passkey=\"register\" id=\"add-passkey\">\
+         <label>Name <input name=\"name\" id=\"passkey-name\" maxlength=\"64\" placeholder=\"Laptop\" \
+         autocomplete=\"off\"></label>\
+         <button type=\"submit\" id=\"add-passkey-button\">Add a passkey</button></form>"
     )
 }
 

@@ -19,6 +19,7 @@ use support::{
     Seen, available, browser, chromedriver, click,
     codes::{next_step, step_now, totp_code},
     poll, service_settings, tempdir, type_into, wait_for_count, wait_for_text,
+    webauthn::VirtualAuthenticator,
 };
 use test_support::{RedisServer, free_port};
 
@@ -33,9 +34,16 @@ struct Stack {
 }
 
 async fn stack(fresh: Option<Duration>) -> Stack {
+    stack_at("127.0.0.1", fresh).await
+}
+
+/// [`stack`], with the browser reaching the app (on loopback) as `http://{host}:<port>`, the
+/// origin the service allows. Passkeys need a domain there (a relying party id is one, never an
+/// address): `localhost`, which Chromium also takes as a secure context over plain HTTP.
+async fn stack_at(host: &str, fresh: Option<Duration>) -> Stack {
     let redis = RedisServer::start();
     let app_port = free_port();
-    let app_origin = format!("http://127.0.0.1:{app_port}");
+    let app_origin = format!("http://{host}:{app_port}");
     let mut settings = service_settings(redis.url(), &app_origin, KEY);
     settings.fresh_auth_max_age = fresh.map(|d| d.as_secs().to_string().parse().unwrap());
     let sessions = Application::build(Config::from_settings(settings).unwrap()).unwrap();
@@ -523,5 +531,136 @@ async fn a_user_enrols_an_authenticator_app_and_signs_in_with_its_codes_or_a_rec
     .await;
     let left = wait_for_text(&client, "#recovery-left", "9", "one code is used up").await;
     assert_eq!(left, "9");
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_adds_a_passkey_and_uses_it_as_a_second_factor_and_to_sign_in_without_a_password() {
+    if !available(&["/usr/bin/chromium", "/usr/bin/chromedriver"]) {
+        return;
+    }
+    // The service's relying party is the host of its first allowed origin: `localhost`.
+    let stack = stack_at("localhost", None).await;
+    let base = &stack.app_origin;
+    let (_driver, driver) = chromedriver();
+    let artifacts = artifacts();
+    let profiles = tempdir(&artifacts, "passkey-profiles");
+    let client = browser(&driver, &profiles.join("one")).await;
+    // The device's platform authenticator: it keeps resident keys and verifies its user.
+    let authenticator = VirtualAuthenticator::add(&client).await;
+
+    // Registration, from the security page, in a session of the password alone.
+    sign_in(&client, base, "/security", SECURITY).await;
+    wait_for_text(&client, "#no-passkeys", "No passkeys yet", "no passkey yet").await;
+    wait_for_text(&client, "#aal", "aal1", "a password alone is aal1").await;
+    type_into(&client, "#passkey-name", "Laptop").await;
+    click(&client, "#add-passkey-button").await;
+    // The script reloads the page once the service took the passkey: the page listing one is
+    // the new one (the one clicked on lists none).
+    wait_for_count(
+        &client,
+        "#passkeys li.passkey",
+        1,
+        "the new passkey is listed",
+    )
+    .await;
+    let name = wait_for_text(&client, "#passkeys .name", "Laptop", "named as typed").await;
+    assert_eq!(name, "Laptop");
+    let meta = texts(&client, "#passkeys .meta").await;
+    assert_eq!(meta, ["added just now · never used"], "{meta:?}");
+    wait_for_text(
+        &client,
+        "#signed-in-with",
+        "password and a passkey",
+        "registering proved the passkey in this session",
+    )
+    .await;
+    wait_for_text(&client, "#aal", "aal2", "the session is aal2").await;
+    let shot = artifacts.join("passkeys.png");
+    std::fs::write(&shot, client.screenshot().await.unwrap()).unwrap();
+    println!("security page screenshot: {}", shot.display());
+    let held = authenticator.credentials(&client).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0].is_resident_credential, "a discoverable passkey");
+    assert_eq!(held[0].rp_id, "localhost");
+    assert!(held[0].user_handle.is_some(), "it names its user");
+
+    // The same authenticator again: the service excludes the passkeys it has, the browser
+    // refuses, and the page says so.
+    click(&client, "#add-passkey-button").await;
+    let refused = wait_for_text(
+        &client,
+        "#passkey-error",
+        "InvalidStateError",
+        "a second passkey on the same device is refused with a message",
+    )
+    .await;
+    assert!(
+        refused.starts_with("This device already holds"),
+        "{refused}"
+    );
+    assert_eq!(authenticator.credentials(&client).await.len(), 1);
+
+    // The password alone now leads to the second-factor page, which offers the passkey.
+    log_out(&client, base).await;
+    submit_password(&client, base, "/devices", false).await;
+    wait_for_page(
+        &client,
+        SECOND_FACTOR,
+        "a password alone asks for the passkey",
+    )
+    .await;
+    click(&client, "#use-passkey").await;
+    wait_for_page(&client, DEVICES, "the passkey leads on to the devices page").await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/devices");
+    client.goto(&format!("{base}/security")).await.unwrap();
+    wait_for_page(&client, SECURITY, "the security page").await;
+    wait_for_text(
+        &client,
+        "#signed-in-with",
+        "password and a passkey",
+        "this session proved the passkey",
+    )
+    .await;
+    wait_for_text(&client, "#aal", "aal2", "the proof made the session aal2").await;
+    wait_for_text(
+        &client,
+        "#passkeys .last-used",
+        "used just now",
+        "the passkey's last use is recorded",
+    )
+    .await;
+
+    // No password at all: the login page's passkey button.
+    log_out(&client, base).await;
+    client.goto(&format!("{base}/security")).await.unwrap();
+    wait_for_page(
+        &client,
+        LOGIN,
+        "a visitor without a session is sent to the login page",
+    )
+    .await;
+    click(&client, "#passkey-sign-in").await;
+    wait_for_page(
+        &client,
+        SECURITY,
+        "the passkey signs in, on to the security page",
+    )
+    .await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/security");
+    wait_for_text(
+        &client,
+        "#signed-in-with",
+        "with a passkey, without a password",
+        "a passwordless session",
+    )
+    .await;
+    wait_for_text(&client, "#aal", "aal2", "a passkey sign-in is aal2").await;
+    client.goto(&format!("{base}/")).await.unwrap();
+    let greeting =
+        wait_for_text(&client, "#greeting", "Signed in as", "the home page greets").await;
+    assert!(greeting.contains("alice"), "{greeting}");
+
+    authenticator.remove(&client).await;
     client.close().await.unwrap();
 }

@@ -24,6 +24,10 @@ use test_support::free_port;
 #[allow(dead_code)]
 pub mod codes;
 
+/// Chromium's virtual authenticators, for the tests that make and use passkeys.
+#[allow(dead_code)]
+pub mod webauthn;
+
 /// The session service as the browser tests run it: on `redis_url`, development cookie mode
 /// (plain HTTP), `origin` allowed, loopback trusted as a proxy, cheap argon2, admin key `key`,
 /// a fixed key for TOTP secrets (with Redis, TOTP needs one).
