@@ -775,3 +775,62 @@ async fn a_step_up_racing_a_revocation_loses_to_it(backend: Backend) {
     );
 }
 crate::each_backend!(a_step_up_racing_a_revocation_loses_to_it);
+
+/// Rotating the factor key as the guide says: the new key first, the old one after it; each
+/// secret is sealed again under the new key when next used; once the old key is gone, a secret
+/// still sealed with it cannot be used (and says so), but one sealed again still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_factor_key_rotates_secret_by_secret() {
+    const OLD: &str = "1:b2xkLWtleS1vbGQta2V5LW9sZC1rZXktb2xkLWtleS0=";
+    const NEW: &str = "2:bmV3LWtleS1uZXcta2V5LW5ldy1rZXktbmV3LWtleS0=";
+    let redis = crate::helpers::RedisServer::start();
+    let with_keys = |keys: String| {
+        let redis = redis.clone();
+        async move { crate::helpers::spawn_app_on(Some(redis), |s| s.factor_keys = Some(keys)).await }
+    };
+    let first_byte_of_secret = |user_key: &str| {
+        redis.integer(&[
+            "EVAL",
+            "return string.byte(redis.call('HGET', KEYS[1], 't'), 1)",
+            "1",
+            user_key,
+        ])
+    };
+    let old = with_keys(OLD.into()).await;
+    let browser = old.signed_in("kim").await;
+    let (secret, s) = enroll(&old, &browser).await;
+    let user_key = redis
+        .keys()
+        .into_iter()
+        .find(|k| k.ends_with("}:user"))
+        .unwrap();
+    assert_eq!(first_byte_of_secret(&user_key), 1);
+    // The new key first: the next code reseals the secret under it.
+    let rotating = with_keys(format!("{NEW},{OLD}")).await;
+    let (pending, _) = password_login(&rotating, "kim").await;
+    assert_eq!(
+        prove(&rotating, &pending, "totp", &code(&secret, s + 1))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(first_byte_of_secret(&user_key), 2);
+    // The old key removed: the secret opens under the new one (a wrong code is checked, not
+    // refused as unusable)...
+    let rotated = with_keys(NEW.into()).await;
+    let (pending, _) = password_login(&rotated, "kim").await;
+    let wrong = format!(
+        "{:06}",
+        (code(&secret, s + 1).parse::<u32>().unwrap() + 7) % 1_000_000
+    );
+    assert_eq!(
+        error_code(prove(&rotated, &pending, "totp", &wrong).await).await,
+        "wrong_code"
+    );
+    // ...and without it, the factor cannot be used, and says so.
+    let lost = with_keys("3:bG9zdC1rZXktbG9zdC1rZXktbG9zdC1rZXktbG9zdC0=".into()).await;
+    let (pending, _) = password_login(&lost, "kim").await;
+    let r = prove(&lost, &pending, "totp", &code(&secret, s + 1)).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "factor_not_enrolled");
+}

@@ -237,11 +237,16 @@ impl MfaService {
                     .clone()
                     .ok_or(Error::FactorNotEnrolled("TOTP factor"))?;
                 let keys = self.keys()?;
+                // A secret sealed with a key no longer in SESSION_FACTOR_KEYS cannot be opened:
+                // the user proves another factor (a recovery code) or an operator resets it.
                 let secret = keys
                     .open(&stored.sealed, user.id.as_bytes())
                     .ok()
                     .and_then(|bytes| TotpSecret::from_bytes(&bytes))
-                    .ok_or(Error::Internal)?;
+                    .ok_or_else(|| {
+                        tracing::error!(user_id = %user.id, "a TOTP secret cannot be opened with SESSION_FACTOR_KEYS: its key was removed from the ring");
+                        Error::FactorNotEnrolled("usable TOTP factor")
+                    })?;
                 let resealed = (!keys.is_current(&stored.sealed))
                     .then(|| keys.seal(secret.as_bytes(), user.id.as_bytes()));
                 (

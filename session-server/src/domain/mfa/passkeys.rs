@@ -35,7 +35,7 @@ use crate::{
         sessions::ActiveSession,
         user::{StoredPasskey, UserRecord},
     },
-    store::{FactorChange, FactorUse},
+    store::{FactorChange, FactorUse, StoreError},
 };
 
 /// Longest passkey name, in characters.
@@ -93,8 +93,10 @@ pub type Assertion = PublicKeyCredential;
 /// What a passkey's registration is, as the browser sent it.
 pub type Attestation = RegisterPublicKeyCredential;
 
+/// A stored passkey's record; one that cannot be read is the store's corruption (503).
 fn parse(stored: &StoredPasskey) -> Result<PasskeyRecord, Error> {
-    serde_json::from_str(&stored.json).map_err(|_| Error::Internal)
+    serde_json::from_str(&stored.json)
+        .map_err(|_| Error::Store(StoreError::Corrupt("a passkey's record".into())))
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, Error> {
