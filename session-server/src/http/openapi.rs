@@ -65,6 +65,7 @@ use super::{admin, error::ErrorBody, public, views};
         public::FinishPasskeyRequest,
         public::RenamePasskeyRequest,
         public::PasskeySignInRequest,
+        public::PasskeyCredential,
         views::UserView,
         views::SessionList,
         views::Revoked

@@ -124,7 +124,7 @@ pub enum SecondFactorRequest {
         #[schema(pattern = "^[A-Za-z0-9_-]{22}$")]
         ceremony: String,
         /// What `navigator.credentials.get()` returned, as `toJSON()` writes it.
-        #[schema(value_type = Object)]
+        #[schema(value_type = super::passkeys::PasskeyCredential)]
         credential: serde_json::Map<String, serde_json::Value>,
     },
     /// One of the user's recovery codes, used up by this.

@@ -101,7 +101,7 @@ pub struct FinishPasskeyRequest {
     #[schema(pattern = "^[A-Za-z0-9_-]{22}$")]
     pub ceremony: String,
     /// What `navigator.credentials.create()` returned, as `toJSON()` writes it.
-    #[schema(value_type = Object)]
+    #[schema(value_type = PasskeyCredential)]
     pub credential: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -124,7 +124,7 @@ pub struct PasskeySignInRequest {
     #[schema(pattern = "^[A-Za-z0-9_-]{22}$")]
     pub ceremony: String,
     /// What `navigator.credentials.get()` returned, as `toJSON()` writes it.
-    #[schema(value_type = Object)]
+    #[schema(value_type = PasskeyCredential)]
     pub credential: serde_json::Map<String, serde_json::Value>,
     /// As a password login's `remember`.
     #[serde(default, deserialize_with = "checkbox")]
@@ -134,6 +134,25 @@ pub struct PasskeySignInRequest {
     #[serde(default)]
     pub token_delivery: TokenDelivery,
 }
+
+/// A WebAuthn credential as the browser's `credential.toJSON()` writes it (a registration's from
+/// `navigator.credentials.create()`, an assertion's from `.get()`): documented as one named
+/// object, so that generated clients have one type for it.
+pub struct PasskeyCredential;
+
+impl utoipa::PartialSchema for PasskeyCredential {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::Object)
+            .description(Some(
+                "A WebAuthn credential as `credential.toJSON()` writes it: `id`, `rawId`, `type`, \
+                 `response` (base64url fields) and `clientExtensionResults`.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for PasskeyCredential {}
 
 /// A credential as the browser sent it: any JSON object is taken (the schema cannot say more
 /// than WebAuthn does), and one that is no passkey's answer is refused like a wrong one, 403
