@@ -93,7 +93,7 @@ impl Metrics {
         let logins = IntCounterVec::new(
             Opts::new(
                 "logins_total",
-                "Login attempts by result: ok, failed, limited, busy",
+                "Login attempts (passwords and passkey sign-ins) by result: ok, failed, limited, busy",
             ),
             &["result"],
         )

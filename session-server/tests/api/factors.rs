@@ -834,3 +834,129 @@ async fn the_factor_key_rotates_secret_by_secret() {
     assert_eq!(r.status(), 409);
     assert_eq!(error_code(r).await, "factor_not_enrolled");
 }
+
+/// A reply lost after Redis applied the write (an unconfirmed `WAIT`): the proof and the removal
+/// are answered 503, never acknowledged; what Redis applied holds (the code is used up, the
+/// session is `aal2`; the factor is gone and the other sessions ended), and the feed says so,
+/// so a retry converges and no cache keeps what ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_reply_is_never_acknowledged_and_converges() {
+    let (healthy, unconfirmed) = crate::helpers::healthy_and_unconfirmed().await;
+    let owner = healthy.signed_in("lee").await;
+    let (secret, s) = enroll(&healthy, &owner).await;
+    let (pending, login) = password_login(&healthy, "lee").await;
+    let handle = login["session"]["handle"].as_str().unwrap().to_owned();
+    let r = prove(&unconfirmed, &pending, "totp", &code(&secret, s + 1)).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(error_code(r).await, "store_unconfirmed");
+    // Applied: the session proved its factor, and the code's step is used up.
+    let me = json(healthy.whoami(&pending).await).await;
+    assert_eq!(me["session"]["aal"], "aal2");
+    let (again, _) = password_login(&healthy, "lee").await;
+    assert_eq!(
+        error_code(prove(&healthy, &again, "totp", &code(&secret, s + 1)).await).await,
+        "code_reused"
+    );
+    assert!(
+        healthy
+            .feed()
+            .await
+            .iter()
+            .any(|e| e["type"] == "session_updated" && e["handles"][0] == handle.as_str()),
+        "the step-up is in the feed"
+    );
+    // A removal through the unconfirmed replica: 503, yet applied, with its event.
+    let r = send(
+        &unconfirmed,
+        &owner,
+        Method::DELETE,
+        "/v1/session/factors/totp",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        healthy.whoami(&again).await.status(),
+        401,
+        "the other sessions ended"
+    );
+    let (after, login) = password_login(&healthy, "lee").await;
+    assert!(
+        login["pending_second_factor"].is_null(),
+        "the factor is gone"
+    );
+    assert_eq!(healthy.whoami(&after).await.status(), 200);
+    assert!(
+        healthy
+            .feed()
+            .await
+            .iter()
+            .any(|e| e["type"] == "factors_changed" && e["all"] == true),
+        "the removal is in the feed"
+    );
+}
+
+/// Replicas whose wall clocks are minutes apart agree on which TOTP codes are current: they run
+/// on Redis's clock. Codes computed from the true time are accepted by a replica 90 s fast and by
+/// one 90 s slow (three steps either way, beyond the one step of skew a code is allowed), and a
+/// step used on one is used on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_skewed_clocks_agree_on_codes() {
+    let redis = crate::helpers::RedisServer::start();
+    let skewed = |ms: i64| {
+        let mut settings = test_settings();
+        settings.redis_url = Some(redis.url());
+        let overrides = Overrides {
+            clock: Some(session_server::domain::clock::Clock::with_wall_skew(ms)),
+            ..Default::default()
+        };
+        spawn_with_overrides(settings, Some(redis.clone()), overrides)
+    };
+    let (fast, slow) = (skewed(90_000).await, skewed(-90_000).await);
+    let true_step = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / totp::STEP_SECONDS
+    };
+    let browser = fast.signed_in("max").await;
+    let r = send(
+        &fast,
+        &browser,
+        Method::POST,
+        "/v1/session/factors/totp",
+        Value::Null,
+    )
+    .await;
+    let base32 = json(r).await["secret"].as_str().unwrap().to_owned();
+    let secret =
+        TotpSecret::from_bytes(&totp_rs::Secret::Encoded(base32).to_bytes().unwrap()).unwrap();
+    let s = true_step();
+    let r = send(
+        &fast,
+        &browser,
+        Method::POST,
+        "/v1/session/factors/totp/confirm",
+        json!({"code": code(&secret, s)}),
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        200,
+        "the fast replica takes the true time's code"
+    );
+    let (pending, _) = password_login(&slow, "max").await;
+    assert_eq!(
+        prove(&slow, &pending, "totp", &code(&secret, s + 1))
+            .await
+            .status(),
+        200,
+        "the slow replica takes the next one"
+    );
+    let (again, _) = password_login(&fast, "max").await;
+    assert_eq!(
+        error_code(prove(&fast, &again, "totp", &code(&secret, s + 1)).await).await,
+        "code_reused"
+    );
+}

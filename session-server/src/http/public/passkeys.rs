@@ -348,10 +348,26 @@ pub async fn finish_passkey_sign_in(
     let request = parse_json::<PasskeySignInRequest>(&req, &body)?;
     let assertion: Assertion = credential(&request.credential)?;
     let ip = client_ip(&req, &config.trusted_proxies);
-    let user = state
+    let logins = &state.metrics.logins;
+    let user = match state
         .mfa
         .finish_passkey_sign_in(&state.accounts, &request.ceremony, &assertion, ip)
-        .await?;
+        .await
+    {
+        Ok(user) => user,
+        Err(e) => {
+            // Counted as password logins are: a refused sign-in is a failed login.
+            let result = match e {
+                Error::Throttled { .. } => "limited",
+                Error::InvalidCredentials | Error::PasskeyRefused | Error::CeremonyExpired => {
+                    "failed"
+                }
+                _ => "error",
+            };
+            logins.with_label_values(&[result]).inc();
+            return Err(e.into());
+        }
+    };
     let kind = match request.token_delivery {
         TokenDelivery::Cookie => SessionKind::Cookie,
         TokenDelivery::Body => SessionKind::Bearer,
@@ -375,7 +391,7 @@ pub async fn finish_passkey_sign_in(
         })
         .await;
     let (token, session) = started?;
-    state.metrics.logins.with_label_values(&["ok"]).inc();
+    logins.with_label_values(&["ok"]).inc();
     let record = &session.record;
     tracing::info!(target: "audit", event = "login", user_id = %user.id, session = %record.handle, ip = ?ip, kind = record.kind.as_str(), remembered = record.remembered, method = "passkey");
     Ok(signed_in(&state, &token, &session, None, None))
