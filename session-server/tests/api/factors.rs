@@ -960,3 +960,59 @@ async fn replicas_with_skewed_clocks_agree_on_codes() {
         "code_reused"
     );
 }
+
+/// A proof held between its check and its record, racing each change of state of the same user
+/// that ends its session or its credentials: the change wins, the proof is refused, and the
+/// session is not revived.
+async fn a_proof_racing_a_change_of_the_user_loses_to_it(backend: Backend) {
+    for change in ["logout", "revoke_all", "password_change", "disable"] {
+        let (app, gate) = spawn_gated(backend).await;
+        let owner = app.signed_in("nina").await;
+        let (secret, s) = enroll(&app, &owner).await;
+        let (pending, login) = password_login(&app, "nina").await;
+        let id = login["user"]["id"].as_str().unwrap().to_owned();
+        let held = gate
+            .hold(&app, &pending, "totp", &code(&secret, s + 1))
+            .await;
+        let r = match change {
+            "logout" => app.logout(&pending).await,
+            "revoke_all" => {
+                send(
+                    &app,
+                    &owner,
+                    Method::DELETE,
+                    "/v1/sessions?include_current=true",
+                    Value::Null,
+                )
+                .await
+            }
+            "password_change" => send(
+                &app,
+                &owner,
+                Method::POST,
+                "/v1/password",
+                json!({"current_password": "nina-password", "new_password": "a-new-passphrase"}),
+            )
+            .await,
+            _ => app
+                .admin(Method::POST, &format!("/admin/v1/users/{id}/disable"))
+                .send()
+                .await
+                .unwrap(),
+        };
+        assert!(r.status().is_success(), "{change}: {}", r.status());
+        gate.release.notify_one();
+        assert_eq!(held.await.unwrap().status(), 401, "{change}");
+        assert_eq!(
+            app.whoami(&pending).await.status(),
+            401,
+            "{change}: not revived"
+        );
+        assert_eq!(
+            check_body(&app, &pending).await["active"],
+            false,
+            "{change}"
+        );
+    }
+}
+crate::each_backend!(a_proof_racing_a_change_of_the_user_loses_to_it);

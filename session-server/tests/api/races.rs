@@ -582,3 +582,19 @@ async fn unknown_event_types_do_not_stall_the_feed(backend: Backend) {
     assert_eq!(seen, 150);
 }
 crate::each_backend!(unknown_event_types_do_not_stall_the_feed);
+
+/// A login held between its password check and its session, while the user enrols TOTP: the
+/// enrolment changed the credentials, so the login gets no session (it would otherwise be a
+/// session of a user with a factor that never had to prove it).
+async fn a_login_racing_an_enrolment_gets_no_session(backend: Backend) {
+    let (app, gate) = spawn_gated(backend).await;
+    let owner = app.signed_in("omar").await;
+    let login = gate.hold_login(&app, "omar", "omar-password").await;
+    crate::factors::enroll(&app, &owner).await;
+    gate.release.notify_one();
+    let r = login.await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(session_cookie(&r).is_none());
+    assert_eq!(crate::helpers::error_code(r).await, "invalid_credentials");
+}
+crate::each_backend!(a_login_racing_an_enrolment_gets_no_session);
