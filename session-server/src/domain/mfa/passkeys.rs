@@ -125,6 +125,24 @@ pub fn valid_name(raw: &str) -> Result<String, Error> {
     Ok(name.to_owned())
 }
 
+/// A ceremony bound to a session is finished by that session only.
+fn bound(user: Uuid, handle: Uuid, record: &SessionRecord) -> Result<(), Error> {
+    if (user, handle) == (record.user_id, record.handle) {
+        Ok(())
+    } else {
+        Err(Error::CeremonyExpired)
+    }
+}
+
+/// Maps webauthn-rs's refusal of an answer in `ceremony` to `passkey_refused`, with the reason in
+/// the audit log.
+fn refused(user: Uuid, ceremony: &'static str) -> impl FnOnce(WebauthnError) -> Error {
+    move |e| {
+        tracing::info!(target: "audit", event = "passkey_refused", user_id = %user, reason = refusal(&e), ceremony);
+        Error::PasskeyRefused
+    }
+}
+
 /// Why webauthn-rs refused an answer, for the audit log (never the answer itself).
 fn refusal(e: &WebauthnError) -> &'static str {
     match e {
@@ -251,16 +269,11 @@ impl MfaService {
         else {
             return Err(Error::CeremonyExpired);
         };
-        if (user_id, handle) != (record.user_id, record.handle) {
-            return Err(Error::CeremonyExpired);
-        }
+        bound(user_id, handle, record)?;
         let passkey = config
             .webauthn
             .finish_passkey_registration(attestation, &state)
-            .map_err(|e| {
-                tracing::info!(target: "audit", event = "passkey_refused", user_id = %record.user_id, reason = refusal(&e), ceremony = "register");
-                Error::PasskeyRefused
-            })?;
+            .map_err(refused(record.user_id, "register"))?;
         let user = self.user(session).await?;
         let credential = URL_SAFE_NO_PAD.encode(passkey.cred_id().as_ref() as &[u8]);
         if !self.store.claim_passkey(&credential, user.id).await? {
@@ -356,16 +369,11 @@ impl MfaService {
         else {
             return Err(Error::CeremonyExpired);
         };
-        if (user_id, handle) != (record.user_id, record.handle) {
-            return Err(Error::CeremonyExpired);
-        }
+        bound(user_id, handle, record)?;
         let result = config
             .webauthn
             .finish_passkey_authentication(assertion, &state)
-            .map_err(|e| {
-                tracing::info!(target: "audit", event = "passkey_refused", user_id = %user.id, reason = refusal(&e), ceremony = "second_factor");
-                Error::PasskeyRefused
-            })?;
+            .map_err(refused(user.id, "second_factor"))?;
         self.advanced(user, &result)
             .map(|(credential, expected, new)| FactorUse::Passkey {
                 credential,
@@ -446,10 +454,7 @@ impl MfaService {
                 let result = config
                     .webauthn
                     .finish_discoverable_authentication(assertion, state, &[key])
-                    .map_err(|e| {
-                        tracing::info!(target: "audit", event = "passkey_refused", user_id = %user.id, reason = refusal(&e), ceremony = "sign_in");
-                        Error::PasskeyRefused
-                    })?;
+                    .map_err(refused(user.id, "sign_in"))?;
                 let (credential, expected, new) = self.advanced(&user, &result)?;
                 if self
                     .store
