@@ -78,29 +78,44 @@ macro_rules! script {
     };
 }
 
+/// A script that may be confirmed by replicas (see [`Eval`]): its text, and its digest.
+struct Confirmable {
+    text: &'static str,
+    digest: LazyLock<Script>,
+}
+
+macro_rules! confirmable {
+    ($flags:literal, $file:literal) => {
+        Confirmable {
+            text: lua!($flags, $file),
+            digest: LazyLock::new(|| Script::new(lua!($flags, $file))),
+        }
+    };
+}
+
 static CREATE: LazyLock<Script> = script!("", "lua/create.lua");
 static TOUCH: LazyLock<Script> = script!("", "lua/touch.lua");
-const REVOKE: &str = lua!(" flags=allow-oom", "lua/revoke.lua");
-const REVOKE_HANDLE: &str = lua!(" flags=allow-oom", "lua/revoke_handle.lua");
-const REVOKE_ALL: &str = lua!(" flags=allow-oom", "lua/revoke_all.lua");
+static REVOKE: Confirmable = confirmable!(" flags=allow-oom", "lua/revoke.lua");
+static REVOKE_HANDLE: Confirmable = confirmable!(" flags=allow-oom", "lua/revoke_handle.lua");
+static REVOKE_ALL: Confirmable = confirmable!(" flags=allow-oom", "lua/revoke_all.lua");
 static REAUTH: LazyLock<Script> = script!("", "lua/reauth.lua");
 static DATA_GET: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/data_get.lua");
 static DATA_SET: LazyLock<Script> = script!("", "lua/data_set.lua");
 static LIST: LazyLock<Script> = script!(" flags=allow-oom", "lua/list.lua");
-const PASSWORD: &str = lua!(" flags=allow-oom", "lua/password.lua");
-const SECOND_FACTOR: &str = lua!("", "lua/second_factor.lua");
-const FACTORS: &str = lua!(" flags=allow-oom", "lua/factors.lua");
-const DISABLE: &str = lua!(" flags=allow-oom", "lua/disable.lua");
+static PASSWORD: Confirmable = confirmable!(" flags=allow-oom", "lua/password.lua");
+static SECOND_FACTOR: Confirmable = confirmable!("", "lua/second_factor.lua");
+static FACTORS: Confirmable = confirmable!(" flags=allow-oom", "lua/factors.lua");
+static DISABLE: Confirmable = confirmable!(" flags=allow-oom", "lua/disable.lua");
 static HIT: LazyLock<Script> = script!("", "lua/hit.lua");
-const PUBLISH: &str = lua!(" flags=allow-oom", "lua/publish.lua");
+static PUBLISH: Confirmable = confirmable!(" flags=allow-oom", "lua/publish.lua");
 static READ_EVENTS: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/read_events.lua");
 static PEEK: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/peek.lua");
 static REFUND: LazyLock<Script> = script!(" flags=allow-oom", "lua/refund.lua");
 static RELEASE_PASSKEY: LazyLock<Script> = script!(" flags=allow-oom", "lua/release_passkey.lua");
 static UPDATE_PASSKEY: LazyLock<Script> = script!("", "lua/update_passkey.lua");
-// The scripts that may be confirmed by replicas are sent as text (see `Eval`).
-const CONFIRM_CREATE: &str = lua!(" flags=allow-oom", "lua/confirm_create.lua");
-const READ_CONFIRMED: &str = lua!(" flags=allow-oom", "lua/read_confirmed.lua");
+// The scripts that may be confirmed by replicas (see `Eval`).
+static CONFIRM_CREATE: Confirmable = confirmable!(" flags=allow-oom", "lua/confirm_create.lua");
+static READ_CONFIRMED: Confirmable = confirmable!(" flags=allow-oom", "lua/read_confirmed.lua");
 
 /// Every script by its SHA-1 digest (as `EVALSHA` names it), with the name Redis spans use as
 /// their operation (see `connections.rs`).
@@ -120,20 +135,20 @@ static SCRIPT_NAMES: LazyLock<Vec<(String, &'static str)>> = LazyLock::new(|| {
         (&*UPDATE_PASSKEY, "update_passkey"),
     ]
     .map(|(script, name)| (script.get_hash().to_owned(), name));
-    let sent = [
-        (REVOKE, "revoke"),
-        (REVOKE_HANDLE, "revoke_handle"),
-        (REVOKE_ALL, "revoke_all"),
-        (PASSWORD, "password"),
-        (SECOND_FACTOR, "second_factor"),
-        (FACTORS, "factors"),
-        (DISABLE, "disable"),
-        (PUBLISH, "publish"),
-        (CONFIRM_CREATE, "confirm_create"),
-        (READ_CONFIRMED, "read_confirmed"),
+    let confirmable = [
+        (&REVOKE, "revoke"),
+        (&REVOKE_HANDLE, "revoke_handle"),
+        (&REVOKE_ALL, "revoke_all"),
+        (&PASSWORD, "password"),
+        (&SECOND_FACTOR, "second_factor"),
+        (&FACTORS, "factors"),
+        (&DISABLE, "disable"),
+        (&PUBLISH, "publish"),
+        (&CONFIRM_CREATE, "confirm_create"),
+        (&READ_CONFIRMED, "read_confirmed"),
     ]
-    .map(|(text, name)| (Script::new(text).get_hash().to_owned(), name));
-    loaded.into_iter().chain(sent).collect()
+    .map(|(script, name)| (script.digest.get_hash().to_owned(), name));
+    loaded.into_iter().chain(confirmable).collect()
 });
 
 /// The name of the script with this hex SHA-1 digest.
@@ -144,21 +159,38 @@ pub(super) fn script_name(digest: &str) -> Option<&'static str> {
         .map(|&(_, name)| name)
 }
 
-/// A script call sent as the script's text (`EVAL`), not its digest. The scripts that end
-/// sessions go this way: pipelined with a `WAIT` (see [`RedisStore::confirmed`]), an `EVALSHA`
-/// that meets a node without the script cached (restarted, newly promoted) would fail, and the
-/// `WAIT` behind it would be spent for nothing. Redis caches the script by its digest all the
-/// same; the cost is the text's bytes on the wire, for writes that are rare next to checks.
+/// A call of a script that may be confirmed by replicas (see [`RedisStore::confirmed`]). It is
+/// sent by its digest (`EVALSHA`), and only when the node answers `NOSCRIPT` (restarted, newly
+/// promoted, its script cache flushed) again as its text (`EVAL`), which caches it there. The
+/// text is some 7 KB with the shared helpers: sent with every end and every event, it cost 15 KB
+/// on the wire per logout, and Redis a parse and a SHA-1 of each.
+///
+/// A `NOSCRIPT` reply means the script did not run, so sending the text after it cannot apply
+/// anything twice.
 struct Eval {
-    source: &'static str,
+    script: &'static Confirmable,
     keys: Vec<Vec<u8>>,
     args: Vec<Vec<u8>>,
 }
 
+/// How a script call names its script.
+#[derive(Clone, Copy)]
+enum Naming {
+    /// `EVALSHA`: the digest, when the node has the script cached.
+    Digest,
+    /// `EVAL`: the whole text.
+    Text,
+}
+
+/// Whether a reply is Redis's `NOSCRIPT`: the node lacks the script (see [`Eval`]).
+fn lacks_script(reply: &Value) -> bool {
+    matches!(reply, Value::ServerError(e) if e.kind() == Some(redis::ServerErrorKind::NoScript))
+}
+
 impl Eval {
-    fn new(source: &'static str) -> Eval {
+    fn new(script: &'static Confirmable) -> Eval {
         Eval {
-            source,
+            script,
             keys: Vec::new(),
             args: Vec::new(),
         }
@@ -174,9 +206,13 @@ impl Eval {
         self
     }
 
-    fn cmd(&self) -> redis::Cmd {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(self.source)
+    fn cmd(&self, naming: Naming) -> redis::Cmd {
+        let (command, script) = match naming {
+            Naming::Digest => ("EVALSHA", self.script.digest.get_hash()),
+            Naming::Text => ("EVAL", self.script.text),
+        };
+        let mut cmd = redis::cmd(command);
+        cmd.arg(script)
             .arg(self.keys.len())
             .arg(&self.keys[..])
             .arg(&self.args[..]);
@@ -373,7 +409,7 @@ impl RedisStore {
     /// node and the `WAIT` after it go together, so a node that lost the write in a failover
     /// cannot confirm it.
     async fn confirm_created(&self, user: Uuid, digest: &TokenDigest) -> Result<(), StoreError> {
-        let mut call = Eval::new(CONFIRM_CREATE);
+        let mut call = Eval::new(&CONFIRM_CREATE);
         call.key(self.keys.sessions(user))
             .key(self.keys.barrier(user))
             .arg(digest.encode());
@@ -407,7 +443,7 @@ impl RedisStore {
             RevokeScope::All => ("all", None),
             RevokeScope::AllExcept(h) => ("except", Some(h)),
         };
-        let mut call = Eval::new(PASSWORD);
+        let mut call = Eval::new(&PASSWORD);
         call.key(self.keys.user(id))
             .key(self.keys.sessions(id))
             .key(self.keys.barrier(id))
@@ -494,23 +530,36 @@ impl RedisStore {
         let wait_ms = u64::try_from(self.timeout.as_millis() / 2)
             .unwrap_or(500)
             .max(1);
-        let mut pipe = redis::pipe();
-        pipe.add_command(call.cmd())
-            .cmd("WAIT")
-            .arg(required)
-            .arg(wait_ms);
-        let result = self
-            .with_conn(async |c| {
+        // Each attempt under its own timeout: a `WAIT` that ran out behind a `NOSCRIPT` must not
+        // eat the time of the attempt that runs the script. `None`: the node lacks the script.
+        let attempt = async |naming| {
+            let mut pipe = redis::pipe();
+            pipe.add_command(call.cmd(naming))
+                .cmd("WAIT")
+                .arg(required)
+                .arg(wait_ms);
+            self.with_conn(async |c| {
                 let replies = c.req_packed_commands(&pipe, 0, 2).await?;
                 let [script, wait] = <[Value; 2]>::try_from(replies).map_err(|_| {
                     RedisError::from((redis::ErrorKind::UnexpectedReturnType, "pipeline reply"))
                 })?;
+                if lacks_script(&script) {
+                    return Ok(None);
+                }
                 // A failed script's error, whatever its `WAIT` said: it confirmed nothing.
                 let value = T::from_redis_value(script.extract_error()?)?;
                 let confirmed = u32::from_redis_value(wait.extract_error()?)?;
-                Ok((value, confirmed))
+                Ok(Some((value, confirmed)))
             })
-            .await;
+            .await
+        };
+        let result = match attempt(Naming::Digest).await {
+            Ok(Some(done)) => Ok(done),
+            Ok(None) => attempt(Naming::Text).await.and_then(|done| {
+                done.ok_or_else(|| StoreError::Unavailable("NOSCRIPT for a script's text".into()))
+            }),
+            Err(e) => Err(e),
+        };
         match result {
             Ok((value, confirmed)) if confirmed >= required => {
                 self.replicas.record(Outcome::Confirmed);
@@ -531,8 +580,17 @@ impl RedisStore {
 
     /// Runs a script call without confirmation.
     async fn plain<T: FromRedisValue>(&self, call: &Eval) -> Result<T, StoreError> {
-        let cmd = call.cmd();
-        self.with_conn(async |c| cmd.query_async(c).await).await
+        self.with_conn(
+            async |c| match call.cmd(Naming::Digest).query_async(c).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    call.cmd(Naming::Text).query_async(c).await
+                }
+                other => other,
+            },
+        )
+        .await
     }
 }
 
@@ -706,7 +764,7 @@ impl Store for RedisStore {
         id: Uuid,
         disabled: bool,
     ) -> Result<Option<Vec<Uuid>>, StoreError> {
-        let mut call = Eval::new(DISABLE);
+        let mut call = Eval::new(&DISABLE);
         call.key(self.keys.user(id))
             .key(self.keys.sessions(id))
             .key(self.keys.barrier(id))
@@ -802,7 +860,7 @@ impl Store for RedisStore {
         if self.required_replicas().await? == 0 {
             return Ok(self.session(user, digest).await?.map(|s| s.record));
         }
-        let mut call = Eval::new(READ_CONFIRMED);
+        let mut call = Eval::new(&READ_CONFIRMED);
         call.key(self.keys.sessions(user))
             .key(self.keys.barrier(user))
             .arg(digest.encode());
@@ -896,7 +954,7 @@ impl Store for RedisStore {
         record: &SessionRecord,
     ) -> Result<bool, StoreError> {
         let user = record.user_id;
-        let mut call = Eval::new(REVOKE);
+        let mut call = Eval::new(&REVOKE);
         call.key(self.keys.sessions(user))
             .key(self.keys.barrier(user))
             .arg(digest.encode());
@@ -905,7 +963,7 @@ impl Store for RedisStore {
     }
 
     async fn revoke_session_by_handle(&self, user: Uuid, handle: Uuid) -> Result<bool, StoreError> {
-        let mut call = Eval::new(REVOKE_HANDLE);
+        let mut call = Eval::new(&REVOKE_HANDLE);
         call.key(self.keys.sessions(user))
             .key(self.keys.barrier(user))
             .arg(raw_handle(Some(handle)));
@@ -931,7 +989,7 @@ impl Store for RedisStore {
         user: Uuid,
         except: Option<Uuid>,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let mut call = Eval::new(REVOKE_ALL);
+        let mut call = Eval::new(&REVOKE_ALL);
         call.key(self.keys.sessions(user))
             .key(self.keys.barrier(user))
             .arg(raw_handle(except));
@@ -966,7 +1024,7 @@ impl Store for RedisStore {
             .iter()
             .map(|h| h.simple().to_string())
             .collect();
-        let mut call = Eval::new(PUBLISH);
+        let mut call = Eval::new(&PUBLISH);
         call.key(self.keys.events())
             .arg(FEED_MAX_LEN)
             .arg(event.kind.as_str())
@@ -1084,7 +1142,7 @@ impl Store for RedisStore {
         proof: &FactorUse,
     ) -> Result<FactorOutcome, StoreError> {
         let user = record.user_id;
-        let mut call = Eval::new(SECOND_FACTOR);
+        let mut call = Eval::new(&SECOND_FACTOR);
         call.key(self.keys.user(user))
             .key(self.keys.sessions(user))
             .key(self.keys.totp_enrollment(user))
@@ -1161,7 +1219,7 @@ impl Store for RedisStore {
             }
             FactorChange::Reset => ("reset", Vec::new(), ""),
         };
-        let mut call = Eval::new(FACTORS);
+        let mut call = Eval::new(&FACTORS);
         call.key(self.keys.user(user))
             .key(self.keys.sessions(user))
             .key(self.keys.barrier(user))

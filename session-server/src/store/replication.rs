@@ -18,8 +18,9 @@
 //!   (`barrier` in `lua/lib.lua`): a key of the user's slot written and deleted again, which
 //!   moves the offset past everything the script read.
 //! * A `WAIT` whose script failed (`OOM`, a redirect that ran out of retries) counts for
-//!   nothing: the request fails. The script goes as its text (`EVAL`), so a node that does not
-//!   have it cached (restarted, newly promoted) runs it rather than failing with `NOSCRIPT`.
+//!   nothing: the request fails. The script goes by its digest (`EVALSHA`); a node that does not
+//!   have it cached (restarted, newly promoted) answers `NOSCRIPT` without running anything, and
+//!   the pipeline is sent again with the script's text (`EVAL`), under a timeout of its own.
 //!
 //! Which writes wait, and why (see the book, docs/src/operations/failover.md): every write that ends sessions
 //! or changes what a credential can do (logout, revocations, password change and set, disable

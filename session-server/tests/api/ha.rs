@@ -296,6 +296,48 @@ async fn acknowledged_sessions_survive_a_sentinel_failover() {
     assert_eq!(ok, browsers.len());
 }
 
+/// A confirmed end on a primary whose script cache was lost (as after a restart or a promotion)
+/// is still done and confirmed: the `NOSCRIPT` of the end's digest is followed by its text, and
+/// that attempt's own `WAIT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ends_are_confirmed_on_a_primary_that_lost_its_scripts() {
+    let group = SentinelGroup::start();
+    let mut settings = test_settings();
+    settings.redis_sentinels = Some(group.urls());
+    settings.redis_sentinel_master = Some(MASTER.into());
+    let app = spawn_with_settings(settings, None).await;
+    let browsers = sign_in_many(&app, 2).await;
+    wait_for(
+        "the replica to have every login",
+        Duration::from_secs(10),
+        || group.primary.replicas_in_sync(),
+    );
+    let texts = crate::redis_only::calls_of(group.primary.port, "eval");
+
+    group.primary.command(&["SCRIPT", "FLUSH"]).unwrap();
+    let r = app.logout(&browsers[0].1).await;
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    group.primary.command(&["SCRIPT", "FLUSH"]).unwrap();
+    let r = app
+        .public(reqwest::Method::DELETE, "/v1/sessions?include_current=true")
+        .header(reqwest::header::COOKIE, &browsers[1].1.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["revoked"], 1);
+
+    for (_, browser) in &browsers {
+        assert_eq!(app.whoami(browser).await.status(), 401);
+    }
+    assert_eq!(
+        crate::redis_only::calls_of(group.primary.port, "eval") - texts,
+        4,
+        "each end and each event sent again as text once"
+    );
+    assert_eq!(app.metric("session_store_ends_confirmed_total").await, 4.0);
+}
+
 /// Over Sentinel, a reply is awaited for the whole `SESSION_REDIS_TIMEOUT`, as with one Redis:
 /// a check held up 0.8 s by a paused primary is answered, not cut by the redis crate's default
 /// reply timeout of 500 ms into a 503.

@@ -153,11 +153,9 @@ async fn every_session_key_has_a_ttl_and_only_users_and_their_factors_live_forev
     }
 }
 
-/// Commands Redis has served, by `INFO commandstats`, leaving out the commands named in `except`
-/// (e.g. a replica's background work: the clock reading `TIME`, the feed follower's `XREAD`,
-/// and the count's own `INFO`).
-fn commands_served(redis: &RedisServer, except: &[&str]) -> i64 {
-    let info = redis.command(&["INFO", "commandstats"]).unwrap();
+/// Calls Redis has served by command name, by `INFO commandstats`.
+pub fn command_calls(port: u16) -> Vec<(String, i64)> {
+    let info = RedisServer::command_on(port, &["INFO", "commandstats"]).unwrap();
     info.lines()
         .filter_map(|l| l.strip_prefix("cmdstat_"))
         .filter_map(|l| {
@@ -169,9 +167,63 @@ fn commands_served(redis: &RedisServer, except: &[&str]) -> i64 {
                 .next()?
                 .parse()
                 .ok()?;
-            (!except.contains(&name)).then_some(calls)
+            Some((name.to_owned(), calls))
         })
+        .collect()
+}
+
+/// Calls of one command Redis has served.
+pub fn calls_of(port: u16, command: &str) -> i64 {
+    command_calls(port)
+        .into_iter()
+        .find(|(name, _)| name == command)
+        .map_or(0, |(_, calls)| calls)
+}
+
+/// Commands Redis has served, by `INFO commandstats`, leaving out the commands named in `except`
+/// (e.g. a replica's background work: the clock reading `TIME`, the feed follower's `XREAD`,
+/// and the count's own `INFO`).
+fn commands_served(redis: &RedisServer, except: &[&str]) -> i64 {
+    command_calls(redis.port)
+        .into_iter()
+        .filter(|(name, _)| !except.contains(&name.as_str()))
+        .map(|(_, calls)| calls)
         .sum()
+}
+
+/// The scripts of ends and events go by digest (`EVALSHA`): their 7 KB texts are not sent, nor
+/// hashed by Redis, with every logout. A node that lost its script cache (restarted, promoted,
+/// flushed) answers `NOSCRIPT`, and the end is sent again as text and still done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ends_go_by_digest_and_survive_a_lost_script_cache() {
+    let app = spawn_app_with(Backend::Redis, |_| {}).await;
+    let redis = app.redis.clone().unwrap();
+    let browser = app.signed_in("alice").await;
+    assert_eq!(app.logout(&browser).await.status(), 204);
+    let (texts, digests) = (
+        calls_of(redis.port, "eval"),
+        calls_of(redis.port, "evalsha"),
+    );
+    for _ in 0..5 {
+        let browser = app.signed_in("alice").await;
+        assert_eq!(app.logout(&browser).await.status(), 204);
+    }
+    assert_eq!(calls_of(redis.port, "eval"), texts, "no script text sent");
+    // Each logout: the end and its event.
+    assert!(calls_of(redis.port, "evalsha") - digests >= 10);
+
+    let browser = app.signed_in("alice").await;
+    redis.command(&["SCRIPT", "FLUSH"]).unwrap();
+    assert_eq!(app.logout(&browser).await.status(), 204);
+    assert_eq!(app.whoami(&browser).await.status(), 401);
+    assert_eq!(
+        calls_of(redis.port, "eval") - texts,
+        2,
+        "the end and its event, each sent again as text once"
+    );
+    let browser = app.signed_in("alice").await;
+    assert_eq!(app.logout(&browser).await.status(), 204);
+    assert_eq!(calls_of(redis.port, "eval") - texts, 2, "cached again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
