@@ -14,7 +14,8 @@ logs in n times with a desktop Chrome user agent, over one keep-alive connection
   sequential `GET /v1/session`, spread over every session of the shape;
 - Redis time per login at that size: all of Redis's command time (`INFO commandstats`) over
   EXTRA login + logout pairs of one user who holds n sessions, per pair (the create script prunes
-  and caps over the user's whole hash, so it grows with n).
+  and caps over the user's whole hash, so it grows with n), and the bytes Redis received for them
+  (`INFO stats` `total_net_input_bytes`; the pairs' own `INFO` readings included).
 
 argon2 runs with cheap parameters (1 MiB, 1 iteration) for speed only; hashing is not measured.
 Usage: bench/per-user.py [session-server binary]   (default target/release/session-server)
@@ -197,9 +198,11 @@ def shape(n):
 
         # Login + logout pairs of a user holding n sessions.
         stats0 = redis.commandstats()
+        bytes0 = int(redis.info("stats")["total_net_input_bytes"])
         for _ in range(EXTRA):
             cookie = login(conn, names[0])
             post(conn, "/v1/logout", None, cookie=cookie, expect=204)
+        pair_bytes = (int(redis.info("stats")["total_net_input_bytes"]) - bytes0) / EXTRA
         _, usec = redis_usec(stats0, redis.commandstats())
         pair_usec = usec / EXTRA
         listpack_entries = redis.cli("CONFIG", "GET", "hash-max-listpack-entries").split()[-1]
@@ -209,7 +212,7 @@ def shape(n):
             "bytes_per_session": (after - before) / sessions,
             "encoding": "/".join(encodings),
             "hmget_usec": check_usec, "checks": calls,
-            "login_logout_usec": pair_usec,
+            "login_logout_usec": pair_usec, "login_logout_bytes": pair_bytes,
         }
     finally:
         server.stop()
@@ -222,11 +225,11 @@ def main():
     version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     print(f"Redis {version.removeprefix('v=')} (hash-max-listpack-entries {rows[0]['listpack_entries']}), "
           f"{BINARY}, CHECKS={CHECKS}, EXTRA={EXTRA}\n")
-    print("| sessions per user | users | bytes per session | hash encoding | Redis µs per check (HMGET) | Redis µs per login + logout of that user |")
-    print("|---|---|---|---|---|---|")
+    print("| sessions per user | users | bytes per session | hash encoding | Redis µs per check (HMGET) | Redis µs per login + logout of that user | bytes sent to Redis per login + logout |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['n']:,} | {r['users']:,} | {r['bytes_per_session']:.0f} | {r['encoding']} | "
-              f"{r['hmget_usec']:.2f} | {r['login_logout_usec']:.1f} |")
+              f"{r['hmget_usec']:.2f} | {r['login_logout_usec']:.1f} | {r['login_logout_bytes']:,.0f} |")
 
 
 if __name__ == "__main__":

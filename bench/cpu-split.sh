@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Where a check's CPU time goes on the server core: user space against the kernel, for
+# session-server and the peers, side by side in one run. Each server runs pinned to CPU 0 with one
+# worker (redis-server and wrk on CPU 1, as in the peer harness); wrk sends GET /v1/session over 64
+# connections with one login's cookie (the hello world: no cookie); the server's own utime and
+# stime (/proc/<pid>/stat) over the run, divided by the requests wrk completed, give microseconds
+# of user and kernel time per request. Rounds are interleaved; the table gives each target's
+# median.
+#
+# The question it answers: how far can user-space work move the check per core? The kernel's share
+# (the TCP work of reading the request and writing the answer, and of talking to Redis) is paid per
+# request by every target.
+#
+# Usage: bench/cpu-split.sh > bench/results/<date>-cpu-split.md
+#   needs the release build (cargo build --release -p session-server) and the peers
+#   ((cd ../shared/peers/rust-peers && CARGO_TARGET_DIR=/tmp/peers-target cargo build --release)).
+# Knobs: ROUNDS (3), DURATION (10 s), CONNECTIONS (64), SERVER_BIN, PEER_BIN, HELLO_BIN. Loopback
+# only; bounded by DURATION per round.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-10}; CONNECTIONS=${CONNECTIONS:-64}
+SERVER_BIN=${SERVER_BIN:-$root/target/release/session-server}
+PEER_BIN=${PEER_BIN:-/tmp/peers-target/release/axum_session_peer}
+HELLO_BIN=${HELLO_BIN:-/tmp/peers-target/release/hello}
+for b in "$SERVER_BIN" "$PEER_BIN" "$HELLO_BIN"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
+work=$(mktemp -d /tmp/cpu-split.XXXXXX)
+server_pid=
+stop() { [ -z "$server_pid" ] || { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=; }; }
+. "$root/bench/lib.sh"
+
+start_redis
+trap 'stop; kill $redis_pid 2>/dev/null; rm -rf "$work"' EXIT
+
+# start TARGET: pinned to CPU 0 on $port, signed in as alice (cookie in $cookie); sets server_pid
+start() {
+  port=$(free_port); cookie=
+  redis-cli -p "$rport" FLUSHALL >/dev/null
+  local body='{"username":"alice","password":"alice-password"}'
+  case $1 in
+    session-server)
+      SESSION_LOG=warn SESSION_WORKERS=1 SESSION_ARGON2_CONCURRENCY=1 SESSION_ALLOWED_ORIGINS=http://localhost \
+        taskset -c 0 "$SERVER_BIN" --public-addr "127.0.0.1:$port" --admin-addr 127.0.0.1:0 \
+        --redis-url "redis://127.0.0.1:$rport" >"$work/server.log" 2>&1 &
+      server_pid=$!
+      wait_for 30 curl -sf "http://127.0.0.1:$port/readyz"
+      curl -sf -o /dev/null -H 'Origin: http://localhost' -H 'Content-Type: application/json' -d "$body" \
+        "http://127.0.0.1:$port/v1/users" ;;
+    *)
+      local bin=$PEER_BIN; [ "$1" = hello ] && bin=$HELLO_BIN
+      PORT=$port REDIS_URL=redis://127.0.0.1:$rport taskset -c 0 "$bin" >"$work/server.log" 2>&1 &
+      server_pid=$!
+      wait_for 60 curl -s -o /dev/null "http://127.0.0.1:$port/v1/session" ;;
+  esac
+  if [ "$1" != hello ]; then
+    cookie=$(curl -sf -D - -o /dev/null -H 'Origin: http://localhost' -H 'Content-Type: application/json' \
+      -d "$body" "http://127.0.0.1:$port/v1/login" | awk -F': ' 'tolower($1)=="set-cookie"{split($2,a,";"); print a[1]}')
+    [ -n "$cookie" ] || { echo "$1: no session cookie" >&2; exit 1; }
+  fi
+}
+
+# ticks PID: user and system clock ticks of the whole process
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+
+hz=$(getconf CLK_TCK)
+: >"$work/rows"
+for round in $(seq "$ROUNDS"); do
+  for target in hello axum-tower-sessions session-server; do
+    start "$target"
+    : >"$work/cookie.lua"
+    [ -z "$cookie" ] || printf 'wrk.headers["Cookie"] = "%s"\n' "$cookie" >"$work/cookie.lua"
+    # A second of warm-up, then the measured run.
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d1s -s "$work/cookie.lua" "http://127.0.0.1:$port/v1/session" >/dev/null
+    read -r u0 s0 < <(ticks "$server_pid")
+    taskset -c 1 timeout $((DURATION + 20)) wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$work/cookie.lua" \
+      "http://127.0.0.1:$port/v1/session" >"$work/wrk.txt"
+    read -r u1 s1 < <(ticks "$server_pid")
+    stop
+    requests=$(awk '/requests in/{print $1}' "$work/wrk.txt")
+    bad=$(awk '/Non-2xx/{print $NF}' "$work/wrk.txt"); bad=${bad:-0}
+    [ "$bad" = 0 ] || { echo "$target: $bad answers were not 2xx" >&2; exit 1; }
+    echo "$target $round $requests $((u1 - u0)) $((s1 - s0))" >>"$work/rows"
+  done
+done
+
+python3 - "$work/rows" "$hz" "$DURATION" "$ROUNDS" <<'EOF'
+import statistics, sys
+rows, hz, duration, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+by = {}
+for line in open(rows):
+    t, r, n, u, s = line.split()
+    n, u, s = int(n), int(u) / hz, int(s) / hz
+    by.setdefault(t, []).append((n / duration, 1e6 * u / n, 1e6 * s / n, n / (u + s)))
+med = lambda xs: statistics.median(xs)
+print(f"{rounds} interleaved rounds of {duration} s; medians over rounds, [range].")
+print()
+print("| target | req/s | user µs per request | kernel µs per request | requests per server-core second |")
+print("|---|---|---|---|---|")
+per_core = {}
+for t, v in by.items():
+    cols = list(zip(*v))
+    per_core[t] = med(cols[3])
+    print(f"| {t} | {med(cols[0]):,.0f} | {med(cols[1]):.2f} [{min(cols[1]):.2f}-{max(cols[1]):.2f}] "
+          f"| {med(cols[2]):.2f} [{min(cols[2]):.2f}-{max(cols[2]):.2f}] | {med(cols[3]):,.0f} |")
+if {"session-server", "axum-tower-sessions", "hello"} <= per_core.keys():
+    goal = 1.5 * per_core["axum-tower-sessions"]
+    k = med([x[2] for x in by["session-server"]])
+    print()
+    print(f"1.5× axum + tower-sessions per core is {goal:,.0f} checks per server-core second: "
+          f"{1e6 / goal:.2f} µs per check in all, {100 * goal / per_core['hello']:.0f}% of the hello world's "
+          f"{per_core['hello']:,.0f}. session-server's kernel time alone is {k:.2f} µs per check "
+          f"({100 * k * goal / 1e6:.0f}% of that budget).")
+EOF
