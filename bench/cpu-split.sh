@@ -28,8 +28,8 @@ server_pid=
 stop() { [ -z "$server_pid" ] || { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=; }; }
 . "$root/bench/lib.sh"
 
+trap 'stop; [ -z "${redis_pid:-}" ] || kill "$redis_pid" 2>/dev/null; rm -rf "$work"' EXIT
 start_redis
-trap 'stop; kill $redis_pid 2>/dev/null; rm -rf "$work"' EXIT
 
 # start TARGET: pinned to CPU 0 on $port, signed in as alice (cookie in $cookie); sets server_pid
 start() {

@@ -36,11 +36,10 @@ mkdir -p "$OUT/raw"
 work=$(mktemp -d /tmp/fixed-rate.XXXXXX)
 pids=()
 stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
-trap 'stop_all; rm -rf "$work"' EXIT
 . "$root/bench/lib.sh"
 
+trap 'stop_all; [ -z "${redis_pid:-}" ] || kill "$redis_pid" 2>/dev/null; rm -rf "$work"' EXIT
 start_redis
-trap 'stop_all; kill $redis_pid 2>/dev/null; rm -rf "$work"' EXIT
 
 # start TARGET: the server pinned to CPU 0 on $port; sets server_pid
 start() {

@@ -113,7 +113,6 @@ static PEEK: LazyLock<Script> = script!(" flags=no-writes,allow-oom", "lua/peek.
 static REFUND: LazyLock<Script> = script!(" flags=allow-oom", "lua/refund.lua");
 static RELEASE_PASSKEY: LazyLock<Script> = script!(" flags=allow-oom", "lua/release_passkey.lua");
 static UPDATE_PASSKEY: LazyLock<Script> = script!("", "lua/update_passkey.lua");
-// The scripts that may be confirmed by replicas (see `Eval`).
 static CONFIRM_CREATE: Confirmable = confirmable!(" flags=allow-oom", "lua/confirm_create.lua");
 static READ_CONFIRMED: Confirmable = confirmable!(" flags=allow-oom", "lua/read_confirmed.lua");
 

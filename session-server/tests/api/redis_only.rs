@@ -543,18 +543,15 @@ async fn second_factors_cost_this_many_redis_bytes_per_user() {
         .unwrap()
         .clone();
     let usage = |key: &str| redis.integer(&["MEMORY", "USAGE", key, "SAMPLES", "0"]);
+    // The sessions' fields are their 22-character digests (data fields are longer): in the raw
+    // RESP reply, the line after each `$22` length header.
     let record_lengths = || -> Vec<i64> {
-        let fields = redis.command(&["HKEYS", &sessions_key]).unwrap();
-        fields
-            .lines()
-            .map(|l| {
-                l.trim()
-                    .trim_start_matches(|c: char| c.is_ascii_digit() || c == ')')
-                    .trim()
-            })
-            .map(|f| f.trim_matches('"'))
-            .filter(|f| f.len() == 22)
-            .map(|f| redis.integer(&["HSTRLEN", &sessions_key, f]))
+        let reply = redis.command(&["HKEYS", &sessions_key]).unwrap();
+        let lines: Vec<&str> = reply.split("\r\n").collect();
+        lines
+            .windows(2)
+            .filter(|pair| pair[0] == "$22")
+            .map(|pair| redis.integer(&["HSTRLEN", &sessions_key, pair[1]]))
             .collect()
     };
     let plain_user = usage(&user_key);
