@@ -54,6 +54,15 @@ pub async fn send(
     request.send().await.unwrap()
 }
 
+/// The secret of a TOTP enrolment's answer (its base32 `secret`).
+fn totp_secret(enrollment: &Value) -> TotpSecret {
+    let base32 = enrollment["secret"].as_str().unwrap();
+    let bytes = totp_rs::Secret::Encoded(base32.to_owned())
+        .to_bytes()
+        .unwrap();
+    TotpSecret::from_bytes(&bytes).unwrap()
+}
+
 /// Enrols TOTP in `browser`'s session with a code of the current step; returns the secret and
 /// that step (used up: later proofs need a later one).
 pub async fn enroll(app: &TestApp, browser: &Browser) -> (TotpSecret, u64) {
@@ -67,12 +76,7 @@ pub async fn enroll(app: &TestApp, browser: &Browser) -> (TotpSecret, u64) {
     .await;
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
-    let enrollment = json(r).await;
-    let base32 = enrollment["secret"].as_str().unwrap();
-    let bytes = totp_rs::Secret::Encoded(base32.to_owned())
-        .to_bytes()
-        .unwrap();
-    let secret = TotpSecret::from_bytes(&bytes).unwrap();
+    let secret = totp_secret(&json(r).await);
     let step = step_now(app);
     let r = send(
         app,
@@ -558,9 +562,7 @@ async fn an_enrolment_never_confirmed_expires_and_binds_to_its_session() {
         Value::Null,
     )
     .await;
-    let base32 = json(r).await["secret"].as_str().unwrap().to_owned();
-    let secret =
-        TotpSecret::from_bytes(&totp_rs::Secret::Encoded(base32).to_bytes().unwrap()).unwrap();
+    let secret = totp_secret(&json(r).await);
     // Another session of the same user cannot confirm it.
     let r = send(
         &app,
@@ -929,9 +931,7 @@ async fn replicas_with_skewed_clocks_agree_on_codes() {
         Value::Null,
     )
     .await;
-    let base32 = json(r).await["secret"].as_str().unwrap().to_owned();
-    let secret =
-        TotpSecret::from_bytes(&totp_rs::Secret::Encoded(base32).to_bytes().unwrap()).unwrap();
+    let secret = totp_secret(&json(r).await);
     let s = true_step();
     let r = send(
         &fast,

@@ -79,6 +79,13 @@ fn cluster_app_settings(cluster: &Cluster) -> session_server::config::Settings {
     s
 }
 
+fn sentinel_app_settings(group: &SentinelGroup) -> session_server::config::Settings {
+    let mut s = test_settings();
+    s.redis_sentinels = Some(group.urls());
+    s.redis_sentinel_master = Some(MASTER.into());
+    s
+}
+
 /// Waits until every replica has received everything its primary has.
 fn replicas_caught_up(cluster: &Cluster) {
     wait_for("replicas to catch up", Duration::from_secs(10), || {
@@ -253,9 +260,7 @@ async fn live_resharding_redirects_are_followed_without_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_sessions_survive_a_sentinel_failover() {
     let group = SentinelGroup::start();
-    let mut settings = test_settings();
-    settings.redis_sentinels = Some(group.urls());
-    settings.redis_sentinel_master = Some(MASTER.into());
+    let mut settings = sentinel_app_settings(&group);
     settings.redis_timeout = Some("0.5".parse().unwrap());
     let app = spawn_with_settings(settings, None).await;
     let browsers = sign_in_many(&app, 20).await;
@@ -302,10 +307,7 @@ async fn acknowledged_sessions_survive_a_sentinel_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ends_are_confirmed_on_a_primary_that_lost_its_scripts() {
     let group = SentinelGroup::start();
-    let mut settings = test_settings();
-    settings.redis_sentinels = Some(group.urls());
-    settings.redis_sentinel_master = Some(MASTER.into());
-    let app = spawn_with_settings(settings, None).await;
+    let app = spawn_with_settings(sentinel_app_settings(&group), None).await;
     let browsers = sign_in_many(&app, 2).await;
     wait_for(
         "the replica to have every login",
@@ -344,9 +346,7 @@ async fn ends_are_confirmed_on_a_primary_that_lost_its_scripts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_reply_is_awaited_for_the_whole_store_timeout() {
     let group = SentinelGroup::start();
-    let mut settings = test_settings();
-    settings.redis_sentinels = Some(group.urls());
-    settings.redis_sentinel_master = Some(MASTER.into());
+    let mut settings = sentinel_app_settings(&group);
     settings.redis_timeout = Some("3".parse().unwrap());
     let app = spawn_with_settings(settings, None).await;
     let browser = app.signed_in("alice").await;
