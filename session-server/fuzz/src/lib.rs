@@ -91,23 +91,26 @@ pub fn token(data: &[u8]) {
 
 /// Exactly one `__Host-session` pair (exact, case-sensitive name) holding a canonical token is a
 /// token; two or more pairs of that name are never a token, whatever their values; no pair of
-/// that name is `Nothing`.
+/// that name is `Nothing`. The header is raw bytes, as it arrives: other pairs need not be ASCII.
 pub fn cookie_header(data: &[u8]) {
-    let header = text(data);
-    let values: Vec<&str> = header
-        .split(';')
-        .filter_map(|pair| pair.split_once('='))
-        .filter(|(n, _)| n.trim() == COOKIE_NAME)
-        .map(|(_, v)| v.trim())
+    let values: Vec<&[u8]> = data
+        .split(|&b| b == b';')
+        .filter_map(|pair| {
+            let at = pair.iter().position(|&b| b == b'=')?;
+            Some((pair[..at].trim_ascii(), pair[at + 1..].trim_ascii()))
+        })
+        .filter(|(n, _)| *n == COOKIE_NAME.as_bytes())
+        .map(|(_, v)| v)
         .collect();
-    match find_in_header(&header, COOKIE_NAME) {
+    let header = text(data);
+    match find_in_header(data, COOKIE_NAME) {
         Presented::Token(t) => {
             assert_eq!(
                 values.len(),
                 1,
                 "a token from an ambiguous header {header:?}"
             );
-            assert_eq!(t.expose(), values[0]);
+            assert_eq!(t.expose().as_bytes(), values[0]);
         }
         Presented::Unusable => assert!(!values.is_empty(), "{header:?}"),
         Presented::Nothing => assert!(values.is_empty(), "missed a session cookie {header:?}"),

@@ -37,23 +37,27 @@ impl Presented {
 }
 
 /// Finds the session token in a raw `Cookie` header value.
-pub fn find_in_header(header_value: &str, name: &str) -> Presented {
+///
+/// Read as bytes: another cookie of the site may carry bytes that are not visible ASCII (some
+/// browsers send UTF-8 values as they are), and that must not hide the session cookie beside it.
+/// The session token itself is ASCII by construction, and [`SessionToken::parse`] is strict.
+pub fn find_in_header(header_value: &[u8], name: &str) -> Presented {
     let mut found = Presented::Nothing;
     // RFC 6265 5.4: `name=value` pairs separated by `;`. Pairs without `=` are skipped.
-    let pairs = header_value
-        .split(';')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(n, v)| (n.trim(), v.trim()));
+    let pairs = header_value.split(|&b| b == b';').filter_map(|pair| {
+        let at = pair.iter().position(|&b| b == b'=')?;
+        Some((pair[..at].trim_ascii(), pair[at + 1..].trim_ascii()))
+    });
     for (cookie_name, value) in pairs {
-        if cookie_name != name {
+        if cookie_name != name.as_bytes() {
             continue;
         }
         if !matches!(found, Presented::Nothing) {
             return Presented::Unusable;
         }
-        found = match SessionToken::parse(value) {
-            Ok(token) => Presented::Token(token),
-            Err(_) => Presented::Unusable,
+        found = match std::str::from_utf8(value).map(SessionToken::parse) {
+            Ok(Ok(token)) => Presented::Token(token),
+            _ => Presented::Unusable,
         };
     }
     found
@@ -63,10 +67,7 @@ pub fn find_in_header(header_value: &str, name: &str) -> Presented {
 pub fn presented(req: &HttpRequest, config: &CookieConfig) -> Presented {
     let mut found = Presented::Nothing;
     for value in req.headers().get_all(header::COOKIE) {
-        let Ok(text) = value.to_str() else {
-            continue;
-        };
-        match (find_in_header(text, &config.name), &found) {
+        match (find_in_header(value.as_bytes(), &config.name), &found) {
             (Presented::Nothing, _) => {}
             (this, Presented::Nothing) => found = this,
             _ => return Presented::Unusable,
@@ -154,19 +155,40 @@ mod tests {
         let token = SessionToken::generate(Uuid::now_v7()).expose();
         let name = "__Host-session";
         assert!(matches!(
-            find_in_header(&format!("a=b; {name}={token}; c=d"), name),
+            find_in_header(format!("a=b; {name}={token}; c=d").as_bytes(), name),
             Presented::Token(_)
         ));
         assert!(matches!(
-            find_in_header(&format!("{name}={token}; {name}={token}"), name),
+            find_in_header(format!("{name}={token}; {name}={token}").as_bytes(), name),
             Presented::Unusable
         ));
         assert!(matches!(
-            find_in_header(&format!("__host-session={token}"), name),
+            find_in_header(format!("__host-session={token}").as_bytes(), name),
             Presented::Nothing
         ));
         for junk in ["===;;;", "", ";", "__Host-session=", "__Host-session=x\0y"] {
-            assert!(find_in_header(junk, name).token().is_none(), "{junk:?}");
+            assert!(
+                find_in_header(junk.as_bytes(), name).token().is_none(),
+                "{junk:?}"
+            );
         }
+        // A token with a byte that is not ASCII is no token.
+        let mut bad = format!("{name}={token}").into_bytes();
+        *bad.last_mut().unwrap() = 0xe9;
+        assert!(matches!(find_in_header(&bad, name), Presented::Unusable));
+    }
+
+    #[test]
+    fn a_sibling_cookie_that_is_not_ascii_does_not_hide_the_session() {
+        let token = SessionToken::generate(Uuid::now_v7()).expose();
+        let name = "__Host-session";
+        let header = format!("lang=fran\u{e7}ais; {name}={token}; note=\u{1f980}");
+        assert!(matches!(
+            find_in_header(header.as_bytes(), name),
+            Presented::Token(_)
+        ));
+        let mut raw = b"legacy=\xff\xfe; ".to_vec();
+        raw.extend_from_slice(format!("{name}={token}").as_bytes());
+        assert!(matches!(find_in_header(&raw, name), Presented::Token(_)));
     }
 }

@@ -236,8 +236,10 @@ impl ThreadConnections {
                 table.remove(&self.id);
                 return None;
             }
-            let idle = entry.last_used.elapsed() >= VALIDATE_AFTER_IDLE;
-            entry.last_used = Instant::now();
+            // One clock read per request: it serves both the idle test and the new mark.
+            let now = Instant::now();
+            let idle = now.saturating_duration_since(entry.last_used) >= VALIDATE_AFTER_IDLE;
+            entry.last_used = now;
             Some(Lease {
                 conn: entry.conn.clone(),
                 broken: entry.broken.clone(),

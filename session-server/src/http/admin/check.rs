@@ -104,7 +104,7 @@ pub async fn check(
             Via::Either,
         ),
         (None, Some(header), None) => (
-            cookie::find_in_header(&header, &state.config.web.cookie.name),
+            cookie::find_in_header(header.as_bytes(), &state.config.web.cookie.name),
             Via::Cookie,
         ),
         (None, None, Some(header)) => (credentials::bearer_token(header.as_bytes()), Via::Bearer),
