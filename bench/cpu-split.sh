@@ -14,14 +14,24 @@
 # Usage: bench/cpu-split.sh > bench/results/<date>-cpu-split.md
 #   needs the release build (cargo build --release -p session-server) and the peers
 #   ((cd ../shared/peers/rust-peers && CARGO_TARGET_DIR=/tmp/peers-target cargo build --release)).
-# Knobs: ROUNDS (3), DURATION (10 s), CONNECTIONS (64), SERVER_BIN, PEER_BIN, HELLO_BIN. Loopback
-# only; bounded by DURATION per round.
+# With the floor built (cargo build --release -p session-server --example check_floor, see
+# bench/floors/check_floor.rs), it runs as a fourth target: actix-web and one redis-rs HMGET per
+# request with none of the session layer, the least a check costs on session-server's stack. A
+# fifth target, floor-sized, is the same floor exchanging as many bytes as a session check: a
+# cookie header as long as session-server's, and its answer padded to the length of
+# session-server's (the who-am-I body and its two more headers; SIZED_BODY_BYTES, 575).
+# Knobs: ROUNDS (3), DURATION (10 s), CONNECTIONS (64), SERVER_BIN, PEER_BIN, HELLO_BIN, FLOOR_BIN.
+# Loopback only; bounded by DURATION per round.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-10}; CONNECTIONS=${CONNECTIONS:-64}
 SERVER_BIN=${SERVER_BIN:-$root/target/release/session-server}
 PEER_BIN=${PEER_BIN:-/tmp/peers-target/release/axum_session_peer}
 HELLO_BIN=${HELLO_BIN:-/tmp/peers-target/release/hello}
+FLOOR_BIN=${FLOOR_BIN:-$root/target/release/examples/check_floor}
+SIZED_BODY_BYTES=${SIZED_BODY_BYTES:-575}
+targets="hello axum-tower-sessions session-server"
+[ -x "$FLOOR_BIN" ] && targets="hello floor floor-sized axum-tower-sessions session-server"
 for b in "$SERVER_BIN" "$PEER_BIN" "$HELLO_BIN"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
 work=$(mktemp -d /tmp/cpu-split.XXXXXX)
 server_pid=
@@ -46,12 +56,15 @@ start() {
       curl -sf -o /dev/null -H 'Origin: http://localhost' -H 'Content-Type: application/json' -d "$body" \
         "http://127.0.0.1:$port/v1/users" ;;
     *)
-      local bin=$PEER_BIN; [ "$1" = hello ] && bin=$HELLO_BIN
-      PORT=$port REDIS_URL=redis://127.0.0.1:$rport taskset -c 0 "$bin" >"$work/server.log" 2>&1 &
+      local bin=$PEER_BIN bytes=0
+      case $1 in hello) bin=$HELLO_BIN ;; floor) bin=$FLOOR_BIN ;; floor-sized) bin=$FLOOR_BIN; bytes=$SIZED_BODY_BYTES ;; esac
+      BODY_BYTES=$bytes PORT=$port REDIS_URL=redis://127.0.0.1:$rport taskset -c 0 "$bin" >"$work/server.log" 2>&1 &
       server_pid=$!
       wait_for 60 curl -s -o /dev/null "http://127.0.0.1:$port/v1/session" ;;
   esac
-  if [ "$1" != hello ]; then
+  # A cookie of a session token's length (76 characters) that the floor does not read.
+  [ "$1" = floor-sized ] && cookie="__Host-session=$(printf 'x%.0s' $(seq 76))"
+  if [ "$1" != hello ] && [ "$1" != floor ] && [ "$1" != floor-sized ]; then
     cookie=$(curl -sf -D - -o /dev/null -H 'Origin: http://localhost' -H 'Content-Type: application/json' \
       -d "$body" "http://127.0.0.1:$port/v1/login" | awk -F': ' 'tolower($1)=="set-cookie"{split($2,a,";"); print a[1]}')
     [ -n "$cookie" ] || { echo "$1: no session cookie" >&2; exit 1; }
@@ -64,7 +77,7 @@ ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 : >"$work/rows"
 for round in $(seq "$ROUNDS"); do
-  for target in hello axum-tower-sessions session-server; do
+  for target in $targets; do
     start "$target"
     : >"$work/cookie.lua"
     [ -z "$cookie" ] || printf 'wrk.headers["Cookie"] = "%s"\n' "$cookie" >"$work/cookie.lua"
@@ -109,4 +122,15 @@ if {"session-server", "axum-tower-sessions", "hello"} <= per_core.keys():
           f"{1e6 / goal:.2f} µs per check in all, {100 * goal / per_core['hello']:.0f}% of the hello world's "
           f"{per_core['hello']:,.0f}. session-server's kernel time alone is {k:.2f} µs per check "
           f"({100 * k * goal / 1e6:.0f}% of that budget).")
+    ours, hello = per_core["session-server"], per_core["hello"]
+    print()
+    print(f"session-server per core: {ours / per_core['axum-tower-sessions']:.2f}× axum + tower-sessions, "
+          f"{100 * ours / hello:.0f}% of the hello world.")
+    for name, what in [("floor", "actix-web and one HMGET, no session work"),
+                       ("floor-sized", "the same, exchanging as many bytes as a check")]:
+        if name in per_core:
+            f = per_core[name]
+            print(f"The {name} ({what}) is {100 * f / hello:.0f}% of the hello world; session-server is "
+                  f"{100 * ours / f:.0f}% of it. 70% of the hello world would need session-server at "
+                  f"{100 * 0.7 * hello / f:.0f}% of it.")
 EOF

@@ -4,6 +4,10 @@
 # bench/floors/axum_hello.rs), counted by bench/instructions.sh beside session-server and the axum
 # peer, so that what each session layer adds over its own framework can be read off one run.
 #
+# A third floor sits between the hello world and session-server: bench/floors/check_floor.rs,
+# actix-web and one redis-rs HMGET per request on session-server's own crate versions and release
+# profile (built as an example of the session-server package), with none of the session layer.
+#
 # The axum hello world is built from a copy of the peer crate (../shared/peers/rust-peers, left
 # untouched) with one more binary, into the peers' target directory, so its dependencies are the
 # peers' own.
@@ -20,5 +24,6 @@ cp -r "$peers/Cargo.toml" "$peers/src" "$work/"
 [ -f "$peers/Cargo.lock" ] && cp "$peers/Cargo.lock" "$work/"
 cp "$root/bench/floors/axum_hello.rs" "$work/src/bin/axum_hello.rs"
 (cd "$work" && CARGO_TARGET_DIR=$target cargo build --release -q --bin axum_hello)
+cargo build --release -q -p session-server --example check_floor --manifest-path "$root/Cargo.toml"
 "$root/bench/instructions.sh" "$root/target/release/session-server" \
-  "peer:$target/release/hello" "peer:$target/release/axum_session_peer" "peer:$target/release/axum_hello"
+  "peer:$target/release/hello" "peer:$root/target/release/examples/check_floor" "peer:$target/release/axum_session_peer" "peer:$target/release/axum_hello"
