@@ -1,6 +1,7 @@
 //! The API contract as the documents state it: the served OpenAPI documents are the committed
 //! ones (`openapi/public.json`, `openapi/admin.json`), so every API change shows in review, and
-//! every method a document does not list answers 405 with `Allow` (RFC 9110 15.5.6).
+//! every method a document does not list answers 405 with `Allow` (RFC 9110 15.5.6), and every
+//! documented method that may change state refuses a request from another origin.
 //!
 //! After an intended change of the API, regenerate the committed documents with
 //!
@@ -124,4 +125,37 @@ async fn every_undocumented_method_answers_405_with_allow() {
         }
     }
     assert!(checked > 40, "only {checked} undocumented methods tried");
+}
+
+/// Every documented public method that may change state refuses a cross-origin browser request:
+/// the origin check covers the whole public API wherever a route is registered (the session
+/// check sits outside the `/v1` scope, and must stay GET only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_state_changing_route_refuses_other_origins() {
+    let app = spawn_app(Backend::Memory).await;
+    let doc = served(&app, "public").await;
+    let mut checked = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            if item.get(method.to_ascii_lowercase()).is_none() {
+                continue;
+            }
+            let r = app
+                .client
+                .request(
+                    Method::from_bytes(method.as_bytes()).unwrap(),
+                    format!("{}{}", app.public, concrete(template)),
+                )
+                .header(header::ORIGIN, "https://evil.example")
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{method} {template}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "cross_origin_refused", "{method} {template}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 15, "only {checked} state-changing routes tried");
 }

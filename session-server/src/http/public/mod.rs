@@ -22,7 +22,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // The session check, the hottest route, first and outside the scope: it only answers GET,
     // which the origin check always lets through, so the scope's guard and its boxed service
     // calls would be pure cost (1,276 instructions of 56,440 per check, `bench/instructions.sh`).
-    // Other methods on this path still answer 405 with `Allow: GET`.
+    // Other methods on this path still answer 405 with `Allow: GET`. A method that changes state
+    // must not be added here: the origin check does not run outside the scope.
     cfg.service(web::resource("/v1/session").get(sessions::whoami));
     cfg.service(
         web::scope("/v1")
