@@ -47,20 +47,11 @@ start() {
   redis-cli -p "$rport" FLUSHALL >/dev/null
   local body='{"username":"alice","password":"alice-password"}'
   case $1 in
-    session-server)
-      SESSION_LOG=warn SESSION_WORKERS=1 SESSION_ARGON2_CONCURRENCY=1 SESSION_ALLOWED_ORIGINS=http://localhost \
-        taskset -c 0 "$SERVER_BIN" --public-addr "127.0.0.1:$port" --admin-addr 127.0.0.1:0 \
-        --redis-url "redis://127.0.0.1:$rport" >"$work/server.log" 2>&1 &
-      server_pid=$!
-      wait_for 30 curl -sf "http://127.0.0.1:$port/readyz"
-      curl -sf -o /dev/null -H 'Origin: http://localhost' -H 'Content-Type: application/json' -d "$body" \
-        "http://127.0.0.1:$port/v1/users" ;;
+    session-server) start_session_server "$port" 0 ;;
     *)
       local bin=$PEER_BIN bytes=0
       case $1 in hello) bin=$HELLO_BIN ;; floor) bin=$FLOOR_BIN ;; floor-sized) bin=$FLOOR_BIN; bytes=$SIZED_BODY_BYTES ;; esac
-      BODY_BYTES=$bytes PORT=$port REDIS_URL=redis://127.0.0.1:$rport taskset -c 0 "$bin" >"$work/server.log" 2>&1 &
-      server_pid=$!
-      wait_for 60 curl -s -o /dev/null "http://127.0.0.1:$port/v1/session" ;;
+      BODY_BYTES=$bytes start_peer "$bin" "$port" ;;
   esac
   # A cookie of a session token's length (76 characters) that the floor does not read.
   [ "$1" = floor-sized ] && cookie="__Host-session=$(printf 'x%.0s' $(seq 76))"

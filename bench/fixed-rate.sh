@@ -35,7 +35,8 @@ for b in "$SERVER_BIN" "$LOADTEST_BIN" "$PEER_BIN"; do [ -x "$b" ] || { echo "mi
 mkdir -p "$OUT/raw"
 work=$(mktemp -d /tmp/fixed-rate.XXXXXX)
 pids=()
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
+# Also the server being started, should it fail to come up before it is in pids.
+stop_all() { for p in "${pids[@]}" ${server_pid:-}; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); server_pid=; }
 . "$root/bench/lib.sh"
 
 trap 'stop_all; [ -z "${redis_pid:-}" ] || kill "$redis_pid" 2>/dev/null; rm -rf "$work"' EXIT
@@ -47,18 +48,11 @@ start() {
   redis-cli -p "$rport" FLUSHALL >/dev/null
   if [ "$1" = session-server ]; then
     admin_port=$(free_port)
-    SESSION_LOG=warn SESSION_WORKERS=1 SESSION_ARGON2_CONCURRENCY=1 SESSION_LOGIN_MAX_ATTEMPTS_PER_IP=100000000 \
-      taskset -c 0 "$SERVER_BIN" --public-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin_port" \
-      --redis-url "redis://127.0.0.1:$rport" >"$work/server.log" 2>&1 &
-    server_pid=$!; pids+=("$server_pid")
-    wait_for 30 curl -sf "http://127.0.0.1:$port/readyz"
-    curl -sf -o /dev/null -H 'Content-Type: application/json' \
-      -d '{"username":"alice","password":"alice-password"}' "http://127.0.0.1:$port/v1/users"
+    start_session_server "$port" "$admin_port"
   else
-    PORT=$port REDIS_URL=redis://127.0.0.1:$rport taskset -c 0 "$PEER_BIN" >"$work/peer.log" 2>&1 &
-    server_pid=$!; pids+=("$server_pid")
-    wait_for 60 curl -s -o /dev/null "http://127.0.0.1:$port/v1/session"
+    start_peer "$PEER_BIN" "$port"
   fi
+  pids+=("$server_pid")
 }
 
 # load TARGET RATE FILE: the checks scenario at RATE (0: flat out)
