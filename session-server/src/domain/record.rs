@@ -231,6 +231,13 @@ fn decode_fixed(user_id: Uuid, bytes: &[u8], v3: bool) -> Result<SessionRecord, 
     };
     let last_seen_ms = less(expiry, tail.seen);
     let created_ms = less(last_seen_ms, tail.created);
+    // Seconds after creation that would pass the clock's end cannot have been written by
+    // `encode`; saturating them would read a time that encodes back to other bytes.
+    let after_created = |secs: u64| {
+        secs.checked_mul(1000)
+            .and_then(|ms| created_ms.checked_add(ms))
+            .ok_or(RecordError::Corrupt)
+    };
     let record = SessionRecord {
         user_id,
         username: tail.username,
@@ -241,7 +248,7 @@ fn decode_fixed(user_id: Uuid, bytes: &[u8], v3: bool) -> Result<SessionRecord, 
         absolute_expires_ms: plus(created_ms, tail.absolute),
         ip: tail.ip.into(),
         user_agent: user_agent::expand(&tail.user_agent).ok_or(RecordError::Corrupt)?,
-        authenticated_ms: created_ms.saturating_add(u64::from(authenticated.unwrap_or(0)) * 1000),
+        authenticated_ms: after_created(u64::from(authenticated.unwrap_or(0)))?,
         kind: if flags & FLAG_BEARER != 0 {
             SessionKind::Bearer
         } else {
@@ -254,7 +261,7 @@ fn decode_fixed(user_id: Uuid, bytes: &[u8], v3: bool) -> Result<SessionRecord, 
                     (flags & SECOND_FACTOR_MASK) >> SECOND_FACTOR_SHIFT,
                 )
                 .ok_or(RecordError::Corrupt)?,
-                at_ms: created_ms.saturating_add(secs * 1000),
+                at_ms: after_created(secs)?,
             }),
             None => None,
         },
@@ -423,6 +430,40 @@ mod tests {
         let bytes = r.encode();
         assert_eq!(&bytes[1..7], &[0xff; 6]);
         assert_eq!(SessionRecord::decode(r.user_id, &bytes), Ok(r));
+    }
+
+    #[test]
+    fn times_after_creation_that_pass_the_clock_end_are_corrupt_not_saturated() {
+        // Found by the `session_record` fuzz target: creation 52 ms before the clock's end and
+        // a re-authentication 1,441,792 s after it. Saturated, it read back as the clock's end,
+        // which encodes as 0 s after creation: the record would not survive a rewrite.
+        let mut bytes = vec![0; 35];
+        bytes[0] = 3;
+        bytes[24] = 0x16;
+        bytes[30] = 0x6a;
+        assert_eq!(
+            SessionRecord::decode(Uuid::nil(), &bytes),
+            Err(RecordError::Corrupt)
+        );
+        // A second factor proved in the clock's last second reads back; two seconds later
+        // would be past its end.
+        let mut late = alice("198.51.100.1");
+        late.created_ms = u64::MAX - 999;
+        late.last_seen_ms = late.created_ms;
+        late.authenticated_ms = late.created_ms;
+        let late = late.with_second_factor(SecondFactor::Totp, late.created_ms);
+        let bytes = late.encode();
+        assert_eq!(
+            SessionRecord::decode(late.user_id, &bytes),
+            Ok(late.clone())
+        );
+        let mut past_end = bytes;
+        let flags = past_end.len() - 1;
+        past_end[flags - 1] = 2;
+        assert_eq!(
+            SessionRecord::decode(late.user_id, &past_end),
+            Err(RecordError::Corrupt)
+        );
     }
 
     #[test]
