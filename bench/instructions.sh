@@ -17,7 +17,10 @@ n=${N:-1000}; rport=${REDIS_PORT:-6393}; port=${PORT:-18093}
 [ $# -gt 0 ] || set -- "$root/target/release/session-server"
 work=$(mktemp -d)
 trap 'redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+. "$root/bench/lib.sh"
 redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes --pidfile "$work/redis.pid" >/dev/null
+# A daemonised redis-server returns before it accepts connections.
+wait_for 10 redis-cli -p "$rport" PING
 for bin in "$@"; do
   redis-cli -p "$rport" flushall >/dev/null
   contract=ours
