@@ -20,7 +20,11 @@
 # fifth target, floor-sized, is the same floor exchanging as many bytes as a session check: a
 # cookie header as long as session-server's, and its answer padded to the length of
 # session-server's (the who-am-I body and its two more headers; SIZED_BODY_BYTES, 575).
-# Knobs: ROUNDS (3), DURATION (10 s), CONNECTIONS (64), SERVER_BIN, PEER_BIN, HELLO_BIN, FLOOR_BIN.
+# VARIANTS="name=binary ..." adds other builds of session-server as targets, run as session-server
+# is (an A/B of one change: e.g. a build without the telemetry middleware, see
+# docs/measurements.md); TARGETS picks which targets run, in order.
+# Knobs: ROUNDS (3), DURATION (10 s), CONNECTIONS (64), SERVER_BIN, PEER_BIN, HELLO_BIN, FLOOR_BIN,
+# VARIANTS, TARGETS.
 # Loopback only; bounded by DURATION per round.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +36,12 @@ FLOOR_BIN=${FLOOR_BIN:-$root/target/release/examples/check_floor}
 SIZED_BODY_BYTES=${SIZED_BODY_BYTES:-575}
 targets="hello axum-tower-sessions session-server"
 [ -x "$FLOOR_BIN" ] && targets="hello floor floor-sized axum-tower-sessions session-server"
+declare -A variant=()
+for v in ${VARIANTS:-}; do
+  [ -x "${v#*=}" ] || { echo "missing ${v#*=}" >&2; exit 1; }
+  variant[${v%%=*}]=${v#*=}; targets="$targets ${v%%=*}"
+done
+targets=${TARGETS:-$targets}
 for b in "$SERVER_BIN" "$PEER_BIN" "$HELLO_BIN"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
 work=$(mktemp -d /tmp/cpu-split.XXXXXX)
 server_pid=
@@ -46,13 +56,15 @@ start() {
   port=$(free_port); cookie=
   redis-cli -p "$rport" FLUSHALL >/dev/null
   local body='{"username":"alice","password":"alice-password"}'
-  case $1 in
-    session-server) start_session_server "$port" 0 ;;
-    *)
-      local bin=$PEER_BIN bytes=0
-      case $1 in hello) bin=$HELLO_BIN ;; floor) bin=$FLOOR_BIN ;; floor-sized) bin=$FLOOR_BIN; bytes=$SIZED_BODY_BYTES ;; esac
-      BODY_BYTES=$bytes start_peer "$bin" "$port" ;;
-  esac
+  if [ "$1" = session-server ]; then
+    start_session_server "$port" 0
+  elif [ -n "${variant[$1]:-}" ]; then
+    SERVER_BIN=${variant[$1]} start_session_server "$port" 0
+  else
+    local bin=$PEER_BIN bytes=0
+    case $1 in hello) bin=$HELLO_BIN ;; floor) bin=$FLOOR_BIN ;; floor-sized) bin=$FLOOR_BIN; bytes=$SIZED_BODY_BYTES ;; esac
+    BODY_BYTES=$bytes start_peer "$bin" "$port"
+  fi
   # A cookie of a session token's length (76 characters) that the floor does not read.
   [ "$1" = floor-sized ] && cookie="__Host-session=$(printf 'x%.0s' $(seq 76))"
   if [ "$1" != hello ] && [ "$1" != floor ] && [ "$1" != floor-sized ]; then
@@ -97,14 +109,15 @@ for line in open(rows):
 med = lambda xs: statistics.median(xs)
 print(f"{rounds} interleaved rounds of {duration} s; medians over rounds, [range].")
 print()
-print("| target | req/s | user µs per request | kernel µs per request | requests per server-core second |")
-print("|---|---|---|---|---|")
-per_core = {}
+print("| target | req/s | user µs per request | kernel µs per request | requests per server-core second "
+      "| of the hello world |")
+print("|---|---|---|---|---|---|")
+per_core = {t: med([x[3] for x in v]) for t, v in by.items()}
 for t, v in by.items():
     cols = list(zip(*v))
-    per_core[t] = med(cols[3])
+    share = f"{100 * per_core[t] / per_core['hello']:.0f}%" if "hello" in per_core else "-"
     print(f"| {t} | {med(cols[0]):,.0f} | {med(cols[1]):.2f} [{min(cols[1]):.2f}-{max(cols[1]):.2f}] "
-          f"| {med(cols[2]):.2f} [{min(cols[2]):.2f}-{max(cols[2]):.2f}] | {med(cols[3]):,.0f} |")
+          f"| {med(cols[2]):.2f} [{min(cols[2]):.2f}-{max(cols[2]):.2f}] | {per_core[t]:,.0f} | {share} |")
 if {"session-server", "axum-tower-sessions", "hello"} <= per_core.keys():
     goal = 1.5 * per_core["axum-tower-sessions"]
     k = med([x[2] for x in by["session-server"]])
