@@ -22,7 +22,7 @@
 # session-server's (the who-am-I body and its two more headers; SIZED_BODY_BYTES, 575).
 # VARIANTS="name=binary ..." adds other builds of session-server as targets, run as session-server
 # is (an A/B of one change: e.g. a build without the telemetry middleware, see
-# docs/measurements.md); TARGETS picks which targets run, in order.
+# docs/src/measurements.md); TARGETS picks which targets run, in order.
 # Knobs: ROUNDS (3), DURATION (10 s), CONNECTIONS (64), SERVER_BIN, PEER_BIN, HELLO_BIN, FLOOR_BIN,
 # VARIANTS, TARGETS.
 # Loopback only; bounded by DURATION per round.
