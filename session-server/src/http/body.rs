@@ -22,14 +22,22 @@ fn media_type(req: &HttpRequest) -> Option<String> {
 }
 
 fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
+    let parsed = serde_json::from_slice(body).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "JSON does not match the expected fields",
             serde_json::error::Category::Eof => "JSON ends early",
             _ => "body is not valid JSON",
         };
         ApiError::Malformed(format!("{what} (line {}, column {})", e.line(), e.column()))
-    })
+    })?;
+    // serde also reads a struct from a JSON array of its fields in order (`["alice","pw"]`);
+    // every JSON body of the API is an object, as the OpenAPI document says.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::Malformed(
+            "the JSON body must be an object".into(),
+        ));
+    }
+    Ok(parsed)
 }
 
 /// Parses a JSON body; other media types answer 415.
@@ -65,4 +73,40 @@ pub fn parse_optional<T: DeserializeOwned>(
         return Ok(None);
     }
     parse_json_or_form(req, body).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Credentials {
+        username: String,
+        password: Option<String>,
+    }
+
+    #[test]
+    fn only_a_json_object_is_a_body() {
+        let read = |text: &str| json::<Credentials>(&Bytes::copy_from_slice(text.as_bytes()));
+        assert_eq!(
+            read(" \n{\"username\":\"alice\"}").ok(),
+            Some(Credentials {
+                username: "alice".into(),
+                password: None
+            })
+        );
+        // serde_json alone reads both of these as the struct above; a body that is not JSON
+        // keeps the parser's own message.
+        for array in [r#"["alice","alice-password"]"#, r#" ["alice",null]"#] {
+            assert!(
+                matches!(read(array), Err(ApiError::Malformed(m)) if m == "the JSON body must be an object"),
+                "{array}"
+            );
+        }
+        assert!(
+            matches!(read("{\"username\":\"alice\""), Err(ApiError::Malformed(m)) if m.starts_with("JSON ends early"))
+        );
+    }
 }

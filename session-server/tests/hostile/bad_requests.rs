@@ -316,6 +316,11 @@ fn malformed_bodies(f: &[&str]) -> Vec<(String, Vec<u8>)> {
         ("number document".into(), b"42".to_vec()),
         ("string document".into(), b"\"x\"".to_vec()),
         ("bool document".into(), b"true".to_vec()),
+        (
+            // serde reads a struct from an array of its fields in order; the API takes objects.
+            "fields as an array".into(),
+            format!("[{}]", vec!["\"long-enough-value\""; f.len()].join(",")).into_bytes(),
+        ),
         ("field null".into(), valid(first, "null").into_bytes()),
         ("field array".into(), valid(first, "[\"x\"]").into_bytes()),
         ("field number".into(), valid(first, "12345").into_bytes()),
@@ -1191,6 +1196,18 @@ fn form_cases(w: &World) -> Vec<Case> {
             form_h(),
             Some(form(&[("return_to", target)]).as_bytes()),
             Expect::Error(403, "forbidden_redirect"),
+        ));
+    }
+    // A logout's body is optional, but a JSON one must be an object; refused, it ends nothing
+    // (the attacker's session is checked to have survived at the end).
+    for body in ["[null]", "[\"/\"]", "null", "\"x\""] {
+        out.push(w.public(
+            format!("JSON logout body {body}"),
+            "POST",
+            "/v1/logout",
+            vec![h(JSON.0, JSON.1), w.attacker_cookie()],
+            Some(body.as_bytes()),
+            Expect::Error(400, "malformed_request"),
         ));
     }
     for (what, body, expect) in [
