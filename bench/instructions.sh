@@ -13,14 +13,12 @@
 # Needs valgrind, redis-server, python3. Bounded by N requests; traffic stays on 127.0.0.1.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-n=${N:-1000}; rport=${REDIS_PORT:-6393}; port=${PORT:-18093}
+n=${N:-1000}; port=${PORT:-18093}
 [ $# -gt 0 ] || set -- "$root/target/release/session-server"
 work=$(mktemp -d)
-trap 'redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 . "$root/bench/lib.sh"
-redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes --pidfile "$work/redis.pid" >/dev/null
-# A daemonised redis-server returns before it accepts connections.
-wait_for 10 redis-cli -p "$rport" PING
+trap '[ -z "${redis_pid:-}" ] || kill "$redis_pid" 2>/dev/null; rm -rf "$work"' EXIT
+start_redis
 for bin in "$@"; do
   redis-cli -p "$rport" flushall >/dev/null
   contract=ours
